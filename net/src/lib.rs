@@ -3,7 +3,7 @@
 //! (Layer overview to be written with the implementation: see issue 6.)
 
 // --- Owned by the protocol helper (event loop, HTTP/2, HPACK, gRPC, HTTP/1.1, client) ---
-// (modules added here)
+pub mod hpack;
 
 // --- Owned by the messages/peer helper ---
 pub mod peer;

@@ -1,0 +1,135 @@
+//! The HPACK decoder (RFC 7541 §6).
+
+use super::table::DynamicTable;
+use super::{decode_integer, huffman_decode, HeaderField, HpackError};
+
+/// Decodes header blocks of one connection, in order, keeping the dynamic table between them.
+#[derive(Debug)]
+pub struct Decoder {
+    table: DynamicTable,
+    /// The most the peer may set the table to: our advertised SETTINGS_HEADER_TABLE_SIZE.
+    max_allowed_table_size: usize,
+    /// Limit on the decoded list (sum of `name + value + 32`), RFC 9113 §6.5.2.
+    max_header_list_size: usize,
+}
+
+impl Decoder {
+    /// A decoder whose table may grow to `max_allowed_table_size` (4096 is HTTP/2's default).
+    pub fn new(max_allowed_table_size: usize) -> Self {
+        Decoder {
+            table: DynamicTable::new(max_allowed_table_size),
+            max_allowed_table_size,
+            max_header_list_size: usize::MAX,
+        }
+    }
+
+    /// Limits the decoded header list size; larger lists are [`HpackError::HeaderListTooLarge`].
+    pub fn set_max_header_list_size(&mut self, limit: usize) {
+        self.max_header_list_size = limit;
+    }
+
+    /// The dynamic table's current size (for tests and diagnostics).
+    pub fn table_size(&self) -> usize {
+        self.table.size()
+    }
+
+    /// Number of entries in the dynamic table.
+    pub fn table_len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Decodes one complete header block, appending the fields to `out`.
+    ///
+    /// After an error the decoder's state is undefined: the connection must be closed with
+    /// COMPRESSION_ERROR, which is what HTTP/2 requires anyway.
+    pub fn decode(&mut self, block: &[u8], out: &mut Vec<HeaderField>) -> Result<(), HpackError> {
+        let mut pos = 0;
+        let mut seen_field = false;
+        let mut list_size = 0usize;
+        while pos < block.len() {
+            let b = block[pos];
+            let rest = &block[pos..];
+            if b & 0x80 != 0 {
+                // §6.1 Indexed header field.
+                let (index, n) = decode_integer(rest, 7)?;
+                pos += n;
+                let (name, value) = self.table.get(index)?;
+                list_size += name.len() + value.len() + 32;
+                self.check_list(list_size)?;
+                out.push(HeaderField {
+                    name: name.to_vec(),
+                    value: value.to_vec(),
+                });
+                seen_field = true;
+            } else if b & 0xe0 == 0x20 {
+                // §6.3 Dynamic table size update.
+                if seen_field {
+                    return Err(HpackError::TableSizeUpdateNotAtStart);
+                }
+                let (size, n) = decode_integer(rest, 5)?;
+                pos += n;
+                if size > self.max_allowed_table_size {
+                    return Err(HpackError::TableSizeTooLarge {
+                        requested: size,
+                        allowed: self.max_allowed_table_size,
+                    });
+                }
+                self.table.set_max_size(size);
+            } else {
+                // §6.2 Literal: with incremental indexing (01xxxxxx, 6-bit index),
+                // without indexing (0000xxxx) or never indexed (0001xxxx), 4-bit index.
+                let (index_bits, add_to_table) = if b & 0xc0 == 0x40 {
+                    (6, true)
+                } else {
+                    (4, false)
+                };
+                let (index, n) = decode_integer(rest, index_bits)?;
+                pos += n;
+                let name = if index == 0 {
+                    let (name, n) = decode_string(&block[pos..])?;
+                    pos += n;
+                    name
+                } else {
+                    self.table.get(index)?.0.to_vec()
+                };
+                let (value, n) = decode_string(&block[pos..])?;
+                pos += n;
+                list_size += name.len() + value.len() + 32;
+                self.check_list(list_size)?;
+                if add_to_table {
+                    self.table.insert(name.clone(), value.clone());
+                }
+                out.push(HeaderField { name, value });
+                seen_field = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_list(&self, size: usize) -> Result<(), HpackError> {
+        if size > self.max_header_list_size {
+            Err(HpackError::HeaderListTooLarge {
+                limit: self.max_header_list_size,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Decodes a string literal (§5.2); returns it and the bytes consumed.
+fn decode_string(buf: &[u8]) -> Result<(Vec<u8>, usize), HpackError> {
+    let first = *buf.first().ok_or(HpackError::Truncated)?;
+    let huffman = first & 0x80 != 0;
+    let (len, n) = decode_integer(buf, 7)?;
+    let end = n.checked_add(len).ok_or(HpackError::Truncated)?;
+    let raw = buf.get(n..end).ok_or(HpackError::Truncated)?;
+    let s = if huffman {
+        let mut v = Vec::with_capacity(len * 8 / 5);
+        huffman_decode(raw, &mut v)?;
+        v
+    } else {
+        raw.to_vec()
+    };
+    Ok((s, end))
+}
