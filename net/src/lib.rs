@@ -4,6 +4,7 @@
 
 // --- Owned by the protocol helper (event loop, HTTP/2, HPACK, gRPC, HTTP/1.1, client) ---
 pub mod hpack;
+pub mod http2;
 
 // --- Owned by the messages/peer helper ---
 pub mod peer;
