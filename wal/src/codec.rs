@@ -13,7 +13,8 @@
 //!   segment), so a stale record from reused space or an older segment never fits.
 //! * Because each record also stores its own seed, a record can be checked in isolation. The
 //!   recovery rule uses that to look for intact records *after* a damaged one.
-//! * `flags` bit 0 marks the first record of a write group (one `write` + one `fdatasync`).
+//! * `flags` bit 0 marks the first record of a write group (one `write` + one `fdatasync`);
+//!   bit 1 marks the last record of a segment's header group (see [`crate::recovery`]).
 //! * Frames are padded with zeros to a multiple of 8 bytes, so headers never straddle a 512-byte
 //!   sector, and an all-zero header (type 0 does not exist) means "end of data": preallocated
 //!   space is zero-filled.
@@ -28,6 +29,8 @@ pub const ALIGN: usize = 8;
 pub const MAX_PAYLOAD: usize = 64 << 20;
 /// `flags` bit: first record of a write group.
 pub const FLAG_GROUP_START: u8 = 1;
+/// `flags` bit: last record of the header group a segment starts with.
+pub const FLAG_HEADER_END: u8 = 2;
 
 /// Total frame size of a record with a payload of `payload_len` bytes.
 pub fn frame_len(payload_len: usize) -> usize {
@@ -57,8 +60,9 @@ impl Encoder {
         self.crc
     }
 
-    /// Append the frame of `record` to `out`. `group_start` marks the first record of a write.
-    pub fn encode(&mut self, record: &Record, group_start: bool, out: &mut Vec<u8>) {
+    /// Append the frame of `record` to `out`, with `flags` ([`FLAG_GROUP_START`],
+    /// [`FLAG_HEADER_END`]).
+    pub fn encode(&mut self, record: &Record, flags: u8, out: &mut Vec<u8>) {
         let start = out.len();
         let payload_len = record.payload_len();
         assert!(
@@ -68,7 +72,7 @@ impl Encoder {
         out.extend_from_slice(&[0u8; 8]); // crc + prevcrc, filled below
         out.extend_from_slice(&(payload_len as u32).to_le_bytes());
         out.push(record.type_byte());
-        out.push(if group_start { FLAG_GROUP_START } else { 0 });
+        out.push(flags);
         out.extend_from_slice(&[0, 0]);
         record.encode_payload(out);
         debug_assert_eq!(out.len() - start, HEADER_LEN + payload_len);
@@ -89,6 +93,8 @@ pub struct DecodedRecord {
     pub frame_len: u64,
     /// First record of a write group?
     pub group_start: bool,
+    /// Last record of the segment's header group?
+    pub header_end: bool,
     /// The record's CRC.
     pub crc: u32,
     /// The record.
@@ -238,6 +244,7 @@ pub fn scan(bytes: &[u8], seed: Option<u32>) -> Scan {
                             offset: pos as u64,
                             frame_len: f.len as u64,
                             group_start: f.flags & FLAG_GROUP_START != 0,
+                            header_end: f.flags & FLAG_HEADER_END != 0,
                             crc: f.crc,
                             record,
                         });
@@ -287,7 +294,11 @@ mod tests {
         let mut enc = Encoder::new(0x1234);
         let mut buf = Vec::new();
         for n in 0..20 {
-            enc.encode(&entry(n as u64 + 1, n), n % 5 == 0, &mut buf);
+            enc.encode(
+                &entry(n as u64 + 1, n),
+                if n % 5 == 0 { FLAG_GROUP_START } else { 0 },
+                &mut buf,
+            );
             assert_eq!(buf.len() % ALIGN, 0);
         }
         let s = scan(&buf, Some(0x1234));
@@ -305,7 +316,11 @@ mod tests {
     fn wrong_seed_is_a_chain_break() {
         let mut enc = Encoder::new(7);
         let mut buf = Vec::new();
-        enc.encode(&Record::HardState(HardState::default()), true, &mut buf);
+        enc.encode(
+            &Record::HardState(HardState::default()),
+            FLAG_GROUP_START,
+            &mut buf,
+        );
         let s = scan(&buf, Some(8));
         assert!(s.records.is_empty());
         match s.tail {
@@ -321,7 +336,7 @@ mod tests {
     fn zero_tail_is_clean_and_garbage_tail_is_damaged() {
         let mut enc = Encoder::new(0);
         let mut buf = Vec::new();
-        enc.encode(&entry(1, 10), true, &mut buf);
+        enc.encode(&entry(1, 10), FLAG_GROUP_START, &mut buf);
         let end = buf.len();
         buf.resize(end + 100, 0);
         let s = scan(&buf, None);
@@ -346,9 +361,9 @@ mod tests {
     fn damage_followed_by_a_later_group_is_reported() {
         let mut enc = Encoder::new(0);
         let mut buf = Vec::new();
-        enc.encode(&entry(1, 10), true, &mut buf);
+        enc.encode(&entry(1, 10), FLAG_GROUP_START, &mut buf);
         let second = buf.len();
-        enc.encode(&entry(2, 10), true, &mut buf);
+        enc.encode(&entry(2, 10), FLAG_GROUP_START, &mut buf);
         buf[20] ^= 0x40;
         match scan(&buf, None).tail {
             Tail::Damaged {
@@ -389,7 +404,10 @@ mod tests {
                 u32::from_le_bytes(bytes[r.offset as usize + 4..r.offset as usize + 8].try_into().unwrap())
             }).unwrap_or(0));
             let mut re = Vec::new();
-            for r in &s.records { enc.encode(&r.record, r.group_start, &mut re); }
+            for r in &s.records {
+                let flags = bytes[r.offset as usize + 13];
+                enc.encode(&r.record, flags, &mut re);
+            }
             prop_assert_eq!(&re[..], &bytes[..s.valid_end as usize]);
         }
 
@@ -399,7 +417,7 @@ mod tests {
         fn spliced_garbage(n in 1usize..8, cut in 0usize..400, junk in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut enc = Encoder::new(0);
             let mut buf = Vec::new();
-            for i in 0..n { enc.encode(&entry(i as u64 + 1, i * 7), true, &mut buf); }
+            for i in 0..n { enc.encode(&entry(i as u64 + 1, i * 7), FLAG_GROUP_START, &mut buf); }
             let cut = cut.min(buf.len());
             let mut bad = buf[..cut].to_vec();
             bad.extend_from_slice(&junk);

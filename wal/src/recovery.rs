@@ -13,14 +13,20 @@
 //!    (preallocated space). Nothing is dropped.
 //! 2. Otherwise the bytes at `X` are damaged. They are a **torn tail** — the remains of the last
 //!    write group, which was never acknowledged because its fdatasync did not return — if and
-//!    only if (a) this is the last segment and (b) no intact record that *starts a write group*
-//!    lies anywhere after `X`. A torn tail is cut off at `X` and the number of dropped bytes is
-//!    logged.
+//!    only if (a) this is the last segment, (b) `X` lies after the segment's header group and
+//!    (c) no intact record that *starts a write group* lies anywhere after `X`. A torn tail is
+//!    cut off at `X` and the number of dropped bytes is logged.
 //! 3. Otherwise it is **corruption**: [`WalError::Corrupt`] naming the file and `X`. An intact
 //!    group start after `X` proves that the damaged bytes had been fdatasynced before a later
 //!    group was written, so they held acknowledged records; truncating them would lose data.
 //!    Damage in any segment but the last is always corruption, as is a record with a correct CRC
 //!    whose contents are malformed.
+//!
+//! Every segment starts with a *header group* (metadata, hard state, snapshot marker; its last
+//! record carries a flag). The writer fdatasyncs it *before* renaming the file to its segment
+//! name, so a segment file can never hold a torn header: a segment whose header group is
+//! damaged or missing, or whose first record does not continue the previous segment's CRC
+//! chain, is corruption (this is what catches a lost tail of a non-last segment).
 //!
 //! Consequence: damage inside the *last* write group is indistinguishable from a torn write and
 //! is treated as one, even if that group had been acknowledged (e.g. a bit flip in the final
@@ -108,8 +114,6 @@ pub struct Recovery {
     pub torn_tail: Option<TornTail>,
     /// Where the valid records of the last segment end.
     pub last_valid_end: u64,
-    /// True if the last segment holds no valid record at all (it is deleted on open).
-    pub last_segment_empty: bool,
     /// The CRC of the last valid record: the seed of the next segment.
     pub end_crc: u32,
     pub(crate) segments: Vec<SegmentInfo>,
@@ -236,10 +240,31 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
     let mut segments = Vec::new();
     let mut torn_tail = None;
     let mut last_valid_end = 0;
-    let mut last_segment_empty = false;
     let last = named.len() - 1;
     for (i, (name, img)) in named.iter().enumerate() {
         let scan = codec::scan(&img.bytes, seed);
+        let header_end = scan
+            .records
+            .iter()
+            .position(|r| r.header_end)
+            .map(|i| scan.records[i].offset + scan.records[i].frame_len);
+        match &scan.tail {
+            Tail::Damaged { offset, reason, .. } if header_end.is_none() => {
+                return Err(corrupt(
+                    &img.path,
+                    *offset,
+                    format!("{reason} (inside the segment header, which is never torn)"),
+                ))
+            }
+            _ if header_end.is_none() => {
+                return Err(corrupt(
+                    &img.path,
+                    scan.valid_end,
+                    "segment header incomplete".into(),
+                ))
+            }
+            _ => {}
+        }
         match scan.tail {
             Tail::Clean => {}
             Tail::BadPayload { offset, reason } => return Err(corrupt(&img.path, offset, reason)),
@@ -273,9 +298,6 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
                 });
             }
         }
-        if scan.records.is_empty() && i != last {
-            return Err(corrupt(&img.path, 0, "segment holds no records".into()));
-        }
         let mut max_marker = 0;
         for r in scan.records {
             if let Record::Snapshot(s) = &r.record {
@@ -288,7 +310,6 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
         }
         if i == last {
             last_valid_end = scan.valid_end;
-            last_segment_empty = scan.valid_end == 0;
         }
         seed = Some(scan.end_crc);
         segments.push(SegmentInfo {
@@ -301,7 +322,6 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
         recovered: replay.finish()?,
         torn_tail,
         last_valid_end,
-        last_segment_empty,
         end_crc: seed.unwrap_or(0),
         segments,
     })

@@ -188,7 +188,7 @@ impl Wal {
 
         let counters = Arc::new(Counters::default());
         let disk = Disk::new(opts.fault_hook.clone(), counters.clone());
-        let mut segments = rec.segments.clone();
+        let segments = rec.segments.clone();
         let last = segments.last().expect("recover saw segments").clone();
         if let Some(t) = &rec.torn_tail {
             (opts.logger)(&format!(
@@ -200,16 +200,8 @@ impl Wal {
             ));
         }
         // The last segment is finished here: cut off the torn tail and the unused preallocated
-        // space (or delete it if nothing in it survived); appends go to a new segment.
-        if rec.last_segment_empty {
-            disk.remove(&last.path)?;
-            disk.sync_dir(dir)?;
-            segments.pop();
-            (opts.logger)(&format!(
-                "wal: {}: removed segment without valid records",
-                last.path.display()
-            ));
-        } else {
+        // space; appends go to a new segment.
+        {
             let f = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&last.path)

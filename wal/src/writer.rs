@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::codec::Encoder;
+use crate::codec::{Encoder, FLAG_GROUP_START, FLAG_HEADER_END};
 use crate::error::WalError;
 use crate::pipeline::Pipeline;
 use crate::record::{HardState, Metadata, Record, SnapshotMarker};
@@ -124,7 +124,8 @@ impl Writer {
     /// marker, truncation, entries, hard state — is the order recovery replays.
     fn encode_batch(&mut self, b: &Batch, group_start: &mut bool) {
         let mut put = |w: &mut Writer, r: Record| {
-            w.encoder.encode(&r, *group_start, &mut w.buf);
+            let flags = if *group_start { FLAG_GROUP_START } else { 0 };
+            w.encoder.encode(&r, flags, &mut w.buf);
             *group_start = false;
             w.group_records += 1;
         };
@@ -176,13 +177,15 @@ impl Writer {
         };
         self.buf.clear();
         self.group_records = 0;
-        let mut group_start = true;
         let mut header = vec![Record::Metadata(self.metadata)];
         header.extend(self.hard_state.map(Record::HardState));
         header.extend(self.snapshot.map(Record::Snapshot));
-        for r in &header {
-            self.encoder.encode(r, group_start, &mut self.buf);
-            group_start = false;
+        for (i, r) in header.iter().enumerate() {
+            let mut flags = if i == 0 { FLAG_GROUP_START } else { 0 };
+            if i == header.len() - 1 {
+                flags |= FLAG_HEADER_END;
+            }
+            self.encoder.encode(r, flags, &mut self.buf);
         }
         self.disk.write_at(&file, &tmp, &self.buf, 0)?;
         self.disk.sync_data(&file, &tmp)?;
