@@ -1,4 +1,38 @@
 //! # keel-server: the `keel` member and the `keelctl` CLI
 //!
-//! Wires the layers into a member: flags (etcd's names), the event loop, the WAL thread, the
-//! apply thread and the etcd v3 services. Not built yet: see issue 7.
+//! This crate is the top of keel's layer cake. The layers below it are pure or self-contained:
+//! `consensus` decides *what* is committed, `wal` makes it durable, `mvcc` (over `btree`) turns
+//! committed requests into etcd's data model, and `net` moves bytes (HTTP/2 + gRPC for clients,
+//! the peer transport for Raft). The server wires them into one **member** of a cluster:
+//!
+//! ```text
+//!  etcdctl ──gRPC──► net event loop ──propose──► consensus ──Ready──► WAL thread (fsync)
+//!                        ▲                           │                    │
+//!                        │                           └─messages──► peers  │
+//!                        └──── answer client ◄── apply thread (mvcc) ◄────┘ committed entries
+//! ```
+//!
+//! What lives here, one concept per file:
+//! * [`config`]: every flag of `keel`, with etcd's names, meanings and defaults, parsed by hand
+//!   from the command line and `ETCD_*` environment variables; member/cluster IDs as etcd
+//!   computes them.
+//! * [`url`]: the `http://host:port` lists those flags take.
+//! * [`errors`]: etcd's gRPC error table (code + exact message), which clients match on.
+//! * [`health`], [`version`]: the bodies of `GET /health` and `GET /version`.
+//! * [`metrics`]: a Prometheus text-format registry for `GET /metrics`, with etcd's metric names.
+//! * [`log`]: leveled, one-line-per-event logging to stderr (`--log-level`).
+//! * [`sha256`], [`sha1`]: hand-written digests (the snapshot stream's trailing checksum; etcd's
+//!   ID derivation).
+//!
+//! The member itself (event loop, WAL/apply threads, the etcd v3 services) is being wired in
+//! as the lower crates' APIs land; see README.md for the status.
+
+pub mod config;
+pub mod errors;
+pub mod health;
+pub mod log;
+pub mod metrics;
+pub mod sha1;
+pub mod sha256;
+pub mod url;
+pub mod version;
