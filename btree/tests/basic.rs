@@ -1,0 +1,96 @@
+//! Basic behaviour: buckets, get/put/delete, cursors, ranges, reopen, snapshots, defragment.
+
+use std::ops::Bound;
+
+use keel_btree::{Db, Error, Options};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("keel-btree-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn be(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+#[test]
+fn put_get_delete_commit_rollback() {
+    let db = Db::in_memory().unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.create_bucket(b"b").unwrap();
+    assert!(matches!(w.create_bucket(b"b"), Err(Error::BucketExists(_))));
+    {
+        let mut b = w.bucket_mut(b"b").unwrap();
+        b.put(b"k1", b"v1").unwrap();
+        b.put(b"k2", b"v2").unwrap();
+        assert_eq!(b.get(b"k1").unwrap(), Some(&b"v1"[..]));
+        assert!(b.delete(b"k2").unwrap());
+        assert!(!b.delete(b"k2").unwrap());
+    }
+    w.commit().unwrap();
+    let r = db.begin_read();
+    let b = r.bucket(b"b").unwrap();
+    assert_eq!(b.get(b"k1").unwrap(), Some(&b"v1"[..]));
+    assert_eq!(b.get(b"k2").unwrap(), None);
+    assert_eq!(b.len(), 1);
+    drop(r);
+    let mut w = db.begin_write().unwrap();
+    w.bucket_mut(b"b").unwrap().put(b"k3", b"v3").unwrap();
+    w.rollback();
+    let r = db.begin_read();
+    assert_eq!(r.bucket(b"b").unwrap().get(b"k3").unwrap(), None);
+    assert!(matches!(r.bucket(b"nope"), Err(Error::BucketNotFound(_))));
+    drop(r);
+    db.check().unwrap();
+}
+
+#[test]
+fn many_keys_reopen_and_ranges() {
+    let path = tmp("many");
+    {
+        let db = Db::open(&path, Options::default()).unwrap();
+        let mut w = db.begin_write().unwrap();
+        w.create_bucket(b"rev").unwrap();
+        w.commit().unwrap();
+        for batch in 0..20u64 {
+            let mut w = db.begin_write().unwrap();
+            let mut b = w.bucket_mut(b"rev").unwrap();
+            for i in batch * 1000..(batch + 1) * 1000 {
+                b.put(&be(i), &[i as u8; 100]).unwrap();
+            }
+            drop(b);
+            w.commit().unwrap();
+        }
+        let rep = db.check().unwrap();
+        assert_eq!(rep.buckets[0].keys, 20_000);
+    }
+    let db = Db::open(&path, Options::default()).unwrap();
+    let r = db.begin_read();
+    let b = r.bucket(b"rev").unwrap();
+    assert_eq!(b.len(), 20_000);
+    for i in (0..20_000u64).step_by(997) {
+        assert_eq!(b.get(&be(i)).unwrap(), Some(&[i as u8; 100][..]));
+    }
+    let keys: Vec<u64> = b
+        .range(Bound::Included(&be(100)), Bound::Excluded(&be(200)))
+        .map(|e| u64::from_be_bytes(e.unwrap().0.try_into().unwrap()))
+        .collect();
+    assert_eq!(keys, (100..200).collect::<Vec<_>>());
+    let rev: Vec<u64> = b
+        .range(Bound::Excluded(&be(100)), Bound::Included(&be(200)))
+        .rev()
+        .map(|e| u64::from_be_bytes(e.unwrap().0.try_into().unwrap()))
+        .collect();
+    assert_eq!(rev, (101..=200).rev().collect::<Vec<_>>());
+    let mut c = b.cursor();
+    assert_eq!(c.seek(&be(19_999)).unwrap().unwrap().0, &be(19_999));
+    assert!(c.next().unwrap().is_none());
+    assert_eq!(c.last().unwrap().unwrap().0, &be(19_999));
+    assert_eq!(c.prev().unwrap().unwrap().0, &be(19_998));
+    assert_eq!(c.first().unwrap().unwrap().0, &be(0));
+    assert!(c.prev().unwrap().is_none());
+    drop(r);
+    drop(db);
+    std::fs::remove_file(&path).unwrap();
+}
