@@ -40,12 +40,17 @@ impl Decoder {
 
     /// Decodes one complete header block, appending the fields to `out`.
     ///
-    /// After an error the decoder's state is undefined: the connection must be closed with
-    /// COMPRESSION_ERROR, which is what HTTP/2 requires anyway.
+    /// After an error other than [`HpackError::HeaderListTooLarge`] the decoder's state is
+    /// undefined: the connection must be closed with COMPRESSION_ERROR, as HTTP/2 requires.
+    /// `HeaderListTooLarge` leaves the table consistent (the whole block was processed), so only
+    /// the one stream needs to be rejected.
     pub fn decode(&mut self, block: &[u8], out: &mut Vec<HeaderField>) -> Result<(), HpackError> {
         let mut pos = 0;
         let mut seen_field = false;
         let mut list_size = 0usize;
+        // Past the list limit we keep decoding (so the dynamic table stays in sync with the
+        // peer's encoder) but stop collecting fields, and report the error at the end.
+        let mut over_limit = false;
         while pos < block.len() {
             let b = block[pos];
             let rest = &block[pos..];
@@ -55,11 +60,13 @@ impl Decoder {
                 pos += n;
                 let (name, value) = self.table.get(index)?;
                 list_size += name.len() + value.len() + 32;
-                self.check_list(list_size)?;
-                out.push(HeaderField {
-                    name: name.to_vec(),
-                    value: value.to_vec(),
-                });
+                over_limit |= list_size > self.max_header_list_size;
+                if !over_limit {
+                    out.push(HeaderField {
+                        name: name.to_vec(),
+                        value: value.to_vec(),
+                    });
+                }
                 seen_field = true;
             } else if b & 0xe0 == 0x20 {
                 // §6.3 Dynamic table size update.
@@ -95,25 +102,26 @@ impl Decoder {
                 let (value, n) = decode_string(&block[pos..])?;
                 pos += n;
                 list_size += name.len() + value.len() + 32;
-                self.check_list(list_size)?;
+                over_limit |= list_size > self.max_header_list_size;
                 if add_to_table {
-                    self.table.insert(name.clone(), value.clone());
+                    if over_limit {
+                        self.table.insert(name, value);
+                    } else {
+                        self.table.insert(name.clone(), value.clone());
+                        out.push(HeaderField { name, value });
+                    }
+                } else if !over_limit {
+                    out.push(HeaderField { name, value });
                 }
-                out.push(HeaderField { name, value });
                 seen_field = true;
             }
         }
-        Ok(())
-    }
-
-    fn check_list(&self, size: usize) -> Result<(), HpackError> {
-        if size > self.max_header_list_size {
-            Err(HpackError::HeaderListTooLarge {
+        if over_limit {
+            return Err(HpackError::HeaderListTooLarge {
                 limit: self.max_header_list_size,
-            })
-        } else {
-            Ok(())
+            });
         }
+        Ok(())
     }
 }
 

@@ -1,0 +1,453 @@
+//! The gRPC server side of one HTTP/2 connection, sans-io: turns HTTP/2 events into
+//! [`CallEvent`]s and responses into HEADERS/DATA/trailers.
+
+use super::framing::{encode_message, MessageDecoder};
+use super::metadata::{base64_decode, parse_timeout, Metadata};
+use super::status::{percent_encode, Code, Status};
+use crate::event_loop::TimerId;
+use crate::http2::{Connection, ErrorCode, Event, H2Config, H2Error, Role};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Identifies one call: the connection slot, its generation (slots are reused) and the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId {
+    pub(crate) conn: u32,
+    pub(crate) generation: u32,
+    pub(crate) stream: u32,
+}
+
+impl CallId {
+    /// The HTTP/2 stream id (for logs).
+    pub fn stream(&self) -> u32 {
+        self.stream
+    }
+}
+
+/// Why a call ended without the handler finishing it. The handler must drop its state for the
+/// call; responses to it are discarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The client reset the stream (RST_STREAM, e.g. CANCEL).
+    ClientReset,
+    /// The `grpc-timeout` deadline passed: DEADLINE_EXCEEDED was sent to the client.
+    DeadlineExceeded,
+    /// The connection closed or failed.
+    ConnectionClosed,
+    /// The request was malformed (e.g. too large or truncated); the given status was sent.
+    Rejected(Status),
+}
+
+/// What the server learns about calls, in order per call:
+/// `Started`, then any number of `Message`s, then `HalfClosed` (client done sending);
+/// `Cancelled` may come at any point and is final.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A new call: its method path (`/etcdserverpb.KV/Put`), metadata and deadline.
+    Started {
+        call: CallId,
+        path: String,
+        metadata: Metadata,
+        deadline: Option<Instant>,
+    },
+    /// One complete request message (protobuf bytes, without the 5-byte gRPC prefix).
+    Message { call: CallId, message: Vec<u8> },
+    /// The client finished sending (END_STREAM). A unary call is complete now.
+    HalfClosed { call: CallId },
+    /// The call is over without a response from the handler (see [`CancelReason`]).
+    Cancelled { call: CallId, reason: CancelReason },
+}
+
+/// Server-side gRPC settings.
+#[derive(Clone, Debug)]
+pub struct GrpcConfig {
+    /// Largest request message accepted; larger → RESOURCE_EXHAUSTED. etcd: 1.5 MiB + 512 KiB.
+    pub max_recv_message_size: usize,
+    /// If set, calls to other paths are answered UNIMPLEMENTED by the library (grpc-go's
+    /// wording) and never reach the handler.
+    pub methods: Option<HashSet<String>>,
+    /// HTTP/2 settings and limits.
+    pub h2: H2Config,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            max_recv_message_size: 3 * 512 * 1024 + 512 * 1024,
+            methods: None,
+            h2: H2Config::default(),
+        }
+    }
+}
+
+/// Errors from the response API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The call is no longer open (finished, cancelled, or its connection closed).
+    Gone(CallId),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Gone(c) => write!(f, "call on stream {} is no longer open", c.stream),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+#[derive(Debug)]
+struct CallState {
+    decoder: MessageDecoder,
+    headers_sent: bool,
+    deadline_timer: Option<TimerId>,
+}
+
+/// The calls of one HTTP/2 server connection.
+#[derive(Debug)]
+pub struct GrpcServerConn {
+    pub(crate) h2: Connection,
+    calls: HashMap<u32, CallState>,
+    conn: u32,
+    generation: u32,
+    max_recv: usize,
+    methods: Option<HashSet<String>>,
+}
+
+const RESPONSE_HEADERS: [(&[u8], &[u8]); 2] =
+    [(b":status", b"200"), (b"content-type", b"application/grpc")];
+
+impl GrpcServerConn {
+    /// A new connection in slot `conn`/`generation` (used to build [`CallId`]s).
+    pub fn new(config: &GrpcConfig, conn: u32, generation: u32) -> Self {
+        GrpcServerConn {
+            h2: Connection::new(Role::Server, config.h2.clone()),
+            calls: HashMap::new(),
+            conn,
+            generation,
+            max_recv: config.max_recv_message_size,
+            methods: config.methods.clone(),
+        }
+    }
+
+    fn id(&self, stream: u32) -> CallId {
+        CallId {
+            conn: self.conn,
+            generation: self.generation,
+            stream,
+        }
+    }
+
+    /// Whether the call is still open.
+    pub fn is_open(&self, stream: u32) -> bool {
+        self.calls.contains_key(&stream)
+    }
+
+    /// Records the deadline timer the loop registered for a call.
+    pub(crate) fn set_deadline_timer(&mut self, stream: u32, t: TimerId) {
+        if let Some(c) = self.calls.get_mut(&stream) {
+            c.deadline_timer = Some(t);
+        }
+    }
+
+    /// Feeds received bytes; call events are appended to `out`. A connection error is returned
+    /// after all open calls were reported cancelled; GOAWAY is in the output.
+    pub fn recv(&mut self, data: &[u8], out: &mut Vec<CallEvent>) -> Result<(), H2Error> {
+        let r = self.h2.recv(data);
+        self.process_events(out);
+        match r {
+            Err(e @ H2Error::Connection { .. }) => {
+                self.close_all(out);
+                Err(e)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Reports every open call as cancelled (connection closed); returns their deadline timers.
+    pub fn close_all(&mut self, out: &mut Vec<CallEvent>) -> Vec<TimerId> {
+        let mut timers = Vec::new();
+        let mut streams: Vec<u32> = self.calls.keys().copied().collect();
+        streams.sort_unstable();
+        for s in streams {
+            let c = self.calls.remove(&s).expect("listed");
+            timers.extend(c.deadline_timer);
+            out.push(CallEvent::Cancelled {
+                call: self.id(s),
+                reason: CancelReason::ConnectionClosed,
+            });
+        }
+        timers
+    }
+
+    fn process_events(&mut self, out: &mut Vec<CallEvent>) {
+        while let Some(ev) = self.h2.poll_event() {
+            match ev {
+                Event::Headers {
+                    stream,
+                    fields,
+                    end_stream,
+                } => {
+                    if self.calls.contains_key(&stream) {
+                        // Client trailers: only END_STREAM matters.
+                        if end_stream {
+                            self.half_close(stream, out);
+                        }
+                    } else {
+                        self.start_call(stream, fields, end_stream, out);
+                    }
+                }
+                Event::Data {
+                    stream,
+                    data,
+                    end_stream,
+                } => {
+                    let Some(call) = self.calls.get_mut(&stream) else {
+                        continue;
+                    };
+                    let mut msgs = Vec::new();
+                    let pushed = call.decoder.push(&data, &mut msgs);
+                    for m in msgs {
+                        out.push(CallEvent::Message {
+                            call: self.id(stream),
+                            message: m,
+                        });
+                    }
+                    if let Err(e) = pushed {
+                        let code = match e {
+                            super::FramingError::TooLarge { .. } => Code::ResourceExhausted,
+                            super::FramingError::Compressed => Code::Internal,
+                            super::FramingError::Truncated => Code::Internal,
+                        };
+                        self.reject(stream, Status::new(code, e.to_string()), out);
+                        continue;
+                    }
+                    if end_stream {
+                        self.half_close(stream, out);
+                    }
+                }
+                Event::Reset {
+                    stream,
+                    remote,
+                    code,
+                } => {
+                    if let Some(_c) = self.calls.remove(&stream) {
+                        let reason = if remote {
+                            CancelReason::ClientReset
+                        } else {
+                            CancelReason::Rejected(Status::new(
+                                Code::Internal,
+                                format!("http2 stream error {code}"),
+                            ))
+                        };
+                        out.push(CallEvent::Cancelled {
+                            call: self.id(stream),
+                            reason,
+                        });
+                        // The deadline timer, if any, fires later and finds the call gone.
+                    }
+                }
+                Event::GoAway { .. } | Event::PingAck { .. } => {}
+            }
+        }
+    }
+
+    fn half_close(&mut self, stream: u32, out: &mut Vec<CallEvent>) {
+        let Some(call) = self.calls.get(&stream) else {
+            return;
+        };
+        if let Err(e) = call.decoder.finish() {
+            self.reject(stream, Status::new(Code::Internal, e.to_string()), out);
+            return;
+        }
+        out.push(CallEvent::HalfClosed {
+            call: self.id(stream),
+        });
+    }
+
+    /// Ends a call with an error status on the library's own initiative and tells the handler.
+    fn reject(&mut self, stream: u32, status: Status, out: &mut Vec<CallEvent>) {
+        let _ = self.finish(stream, &status);
+        out.push(CallEvent::Cancelled {
+            call: self.id(stream),
+            reason: CancelReason::Rejected(status),
+        });
+    }
+
+    fn start_call(
+        &mut self,
+        stream: u32,
+        fields: Vec<crate::hpack::HeaderField>,
+        end_stream: bool,
+        out: &mut Vec<CallEvent>,
+    ) {
+        let mut path = None;
+        let mut method_ok = false;
+        let mut content_type_ok = false;
+        let mut timeout = None;
+        let mut metadata = Metadata::new();
+        for f in fields {
+            match f.name.as_slice() {
+                b":path" => path = String::from_utf8(f.value).ok(),
+                b":method" => method_ok = f.value == b"POST",
+                b"content-type" => content_type_ok = f.value.starts_with(b"application/grpc"),
+                b"grpc-timeout" => timeout = parse_timeout(&f.value),
+                b"te"
+                | b"user-agent"
+                | b"grpc-accept-encoding"
+                | b"grpc-encoding"
+                | b":scheme"
+                | b":authority" => {}
+                name if name.first() == Some(&b':') => {}
+                name => {
+                    let name = String::from_utf8_lossy(name).into_owned();
+                    let value = if name.ends_with("-bin") {
+                        base64_decode(&f.value).unwrap_or(f.value)
+                    } else {
+                        f.value
+                    };
+                    metadata.insert(name, value);
+                }
+            }
+        }
+        if !method_ok {
+            let _ = self.h2.send_headers(stream, &[(b":status", b"405")], true);
+            return;
+        }
+        if !content_type_ok {
+            let _ = self.h2.send_headers(stream, &[(b":status", b"415")], true);
+            return;
+        }
+        let path = path.unwrap_or_default();
+        if let Some(status) = self.unimplemented(&path) {
+            let _ = self.send_trailers_only(stream, &status);
+            return;
+        }
+        self.calls.insert(
+            stream,
+            CallState {
+                decoder: MessageDecoder::new(self.max_recv),
+                headers_sent: false,
+                deadline_timer: None,
+            },
+        );
+        let deadline = timeout.map(|t: Duration| Instant::now() + t);
+        out.push(CallEvent::Started {
+            call: self.id(stream),
+            path,
+            metadata,
+            deadline,
+        });
+        if end_stream {
+            self.half_close(stream, out);
+        }
+    }
+
+    /// grpc-go's answers for unknown services and methods.
+    fn unimplemented(&self, path: &str) -> Option<Status> {
+        let methods = self.methods.as_ref()?;
+        if methods.contains(path) {
+            return None;
+        }
+        let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/'))
+        else {
+            return Some(Status::new(
+                Code::Unimplemented,
+                format!("malformed method name: {path:?}"),
+            ));
+        };
+        let prefix = format!("/{service}/");
+        if methods.iter().any(|m| m.starts_with(&prefix)) {
+            Some(Status::new(
+                Code::Unimplemented,
+                format!("unknown method {method} for service {service}"),
+            ))
+        } else {
+            Some(Status::new(
+                Code::Unimplemented,
+                format!("unknown service {service}"),
+            ))
+        }
+    }
+
+    fn send_trailers_only(
+        &mut self,
+        stream: u32,
+        status: &Status,
+    ) -> Result<(), crate::http2::SendError> {
+        let code = (status.code as i32).to_string();
+        let msg = percent_encode(&status.message);
+        let mut fields: Vec<(&[u8], &[u8])> = RESPONSE_HEADERS.to_vec();
+        fields.push((b"grpc-status", code.as_bytes()));
+        if !msg.is_empty() {
+            fields.push((b"grpc-message", &msg));
+        }
+        self.h2.send_headers(stream, &fields, true)
+    }
+
+    /// Sends one response message (response headers first if not yet sent).
+    pub fn send_message(&mut self, stream: u32, message: &[u8]) -> Result<(), CallError> {
+        let id = self.id(stream);
+        let call = self.calls.get_mut(&stream).ok_or(CallError::Gone(id))?;
+        if !call.headers_sent {
+            call.headers_sent = true;
+            self.h2
+                .send_headers(stream, &RESPONSE_HEADERS, false)
+                .map_err(|_| CallError::Gone(id))?;
+        }
+        self.h2
+            .send_data(stream, encode_message(message), false)
+            .map_err(|_| CallError::Gone(id))
+    }
+
+    /// Ends a call with `status` (trailers, or trailers-only if nothing was sent). Returns the
+    /// call's deadline timer so the loop can cancel it.
+    pub fn finish(&mut self, stream: u32, status: &Status) -> Result<Option<TimerId>, CallError> {
+        let id = self.id(stream);
+        let call = self.calls.remove(&stream).ok_or(CallError::Gone(id))?;
+        let r = if call.headers_sent {
+            let code = (status.code as i32).to_string();
+            let msg = percent_encode(&status.message);
+            let mut fields: Vec<(&[u8], &[u8])> = vec![(b"grpc-status", code.as_bytes())];
+            if !msg.is_empty() {
+                fields.push((b"grpc-message", &msg));
+            }
+            self.h2.send_headers(stream, &fields, true)
+        } else {
+            self.send_trailers_only(stream, status)
+        };
+        r.map_err(|_| CallError::Gone(id))?;
+        Ok(call.deadline_timer)
+    }
+
+    /// The deadline passed: answer DEADLINE_EXCEEDED and report the call cancelled.
+    pub(crate) fn expire(&mut self, stream: u32, out: &mut Vec<CallEvent>) {
+        if self.calls.contains_key(&stream) {
+            if let Some(c) = self.calls.get_mut(&stream) {
+                c.deadline_timer = None;
+            }
+            let _ = self.finish(
+                stream,
+                &Status::new(Code::DeadlineExceeded, "context deadline exceeded"),
+            );
+            out.push(CallEvent::Cancelled {
+                call: self.id(stream),
+                reason: CancelReason::DeadlineExceeded,
+            });
+        }
+    }
+
+    /// Resets a call's stream (server-side cancellation) and forgets it.
+    pub fn cancel(&mut self, stream: u32) -> Option<TimerId> {
+        let call = self.calls.remove(&stream)?;
+        self.h2.reset_stream(stream, ErrorCode::Cancel);
+        call.deadline_timer
+    }
+
+    /// Number of open calls.
+    pub fn open_calls(&self) -> usize {
+        self.calls.len()
+    }
+}
