@@ -152,8 +152,9 @@ pub enum CrashMode {
     KeepAll,
     /// Every write after the last successful `sync_data` is lost (power cut, nothing flushed).
     LoseUnsynced,
-    /// Each write after the last sync independently survives, is lost, or is torn at a 512-byte
-    /// sector boundary, chosen by a pseudo-random sequence from this seed.
+    /// Each write after the last sync independently survives, is lost, keeps only a prefix of
+    /// arbitrary length, or keeps a random subset of its 512-byte sectors, chosen by a
+    /// pseudo-random sequence from this seed.
     Torn(u64),
 }
 
@@ -211,8 +212,8 @@ impl MemStorage {
         }
         s
     }
-    /// Make operation number `op` (counting from 0 from now on... see [`MemStorage::ops`]) and
-    /// every later one fail. `None` disables fault injection.
+    /// Make the operation whose 0-based number (as counted by [`MemStorage::ops`]) is `op`, and
+    /// every later one, fail. `None` disables fault injection.
     pub fn fail_at_op(&self, op: Option<u64>) {
         let mut st = self.state.lock();
         st.fail_at = op;
@@ -257,29 +258,31 @@ impl MemStorage {
                             }
                         }
                         Unsynced::Write(off, data) => {
-                            let choice = next() % 3;
-                            let keep = match choice {
-                                0 => 0,
-                                1 => data.len(),
-                                _ => {
-                                    let sectors = data.len().div_ceil(512).max(1);
-                                    ((next() as usize) % sectors) * 512
-                                }
-                            };
                             let end = *off as usize + data.len();
                             if img.len() < end {
                                 img.resize(end, 0);
                             }
-                            // A torn write persists a random subset of its sectors.
-                            if choice == 2 {
-                                for (i, chunk) in data.chunks(512).enumerate() {
-                                    if next() % 2 == 0 || i * 512 < keep {
-                                        let o = *off as usize + i * 512;
-                                        img[o..o + chunk.len()].copy_from_slice(chunk);
+                            match next() % 4 {
+                                // Lost entirely.
+                                0 => {}
+                                // Reached the disk entirely.
+                                1 => img[*off as usize..end].copy_from_slice(data),
+                                // Torn mid-sector: only a prefix of arbitrary length made it
+                                // (no sector-atomicity assumed).
+                                2 => {
+                                    let cut = (next() as usize) % data.len().max(1);
+                                    img[*off as usize..*off as usize + cut]
+                                        .copy_from_slice(&data[..cut]);
+                                }
+                                // Torn: each 512-byte sector independently made it or not.
+                                _ => {
+                                    for (i, chunk) in data.chunks(512).enumerate() {
+                                        if next() % 2 == 0 {
+                                            let o = *off as usize + i * 512;
+                                            img[o..o + chunk.len()].copy_from_slice(chunk);
+                                        }
                                     }
                                 }
-                            } else if keep > 0 {
-                                img[*off as usize..end].copy_from_slice(data);
                             }
                         }
                     }
