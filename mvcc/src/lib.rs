@@ -1,3 +1,67 @@
 //! # keel-mvcc: etcd's data model over the btree
 //!
-//! (Layer overview to be written with the implementation: see issue 5.)
+//! This crate is what etcd clients see of keel: keys with values and a history. Every write
+//! request that changes something advances one store-wide **revision**; each key-value records
+//! the revision that created it (`create_revision`), last modified it (`mod_revision`), how many
+//! times it was put since creation (`version`) and its `lease`. Deleting a key writes a
+//! *tombstone*; a later put starts a new life (version 1 again). Old revisions stay readable
+//! until they are **compacted**.
+//!
+//! ## How it is stored
+//! The backend (keel-btree in production, see [`btree_backend`]) holds three buckets:
+//! * `key`: the history, keyed by revision (`main`, `sub`, put/tombstone marker, see
+//!   [`revision`]) with the full key-value as value. Reading key K at revision R therefore needs
+//!   to know *which* revision of K was visible at R; that is the job of
+//! * the in-memory **key index** ([`key_index`]): key -> generations of revisions. It is
+//!   rebuilt by scanning the history bucket when the store opens.
+//! * `meta`: the **consistent index** (the last Raft log index applied), the compaction point
+//!   and the current revision, written in the *same* backend commit as the data. After a crash,
+//!   the server replays the Raft log; entries at or below the stored consistent index are
+//!   skipped, so nothing is applied twice and nothing committed is lost.
+//! * `lease`: granted leases with their TTL and checkpointed remaining TTL.
+//!
+//! ## How requests flow
+//! The server hands committed Raft entries to [`Store::apply_batch`], many at once: they are
+//! applied in order in memory ([`apply`]), then written in **one** backend commit, and only
+//! then are watch events published ([`watch`]). Reads ([`Store::range`]) take a read lock,
+//! look up revisions in the index and fetch values from a backend snapshot. The semantics of
+//! Range, Put, DeleteRange, Txn and Compact follow etcd's `server/etcdserver/txn` exactly,
+//! including its quirks (documented where they occur); errors carry etcd's wire messages
+//! ([`Error::etcd_message`]).
+//!
+//! ## Leases without a clock
+//! The store never reads a clock. Lease deadlines are kept only by the leader, from times the
+//! caller passes in ([`Store::lease_promote`], [`Store::lease_renew`],
+//! [`Store::lease_expired`]); an expired lease is revoked by proposing a normal
+//! `LeaseRevoke` through consensus, so every member deletes the same keys at the same revision.
+//!
+//! ## Module map
+//! [`types`] (etcd-shaped requests and responses), [`error`], [`revision`], [`codec`] (byte
+//! formats), [`key_index`], [`read`] (range semantics), [`validate`] (pre-log request checks),
+//! `apply` (the write path), [`lease`], [`watch`] + [`interval`] (watchers), [`backend`] (the
+//! storage trait and an in-memory backend), [`btree_backend`], `store` ([`Store`]).
+
+pub mod apply;
+pub mod backend;
+pub mod btree_backend;
+pub mod codec;
+pub mod crc32c;
+pub mod error;
+pub mod interval;
+pub mod key_index;
+pub mod lease;
+pub mod read;
+pub mod revision;
+mod store;
+pub mod types;
+pub mod validate;
+pub mod watch;
+
+pub use apply::StoreConfig;
+pub use backend::{Backend, MemBackend};
+pub use error::{Error, GrpcCode};
+pub use lease::{DEFAULT_MIN_LEASE_TTL, MAX_LEASE_TTL};
+pub use revision::Revision;
+pub use store::{LeaseRenewal, Store, WatchStream};
+pub use types::*;
+pub use validate::validate_request;

@@ -1,0 +1,561 @@
+//! The write path: applying replicated requests inside one backend batch.
+//!
+//! A [`Batch`] collects, for a whole `apply_batch` call, the backend writes (`ops`), the values
+//! written but not yet committed (`pending`, so later requests of the same batch can read
+//! them), and the watch events. The in-memory index and lease table are updated as each request
+//! applies; the backend commit happens once at the end (see `Store::apply_batch`).
+//!
+//! Every request is checked completely *before* it changes anything, so a request either
+//! applies fully or fails with no effect, as in etcd. An error from the backend itself in the
+//! middle of a request leaves memory ahead of disk; the store then poisons itself.
+
+use crate::backend::{BackendRead, Bucket, WriteOp};
+use crate::codec::{decode_kv, encode_kv, encode_lease};
+use crate::error::Error;
+use crate::key_index::TreeIndex;
+use crate::lease::{id_candidate, Lease, LeaseTable, MAX_LEASE_TTL};
+use crate::read::{kvs_in, range};
+use crate::revision::Revision;
+use crate::types::*;
+use std::collections::HashMap;
+
+/// Meta-bucket keys.
+pub(crate) const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
+pub(crate) const META_COMPACT_REV: &[u8] = b"compact_rev";
+pub(crate) const META_CURRENT_REV: &[u8] = b"current_rev";
+
+/// Tunables that affect applied results (identical on every member).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Minimum lease TTL in seconds (etcd: ceil(1.5 x election timeout)).
+    pub min_lease_ttl: i64,
+    /// etcd's `--max-txn-ops`.
+    pub max_txn_ops: usize,
+    /// Capacity of each watch stream's queue, in responses.
+    pub watch_stream_capacity: usize,
+    /// Most revisions sent to a catching-up watcher per sync round (etcd: 1000).
+    pub watch_batch_max_revs: i64,
+    /// Most unsynced watchers handled per sync round (etcd: 512).
+    pub watch_sync_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            min_lease_ttl: crate::lease::DEFAULT_MIN_LEASE_TTL,
+            max_txn_ops: crate::validate::DEFAULT_MAX_TXN_OPS,
+            watch_stream_capacity: 1024,
+            watch_batch_max_revs: 1000,
+            watch_sync_batch: 512,
+        }
+    }
+}
+
+/// The in-memory state of the store.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub index: TreeIndex,
+    pub current_rev: i64,
+    pub compact_rev: i64,
+    pub consistent_index: u64,
+    pub leases: LeaseTable,
+}
+
+/// Fetches a put revision's key-value from `pending` or the backend.
+pub(crate) fn fetch_kv(
+    reader: &dyn BackendRead,
+    pending: &HashMap<Revision, KeyValue>,
+    rev: Revision,
+) -> Result<KeyValue, Error> {
+    if let Some(kv) = pending.get(&rev) {
+        return Ok(kv.clone());
+    }
+    match reader.get(Bucket::Key, &rev.to_key(false))? {
+        Some(bytes) => decode_kv(&bytes),
+        None => Err(Error::Corrupt(format!(
+            "index names revision {rev:?} missing from the backend"
+        ))),
+    }
+}
+
+/// One write request in progress: its base revision and the number of changes so far.
+struct TxnWrite {
+    begin: i64,
+    changes: i64,
+}
+
+impl TxnWrite {
+    /// Revision reads inside the request see (its own changes included).
+    fn visible(&self) -> i64 {
+        if self.changes > 0 {
+            self.begin + 1
+        } else {
+            self.begin
+        }
+    }
+}
+
+/// A batch of applied requests awaiting one backend commit.
+pub(crate) struct Batch<'a> {
+    pub st: &'a mut State,
+    pub reader: &'a dyn BackendRead,
+    pub config: &'a StoreConfig,
+    pub pending: HashMap<Revision, KeyValue>,
+    /// Every history key written in this batch (for compaction inside the batch).
+    pub written: Vec<[u8; crate::revision::REV_KEY_LEN]>,
+    pub ops: Vec<WriteOp>,
+    pub events: Vec<Event>,
+}
+
+impl<'a> Batch<'a> {
+    pub fn new(
+        st: &'a mut State,
+        reader: &'a dyn BackendRead,
+        config: &'a StoreConfig,
+    ) -> Batch<'a> {
+        Batch {
+            st,
+            reader,
+            config,
+            pending: HashMap::new(),
+            written: Vec::new(),
+            ops: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn fetch(&self, rev: Revision) -> Result<KeyValue, Error> {
+        fetch_kv(self.reader, &self.pending, rev)
+    }
+
+    /// Applies one request.
+    pub fn apply(&mut self, raft_index: u64, req: &Request) -> Result<Response, Error> {
+        crate::validate::validate_request(req, self.config.max_txn_ops)?;
+        match req {
+            Request::Range(r) => {
+                let cur = self.st.current_rev;
+                let fetch = |rev| self.fetch(rev);
+                range(&self.st.index, &fetch, r, cur, self.st.compact_rev, cur).map(Response::Range)
+            }
+            Request::Put(p) => {
+                self.check_put(p)?;
+                let mut tw = TxnWrite {
+                    begin: self.st.current_rev,
+                    changes: 0,
+                };
+                let resp = self.put(&mut tw, p)?;
+                self.finish(&tw);
+                Ok(Response::Put(resp))
+            }
+            Request::DeleteRange(d) => {
+                let mut tw = TxnWrite {
+                    begin: self.st.current_rev,
+                    changes: 0,
+                };
+                let resp = self.delete_range(&mut tw, d)?;
+                self.finish(&tw);
+                Ok(Response::DeleteRange(resp))
+            }
+            Request::Txn(t) => {
+                let mut path = Vec::new();
+                self.compare_path(t, &mut path)?;
+                let mut it = path.iter().copied();
+                self.check_txn(t, &mut it)?;
+                let mut tw = TxnWrite {
+                    begin: self.st.current_rev,
+                    changes: 0,
+                };
+                let mut it = path.iter().copied();
+                let mut resp = self.exec_txn(&mut tw, t, &mut it)?;
+                self.finish(&tw);
+                resp.revision = self.st.current_rev;
+                Ok(Response::Txn(resp))
+            }
+            Request::Compact(c) => self.compact(c.revision).map(Response::Compact),
+            Request::LeaseGrant(g) => self.lease_grant(raft_index, g).map(Response::LeaseGrant),
+            Request::LeaseRevoke(r) => self.lease_revoke(r.id).map(Response::LeaseRevoke),
+            Request::LeaseCheckpoint(cps) => {
+                for cp in cps {
+                    if let Some(l) = self.st.leases.leases.get_mut(&cp.id) {
+                        l.remaining_ttl = cp.remaining_ttl.max(0);
+                        let rec = encode_lease(l.ttl, l.remaining_ttl);
+                        self.ops.push(WriteOp::Put(
+                            Bucket::Lease,
+                            cp.id.to_be_bytes().to_vec(),
+                            rec,
+                        ));
+                    }
+                }
+                Ok(Response::LeaseCheckpoint(LeaseCheckpointResponse {
+                    revision: self.st.current_rev,
+                }))
+            }
+            Request::Noop => Ok(Response::Noop {
+                revision: self.st.current_rev,
+            }),
+        }
+    }
+
+    fn finish(&mut self, tw: &TxnWrite) {
+        if tw.changes > 0 {
+            self.st.current_rev = tw.begin + 1;
+        }
+    }
+
+    /// etcd's `checkRequestPut`, against the state before the request.
+    fn check_put(&self, p: &PutRequest) -> Result<(), Error> {
+        if (p.ignore_value || p.ignore_lease)
+            && self.st.index.get(&p.key, self.st.current_rev).is_none()
+        {
+            return Err(Error::KeyNotFound);
+        }
+        if p.lease != 0 && !self.st.leases.leases.contains_key(&p.lease) {
+            return Err(Error::LeaseNotFound);
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, tw: &mut TxnWrite, p: &PutRequest) -> Result<PutResponse, Error> {
+        let visible = tw.visible();
+        let prev = if p.prev_kv || p.ignore_value || p.ignore_lease {
+            match self.st.index.get(&p.key, visible) {
+                Some(found) => Some(self.fetch(found.modified)?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        // A put with ignore_* whose key a from-key delete earlier in the same txn removed (the
+        // only way to get here without the key, see validate.rs) keeps empty value / no lease.
+        let value = if p.ignore_value {
+            prev.as_ref().map(|kv| kv.value.clone()).unwrap_or_default()
+        } else {
+            p.value.clone()
+        };
+        let lease = if p.ignore_lease {
+            prev.as_ref().map_or(0, |kv| kv.lease)
+        } else {
+            p.lease
+        };
+        let rev = Revision::new(tw.begin + 1, tw.changes);
+        tw.changes += 1;
+        let (create_revision, version) = self.st.index.put(&p.key, rev);
+        let kv = KeyValue {
+            key: p.key.clone(),
+            create_revision,
+            mod_revision: rev.main,
+            version,
+            value,
+            lease,
+        };
+        self.st.leases.attach(lease, &p.key);
+        let key = rev.to_key(false);
+        self.written.push(key);
+        self.ops
+            .push(WriteOp::Put(Bucket::Key, key.to_vec(), encode_kv(&kv)));
+        self.pending.insert(rev, kv.clone());
+        self.events.push(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: None,
+        });
+        Ok(PutResponse {
+            revision: tw.begin + 1,
+            prev_kv: if p.prev_kv { prev } else { None },
+        })
+    }
+
+    fn delete_key(&mut self, tw: &mut TxnWrite, key: &[u8]) {
+        let rev = Revision::new(tw.begin + 1, tw.changes);
+        if !self.st.index.tombstone(key, rev) {
+            return;
+        }
+        tw.changes += 1;
+        self.st.leases.detach(key);
+        let kv = KeyValue {
+            key: key.to_vec(),
+            mod_revision: rev.main,
+            ..Default::default()
+        };
+        let k = rev.to_key(true);
+        self.written.push(k);
+        self.ops
+            .push(WriteOp::Put(Bucket::Key, k.to_vec(), encode_kv(&kv)));
+        self.events.push(Event {
+            kind: EventType::Delete,
+            kv,
+            prev_kv: None,
+        });
+    }
+
+    fn delete_range(
+        &mut self,
+        tw: &mut TxnWrite,
+        d: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, Error> {
+        let visible = tw.visible();
+        let mut found = Vec::new();
+        self.st.index.range(&d.key, &d.range_end, visible, |k, f| {
+            found.push((k.to_vec(), f.modified));
+            true
+        });
+        let mut prev_kvs = Vec::new();
+        if d.prev_kv {
+            for (_, rev) in &found {
+                prev_kvs.push(self.fetch(*rev)?);
+            }
+        }
+        for (k, _) in &found {
+            self.delete_key(tw, k);
+        }
+        Ok(DeleteRangeResponse {
+            revision: tw.visible(),
+            deleted: found.len() as i64,
+            prev_kvs,
+        })
+    }
+
+    fn compare_holds(&self, c: &Compare) -> Result<bool, Error> {
+        let fetch = |rev| self.fetch(rev);
+        let kvs = kvs_in(
+            &self.st.index,
+            &fetch,
+            &c.key,
+            &c.range_end,
+            self.st.current_rev,
+        )?;
+        if kvs.is_empty() {
+            if matches!(c.target, CompareTarget::Value(_)) {
+                return Ok(false);
+            }
+            return Ok(compare_kv(c, &KeyValue::default()));
+        }
+        Ok(kvs.iter().all(|kv| compare_kv(c, kv)))
+    }
+
+    /// etcd's `compareToPath`: every compare, nested ones included, is evaluated against the
+    /// state before the txn; the result is the branch taken at each txn in depth-first order.
+    fn compare_path(&self, t: &TxnRequest, path: &mut Vec<bool>) -> Result<(), Error> {
+        let mut ok = true;
+        for c in &t.compare {
+            if !self.compare_holds(c)? {
+                ok = false;
+                break;
+            }
+        }
+        path.push(ok);
+        let ops = if ok { &t.success } else { &t.failure };
+        for op in ops {
+            if let RequestOp::Txn(nested) = op {
+                self.compare_path(nested, path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// etcd's `checkTxn`: puts and ranges of the branches that will run, against the state
+    /// before the txn.
+    fn check_txn(
+        &self,
+        t: &TxnRequest,
+        path: &mut impl Iterator<Item = bool>,
+    ) -> Result<(), Error> {
+        let ok = path.next().unwrap_or(false);
+        let ops = if ok { &t.success } else { &t.failure };
+        for op in ops {
+            match op {
+                RequestOp::Put(p) => self.check_put(p)?,
+                RequestOp::Range(r) => {
+                    if r.revision > self.st.current_rev {
+                        return Err(Error::FutureRevision);
+                    }
+                    if r.revision != 0 && r.revision < self.st.compact_rev {
+                        return Err(Error::Compacted);
+                    }
+                }
+                RequestOp::Txn(nested) => self.check_txn(nested, path)?,
+                RequestOp::DeleteRange(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn exec_txn(
+        &mut self,
+        tw: &mut TxnWrite,
+        t: &TxnRequest,
+        path: &mut impl Iterator<Item = bool>,
+    ) -> Result<TxnResponse, Error> {
+        let ok = path.next().unwrap_or(false);
+        let ops = if ok { &t.success } else { &t.failure };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let resp = match op {
+                RequestOp::Range(r) => {
+                    let visible = tw.visible();
+                    let fetch = |rev| self.fetch(rev);
+                    let mut r = r.clone();
+                    if r.revision < 0 {
+                        r.revision = 0;
+                    }
+                    ResponseOp::Range(range(
+                        &self.st.index,
+                        &fetch,
+                        &r,
+                        visible,
+                        self.st.compact_rev,
+                        visible,
+                    )?)
+                }
+                RequestOp::Put(p) => ResponseOp::Put(self.put(tw, p)?),
+                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_range(tw, d)?),
+                RequestOp::Txn(nested) => {
+                    let mut resp = self.exec_txn(tw, nested, path)?;
+                    resp.revision = tw.visible();
+                    ResponseOp::Txn(resp)
+                }
+            };
+            responses.push(resp);
+        }
+        Ok(TxnResponse {
+            revision: tw.visible(),
+            succeeded: ok,
+            responses,
+        })
+    }
+
+    fn compact(&mut self, rev: i64) -> Result<CompactionResponse, Error> {
+        if rev <= self.st.compact_rev {
+            return Err(Error::Compacted);
+        }
+        if rev > self.st.current_rev {
+            return Err(Error::FutureRevision);
+        }
+        let keep = self.st.index.compact(rev);
+        let mut doomed = Vec::new();
+        let end = Revision::main_lower_bound(rev + 1);
+        let mut bad = None;
+        self.reader
+            .scan(Bucket::Key, &[], Some(&end), &mut |k, _| {
+                match Revision::from_key(k) {
+                    Ok((r, _)) if !keep.contains(&r) => doomed.push(k.to_vec()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        bad = Some(e);
+                        return false;
+                    }
+                }
+                true
+            })?;
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        for k in &self.written {
+            let (r, _) = Revision::from_key(k)?;
+            if r.main <= rev && !keep.contains(&r) {
+                doomed.push(k.to_vec());
+                self.pending.remove(&r);
+            }
+        }
+        for k in doomed {
+            self.ops.push(WriteOp::Delete(Bucket::Key, k));
+        }
+        self.st.compact_rev = rev;
+        self.ops.push(WriteOp::Put(
+            Bucket::Meta,
+            META_COMPACT_REV.to_vec(),
+            (rev as u64).to_be_bytes().to_vec(),
+        ));
+        Ok(CompactionResponse {
+            revision: self.st.current_rev,
+        })
+    }
+
+    fn lease_grant(
+        &mut self,
+        raft_index: u64,
+        g: &LeaseGrantRequest,
+    ) -> Result<LeaseGrantResponse, Error> {
+        if g.ttl > MAX_LEASE_TTL {
+            return Err(Error::LeaseTtlTooLarge);
+        }
+        let id = if g.id == 0 {
+            let mut id = id_candidate(raft_index);
+            while id == 0 || self.st.leases.leases.contains_key(&id) {
+                id = id.wrapping_add(1) & i64::MAX;
+            }
+            id
+        } else {
+            g.id
+        };
+        if self.st.leases.leases.contains_key(&id) {
+            return Err(Error::LeaseExists);
+        }
+        let ttl = g.ttl.max(self.config.min_lease_ttl);
+        let mut lease = Lease::new(ttl, 0);
+        lease.deadline_ms = self.st.leases.deadline_for(ttl);
+        self.st.leases.leases.insert(id, lease);
+        self.ops.push(WriteOp::Put(
+            Bucket::Lease,
+            id.to_be_bytes().to_vec(),
+            encode_lease(ttl, 0),
+        ));
+        Ok(LeaseGrantResponse {
+            revision: self.st.current_rev,
+            id,
+            ttl,
+        })
+    }
+
+    fn lease_revoke(&mut self, id: i64) -> Result<LeaseRevokeResponse, Error> {
+        let Some(lease) = self.st.leases.leases.get(&id) else {
+            return Err(Error::LeaseNotFound);
+        };
+        let keys: Vec<Vec<u8>> = lease.keys.iter().cloned().collect();
+        let mut tw = TxnWrite {
+            begin: self.st.current_rev,
+            changes: 0,
+        };
+        for k in &keys {
+            self.delete_key(&mut tw, k);
+        }
+        self.finish(&tw);
+        self.st.leases.remove(id);
+        self.ops
+            .push(WriteOp::Delete(Bucket::Lease, id.to_be_bytes().to_vec()));
+        Ok(LeaseRevokeResponse {
+            revision: self.st.current_rev,
+        })
+    }
+
+    /// Meta writes closing the batch: consistent index and current revision.
+    pub fn close(&mut self) {
+        let ci = self.st.consistent_index.to_be_bytes().to_vec();
+        self.ops.push(WriteOp::Put(
+            Bucket::Meta,
+            META_CONSISTENT_INDEX.to_vec(),
+            ci,
+        ));
+        let cur = (self.st.current_rev as u64).to_be_bytes().to_vec();
+        self.ops
+            .push(WriteOp::Put(Bucket::Meta, META_CURRENT_REV.to_vec(), cur));
+    }
+}
+
+/// etcd's `compareKV`.
+pub fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
+    use std::cmp::Ordering;
+    let ord: Ordering = match &c.target {
+        CompareTarget::Version(v) => kv.version.cmp(v),
+        CompareTarget::Create(v) => kv.create_revision.cmp(v),
+        CompareTarget::Mod(v) => kv.mod_revision.cmp(v),
+        CompareTarget::Value(v) => kv.value.as_slice().cmp(v.as_slice()),
+        CompareTarget::Lease(v) => kv.lease.cmp(v),
+    };
+    match c.result {
+        CompareResult::Equal => ord == Ordering::Equal,
+        CompareResult::NotEqual => ord != Ordering::Equal,
+        CompareResult::Greater => ord == Ordering::Greater,
+        CompareResult::Less => ord == Ordering::Less,
+    }
+}

@@ -1,0 +1,124 @@
+//! The production backend: keel-btree, one file, copy-on-write, crash-safe commits.
+//!
+//! Each store bucket is a btree bucket of the same name. A read view is a btree read
+//! transaction (a snapshot of the last commit); a commit is one btree write transaction.
+
+use crate::backend::{Backend, BackendRead, Bucket, WriteOp};
+use crate::error::Error;
+use keel_btree::{Db, Options, ReadTxn};
+use std::ops::Bound;
+use std::path::Path;
+
+fn storage_err(e: keel_btree::Error) -> Error {
+    match e {
+        keel_btree::Error::Io(io) => Error::Storage(io.to_string()),
+        other => Error::Corrupt(other.to_string()),
+    }
+}
+
+/// A store backend on a keel-btree database file.
+pub struct BtreeBackend {
+    db: Db,
+}
+
+impl std::fmt::Debug for BtreeBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BtreeBackend").finish()
+    }
+}
+
+impl BtreeBackend {
+    /// Opens (or creates) the database file at `path` and makes sure the buckets exist.
+    pub fn open(path: &Path) -> Result<BtreeBackend, Error> {
+        let db = Db::open(path, Options::default()).map_err(storage_err)?;
+        BtreeBackend::from_db(db)
+    }
+
+    /// Wraps an open database (e.g. an in-memory one for tests).
+    pub fn from_db(db: Db) -> Result<BtreeBackend, Error> {
+        let mut tx = db.begin_write().map_err(storage_err)?;
+        for b in Bucket::ALL {
+            tx.create_bucket_if_missing(b.name()).map_err(storage_err)?;
+        }
+        tx.commit().map_err(storage_err)?;
+        Ok(BtreeBackend { db })
+    }
+
+    /// The underlying database (for snapshots, defragmentation and integrity checks).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+struct BtreeRead {
+    tx: ReadTxn,
+}
+
+impl BackendRead for BtreeRead {
+    fn get(&self, bucket: Bucket, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let b = self.tx.bucket(bucket.name()).map_err(storage_err)?;
+        Ok(b.get(key).map_err(storage_err)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        bucket: Bucket,
+        start: &[u8],
+        end: Option<&[u8]>,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        if end.is_some_and(|e| e <= start) {
+            return Ok(());
+        }
+        let b = self.tx.bucket(bucket.name()).map_err(storage_err)?;
+        let upper = match end {
+            Some(e) => Bound::Excluded(e),
+            None => Bound::Unbounded,
+        };
+        for item in b.range(Bound::Included(start), upper) {
+            let (k, v) = item.map_err(storage_err)?;
+            if !f(k, v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend for BtreeBackend {
+    fn read(&self) -> Result<Box<dyn BackendRead + '_>, Error> {
+        Ok(Box::new(BtreeRead {
+            tx: self.db.begin_read(),
+        }))
+    }
+
+    fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error> {
+        let mut tx = self.db.begin_write().map_err(storage_err)?;
+        let mut current: Option<(Bucket, keel_btree::BucketMut<'_>)> = None;
+        // Group consecutive ops per bucket to avoid reopening bucket handles.
+        for op in &ops {
+            let (b, key, value) = match op {
+                WriteOp::Put(b, k, v) => (*b, k, Some(v)),
+                WriteOp::Delete(b, k) => (*b, k, None),
+            };
+            if current.as_ref().map(|(cb, _)| *cb) != Some(b) {
+                drop(current.take());
+                current = Some((b, tx.bucket_mut(b.name()).map_err(storage_err)?));
+            }
+            let (_, bm) = current.as_mut().expect("set above");
+            match value {
+                Some(v) => bm.put(key, v).map_err(storage_err)?,
+                None => {
+                    bm.delete(key).map_err(storage_err)?;
+                }
+            }
+        }
+        drop(current);
+        tx.commit().map_err(storage_err)
+    }
+
+    fn size(&self) -> (u64, u64) {
+        let s = self.db.stats();
+        (s.file_size, s.size_in_use)
+    }
+}

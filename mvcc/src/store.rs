@@ -1,0 +1,652 @@
+//! [`Store`]: the public face of the crate. Opening (rebuilding memory from the backend),
+//! batched apply, reads at a revision, watch streams, leases, hashes and status.
+
+use crate::apply::{
+    fetch_kv, Batch, State, StoreConfig, META_COMPACT_REV, META_CONSISTENT_INDEX, META_CURRENT_REV,
+};
+use crate::backend::{Backend, BackendRead, Bucket};
+use crate::codec::{decode_kv, decode_lease, decode_lease_id, decode_u64};
+use crate::crc32c::Crc32c;
+use crate::error::Error;
+use crate::lease::Lease;
+use crate::read::range;
+use crate::revision::Revision;
+use crate::types::*;
+use crate::watch::{StreamQueue, WatchHub};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+struct Core {
+    backend: Box<dyn Backend>,
+    st: State,
+    poisoned: Option<String>,
+}
+
+impl Core {
+    fn check(&self) -> Result<(), Error> {
+        match &self.poisoned {
+            Some(m) => Err(Error::Storage(format!(
+                "store poisoned by an earlier failure: {m}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+struct Inner {
+    core: RwLock<Core>,
+    hub: Mutex<WatchHub>,
+    config: StoreConfig,
+}
+
+/// The MVCC store. Cheap to clone (a shared handle); safe to use from several threads: one
+/// thread applies, others read, watch and query leases.
+///
+/// Lock order, for readers of the code: `core` (RwLock) before `hub` before a stream's queue.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.status();
+        f.debug_struct("Store").field("status", &st).finish()
+    }
+}
+
+fn lookup_prev(core: &Core, reader: &dyn BackendRead, key: &[u8], at: i64) -> Option<KeyValue> {
+    if at < core.st.compact_rev || at <= 0 {
+        return None;
+    }
+    let found = core.st.index.get(key, at)?;
+    fetch_kv(reader, &HashMap::new(), found.modified).ok()
+}
+
+impl Store {
+    /// Opens a store on keel-btree at `path` (created if missing).
+    pub fn open_path(
+        path: impl AsRef<std::path::Path>,
+        config: StoreConfig,
+    ) -> Result<Store, Error> {
+        let backend = crate::btree_backend::BtreeBackend::open(path.as_ref())?;
+        Store::open(Box::new(backend), config)
+    }
+
+    /// Opens a store on any backend, rebuilding the key index, leases and revisions from it.
+    pub fn open(backend: Box<dyn Backend>, config: StoreConfig) -> Result<Store, Error> {
+        let mut st = State::default();
+        {
+            let reader = backend.read()?;
+            let meta = |k: &[u8]| -> Result<u64, Error> {
+                match reader.get(Bucket::Meta, k)? {
+                    Some(v) => decode_u64(&v),
+                    None => Ok(0),
+                }
+            };
+            st.consistent_index = meta(META_CONSISTENT_INDEX)?;
+            st.compact_rev = meta(META_COMPACT_REV)? as i64;
+            let stored_current = meta(META_CURRENT_REV)? as i64;
+            let mut bad = None;
+            reader.scan(Bucket::Lease, &[], None, &mut |k, v| {
+                match (decode_lease_id(k), decode_lease(v)) {
+                    (Ok(id), Ok((ttl, rem))) => {
+                        st.leases.leases.insert(id, Lease::new(ttl, rem));
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        bad = Some(e);
+                        return false;
+                    }
+                }
+                true
+            })?;
+            let mut max_rev = 0;
+            let mut key_lease: HashMap<Vec<u8>, i64> = HashMap::new();
+            reader.scan(Bucket::Key, &[], None, &mut |k, v| {
+                let decoded =
+                    Revision::from_key(k).and_then(|(rev, tomb)| Ok((rev, tomb, decode_kv(v)?)));
+                match decoded {
+                    Ok((rev, tomb, kv)) => {
+                        max_rev = max_rev.max(rev.main);
+                        if tomb {
+                            st.index.tombstone(&kv.key, rev);
+                            key_lease.remove(&kv.key);
+                        } else {
+                            st.index
+                                .restore_put(&kv.key, rev, kv.create_revision, kv.version);
+                            if kv.lease != 0 {
+                                key_lease.insert(kv.key, kv.lease);
+                            } else {
+                                key_lease.remove(&kv.key);
+                            }
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        bad = Some(e);
+                        false
+                    }
+                }
+            })?;
+            if let Some(e) = bad {
+                return Err(e);
+            }
+            for (key, id) in key_lease {
+                st.leases.attach(id, &key);
+            }
+            st.current_rev = stored_current.max(max_rev).max(st.compact_rev);
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                core: RwLock::new(Core {
+                    backend,
+                    st,
+                    poisoned: None,
+                }),
+                hub: Mutex::new(WatchHub::default()),
+                config,
+            }),
+        })
+    }
+
+    /// Applies a batch of raft entries in one backend commit, and returns one result per entry.
+    ///
+    /// Entries whose index is <= the stored consistent index were applied before (e.g. replayed
+    /// from the WAL after a restart) and are skipped with [`Error::AlreadyApplied`]. The new
+    /// consistent index is written in the same commit as the data, so a crash either keeps both
+    /// or neither. Watch events are published after the commit is durable.
+    pub fn apply_batch(&self, entries: &[(u64, Request)]) -> Vec<Result<Response, Error>> {
+        let mut guard = self.inner.core.write();
+        if let Err(e) = guard.check() {
+            return entries.iter().map(|_| Err(e.clone())).collect();
+        }
+        let core = &mut *guard;
+        let reader = match core.backend.read() {
+            Ok(r) => r,
+            Err(e) => return entries.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut results = Vec::with_capacity(entries.len());
+        let mut batch = Batch::new(&mut core.st, &*reader, &self.inner.config);
+        let mut fatal = None;
+        let mut applied_any = false;
+        for (index, req) in entries {
+            if *index <= batch.st.consistent_index {
+                results.push(Err(Error::AlreadyApplied {
+                    index: *index,
+                    consistent_index: batch.st.consistent_index,
+                }));
+                continue;
+            }
+            applied_any = true;
+            let res = batch.apply(*index, req);
+            if let Err(Error::Corrupt(m) | Error::Storage(m)) = &res {
+                fatal = Some(m.clone());
+                results.push(res);
+                break;
+            }
+            batch.st.consistent_index = *index;
+            results.push(res);
+        }
+        if let Some(m) = fatal {
+            drop(batch);
+            drop(reader);
+            core.poisoned = Some(m.clone());
+            while results.len() < entries.len() {
+                results.push(Err(Error::Storage(m.clone())));
+            }
+            return results;
+        }
+        if !applied_any {
+            return results; // every entry was already applied
+        }
+        batch.close();
+        let ops = std::mem::take(&mut batch.ops);
+        let events = std::mem::take(&mut batch.events);
+        drop(batch);
+        drop(reader);
+        if let Err(e) = core.backend.commit(ops) {
+            let m = e.to_string();
+            core.poisoned = Some(m.clone());
+            return entries
+                .iter()
+                .map(|_| Err(Error::Storage(m.clone())))
+                .collect();
+        }
+        if !events.is_empty() {
+            let core = &*guard;
+            if let Ok(reader) = core.backend.read() {
+                let mut prev = |k: &[u8], at: i64| lookup_prev(core, &*reader, k, at);
+                self.inner
+                    .hub
+                    .lock()
+                    .publish(&events, core.st.current_rev, &mut prev);
+            }
+        }
+        results
+    }
+
+    /// Applies one entry (a batch of one).
+    pub fn apply(&self, index: u64, req: Request) -> Result<Response, Error> {
+        self.apply_batch(&[(index, req)]).pop().expect("one result")
+    }
+
+    /// A read-only range at a revision, served from local state (serializable reads, and
+    /// linearizable ones once the server has waited for the read index to be applied).
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, Error> {
+        crate::validate::validate_request(&Request::Range(req.clone()), usize::MAX)?;
+        let core = self.inner.core.read();
+        core.check()?;
+        let reader = core.backend.read()?;
+        let pending = HashMap::new();
+        let fetch = |rev| fetch_kv(&*reader, &pending, rev);
+        let cur = core.st.current_rev;
+        range(&core.st.index, &fetch, req, cur, core.st.compact_rev, cur)
+    }
+
+    /// A read-only txn (compares and ranges only) evaluated locally without going through the
+    /// log, as etcd serves serializable read-only txns. Returns None if the txn writes.
+    pub fn read_only_txn(&self, req: &TxnRequest) -> Option<Result<TxnResponse, Error>> {
+        fn writes(ops: &[RequestOp]) -> bool {
+            ops.iter().any(|op| match op {
+                RequestOp::Put(_) | RequestOp::DeleteRange(_) => true,
+                RequestOp::Txn(t) => writes(&t.success) || writes(&t.failure),
+                RequestOp::Range(_) => false,
+            })
+        }
+        if writes(&req.success) || writes(&req.failure) {
+            return None;
+        }
+        // A read-only txn changes nothing, so evaluating it as an apply on a scratch batch
+        // that is never committed gives exactly etcd's answer.
+        let result = (|| {
+            crate::validate::validate_request(
+                &Request::Txn(req.clone()),
+                self.inner.config.max_txn_ops,
+            )?;
+            let mut core = self.inner.core.write();
+            core.check()?;
+            let core = &mut *core;
+            let reader = core.backend.read()?;
+            let mut batch = Batch::new(&mut core.st, &*reader, &self.inner.config);
+            match batch.apply(0, &Request::Txn(req.clone()))? {
+                Response::Txn(t) => Ok(t),
+                _ => unreachable!("txn request yields txn response"),
+            }
+        })();
+        Some(result)
+    }
+
+    /// Current revision, compaction revision, consistent index, sizes and counters.
+    pub fn status(&self) -> Status {
+        let core = self.inner.core.read();
+        let (db_size, db_size_in_use) = core.backend.size();
+        let (watchers_synced, watchers_unsynced) = self.inner.hub.lock().counts();
+        Status {
+            revision: core.st.current_rev,
+            compact_revision: core.st.compact_rev,
+            consistent_index: core.st.consistent_index,
+            keys: core.st.index.live_keys(),
+            index_revisions: core.st.index.revision_count(),
+            db_size,
+            db_size_in_use,
+            leases: core.st.leases.leases.len() as u64,
+            watchers_synced,
+            watchers_unsynced,
+        }
+    }
+
+    /// The current revision.
+    pub fn current_revision(&self) -> i64 {
+        self.inner.core.read().st.current_rev
+    }
+
+    /// The last raft index applied (persisted with the data).
+    pub fn consistent_index(&self) -> u64 {
+        self.inner.core.read().st.consistent_index
+    }
+
+    /// HashKV: CRC-32C (Castagnoli) over the history bucket's name, then every stored
+    /// (revision key, encoded key-value) pair with main revision <= `revision` (0 = current),
+    /// in revision order. Members that applied the same log have the same hash.
+    pub fn hash_kv(&self, revision: i64) -> Result<HashKv, Error> {
+        let core = self.inner.core.read();
+        core.check()?;
+        let (cur, compact) = (core.st.current_rev, core.st.compact_rev);
+        if revision > 0 && revision < compact {
+            return Err(Error::Compacted);
+        }
+        if revision > cur {
+            return Err(Error::FutureRevision);
+        }
+        let rev = if revision <= 0 { cur } else { revision };
+        let reader = core.backend.read()?;
+        let mut h = Crc32c::new();
+        h.update(Bucket::Key.name());
+        reader.scan(
+            Bucket::Key,
+            &[],
+            Some(&Revision::main_lower_bound(rev + 1)),
+            &mut |k, v| {
+                h.update(k);
+                h.update(v);
+                true
+            },
+        )?;
+        Ok(HashKv {
+            hash: h.finish(),
+            compact_revision: compact,
+            hash_revision: rev,
+        })
+    }
+
+    /// Hash of the whole store: CRC-32C over every bucket (name, then each key and value).
+    pub fn hash(&self) -> Result<u32, Error> {
+        let core = self.inner.core.read();
+        core.check()?;
+        let reader = core.backend.read()?;
+        let mut h = Crc32c::new();
+        for b in Bucket::ALL {
+            h.update(b.name());
+            reader.scan(b, &[], None, &mut |k, v| {
+                h.update(k);
+                h.update(v);
+                true
+            })?;
+        }
+        Ok(h.finish())
+    }
+
+    // ---------------------------------------------------------------- watches
+
+    /// Opens a watch stream. `notify` is called whenever responses were queued on it.
+    pub fn watch_stream(&self, notify: impl Fn() + Send + Sync + 'static) -> WatchStream {
+        let queue = Arc::new(StreamQueue {
+            items: Mutex::new(Default::default()),
+            capacity: self.inner.config.watch_stream_capacity,
+            notify: Box::new(notify),
+        });
+        let id = self.inner.hub.lock().add_stream(queue.clone());
+        WatchStream {
+            store: self.clone(),
+            id,
+            queue,
+        }
+    }
+
+    /// Runs one catch-up round for watchers that are behind (at most 512 watchers and 1000
+    /// revisions). The server calls this periodically (etcd: every 100 ms) and after clients
+    /// drained their queues. Returns the number of watchers still catching up.
+    pub fn sync_watchers(&self) -> Result<usize, Error> {
+        let core = self.inner.core.read();
+        core.check()?;
+        let reader = core.backend.read()?;
+        let reader = &*reader;
+        let mut history = |lo: i64, hi: i64| -> Result<Vec<Event>, Error> {
+            let mut out = Vec::new();
+            let mut bad = None;
+            reader.scan(
+                Bucket::Key,
+                &Revision::main_lower_bound(lo),
+                Some(&Revision::main_lower_bound(hi + 1)),
+                &mut |k, v| {
+                    match Revision::from_key(k).and_then(|(r, t)| Ok((r, t, decode_kv(v)?))) {
+                        Ok((rev, tomb, mut kv)) => {
+                            let kind = if tomb {
+                                kv = KeyValue {
+                                    key: kv.key,
+                                    mod_revision: rev.main,
+                                    ..Default::default()
+                                };
+                                EventType::Delete
+                            } else {
+                                EventType::Put
+                            };
+                            out.push(Event {
+                                kind,
+                                kv,
+                                prev_kv: None,
+                            });
+                        }
+                        Err(e) => {
+                            bad = Some(e);
+                            return false;
+                        }
+                    }
+                    true
+                },
+            )?;
+            match bad {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
+        };
+        let mut prev = |k: &[u8], at: i64| lookup_prev(&core, reader, k, at);
+        let cfg = &self.inner.config;
+        self.inner.hub.lock().sync(
+            core.st.current_rev,
+            core.st.compact_rev,
+            cfg.watch_sync_batch,
+            cfg.watch_batch_max_revs,
+            &mut history,
+            &mut prev,
+        )
+    }
+
+    // ---------------------------------------------------------------- leases (leader-local)
+
+    /// Becomes the lease primary (the member is now leader): every lease gets a deadline of
+    /// `now_ms` + its checkpointed remaining TTL, or its full TTL.
+    pub fn lease_promote(&self, now_ms: u64) {
+        let mut core = self.inner.core.write();
+        let t = &mut core.st.leases;
+        t.observe_clock(now_ms);
+        t.primary = true;
+        for l in t.leases.values_mut() {
+            l.deadline_ms = Some(now_ms.saturating_add(l.refresh_ttl().max(0) as u64 * 1000));
+        }
+    }
+
+    /// Stops being primary (leadership lost): deadlines are forgotten.
+    pub fn lease_demote(&self) {
+        let mut core = self.inner.core.write();
+        core.st.leases.primary = false;
+        for l in core.st.leases.leases.values_mut() {
+            l.deadline_ms = None;
+        }
+    }
+
+    /// Renews a lease (LeaseKeepAlive, on the leader): the deadline restarts from the full TTL.
+    /// Returns the TTL. If the lease had a checkpoint, the caller should propose a
+    /// `LeaseCheckpoint { id, remaining_ttl: 0 }` so a future leader does not use a stale one.
+    pub fn lease_renew(&self, id: i64, now_ms: u64) -> Result<LeaseRenewal, Error> {
+        let mut core = self.inner.core.write();
+        let t = &mut core.st.leases;
+        t.observe_clock(now_ms);
+        let primary = t.primary;
+        let l = t.leases.get_mut(&id).ok_or(Error::LeaseNotFound)?;
+        if primary && l.deadline_ms.is_some_and(|d| d <= now_ms) {
+            return Err(Error::LeaseNotFound); // expired, revoke pending (etcd: ErrLeaseNotFound)
+        }
+        let had_checkpoint = l.remaining_ttl > 0;
+        if primary {
+            l.deadline_ms = Some(now_ms.saturating_add(l.ttl.max(0) as u64 * 1000));
+        }
+        Ok(LeaseRenewal {
+            ttl: l.ttl,
+            clear_checkpoint: had_checkpoint,
+        })
+    }
+
+    /// Leases whose deadline is at or before `now_ms` (empty unless primary). The leader
+    /// proposes a `LeaseRevoke` for each.
+    pub fn lease_expired(&self, now_ms: u64) -> Vec<i64> {
+        let mut core = self.inner.core.write();
+        let t = &mut core.st.leases;
+        t.observe_clock(now_ms);
+        t.leases
+            .iter()
+            .filter(|(_, l)| l.deadline_ms.is_some_and(|d| d <= now_ms))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Remaining TTLs to checkpoint (leader only): one entry per lease with a deadline, with
+    /// its remaining seconds (at least 1). Propose them as `Request::LeaseCheckpoint`.
+    pub fn lease_checkpoints(&self, now_ms: u64) -> Vec<LeaseCheckpoint> {
+        let core = self.inner.core.read();
+        core.st
+            .leases
+            .leases
+            .iter()
+            .filter_map(|(id, l)| {
+                let d = l.deadline_ms?;
+                let remaining = (d.saturating_sub(now_ms) / 1000).max(1) as i64;
+                Some(LeaseCheckpoint {
+                    id: *id,
+                    remaining_ttl: remaining,
+                })
+            })
+            .collect()
+    }
+
+    /// LeaseTimeToLive.
+    pub fn lease_time_to_live(
+        &self,
+        id: i64,
+        keys: bool,
+        now_ms: u64,
+    ) -> Result<LeaseTimeToLiveResponse, Error> {
+        let mut core = self.inner.core.write();
+        let t = &mut core.st.leases;
+        t.observe_clock(now_ms);
+        let l = t.leases.get(&id).ok_or(Error::LeaseNotFound)?;
+        let ttl = match l.deadline_ms {
+            Some(d) if d > now_ms => ((d - now_ms) / 1000) as i64,
+            Some(_) => -1,
+            None => l.refresh_ttl(),
+        };
+        Ok(LeaseTimeToLiveResponse {
+            id,
+            ttl,
+            granted_ttl: l.ttl,
+            keys: if keys {
+                l.keys.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    /// LeaseLeases: every lease ID, ascending.
+    pub fn lease_list(&self) -> Vec<i64> {
+        self.inner
+            .core
+            .read()
+            .st
+            .leases
+            .leases
+            .keys()
+            .copied()
+            .collect()
+    }
+}
+
+/// Result of [`Store::lease_renew`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    /// The lease's TTL in seconds (the keep-alive response's TTL).
+    pub ttl: i64,
+    /// The lease had a checkpointed remaining TTL; propose a checkpoint with 0 to clear it.
+    pub clear_checkpoint: bool,
+}
+
+/// One client watch stream (etcd's `Watch` bidi stream): create and cancel watchers, ask for
+/// progress, and drain the responses in the order they must be sent.
+pub struct WatchStream {
+    store: Store,
+    id: u64,
+    queue: Arc<StreamQueue>,
+}
+
+impl std::fmt::Debug for WatchStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchStream")
+            .field("id", &self.id)
+            .field("queued", &self.len())
+            .finish()
+    }
+}
+
+impl WatchStream {
+    /// Creates a watcher and queues its `created` response. A watcher starting in the past is
+    /// caught up by [`Store::sync_watchers`] (and cancelled there if its start is compacted).
+    pub fn watch(&self, req: &WatchCreateRequest) -> Result<i64, Error> {
+        let core = self.store.inner.core.read();
+        let current = core.st.current_rev;
+        self.store.inner.hub.lock().create(self.id, req, current)
+    }
+
+    /// Cancels a watcher and queues its `canceled` response; false if it does not exist.
+    pub fn cancel(&self, watch_id: i64) -> bool {
+        let core = self.store.inner.core.read();
+        let current = core.st.current_rev;
+        self.store
+            .inner
+            .hub
+            .lock()
+            .cancel(self.id, watch_id, current)
+    }
+
+    /// A progress request: queues a `watch_id = -1` response with the current revision once
+    /// every watcher of the stream is synced.
+    pub fn request_progress(&self) {
+        let core = self.store.inner.core.read();
+        let current = core.st.current_rev;
+        self.store
+            .inner
+            .hub
+            .lock()
+            .request_progress(self.id, current)
+    }
+
+    /// The periodic progress notification for watchers created with `progress_notify`.
+    pub fn progress_notify(&self) {
+        let core = self.store.inner.core.read();
+        let current = core.st.current_rev;
+        self.store
+            .inner
+            .hub
+            .lock()
+            .progress_notify(self.id, current)
+    }
+
+    /// Takes the next queued response.
+    pub fn try_recv(&self) -> Option<WatchResponse> {
+        self.queue.items.lock().pop_front()
+    }
+
+    /// Moves every queued response into `out`; returns how many.
+    pub fn drain_into(&self, out: &mut Vec<WatchResponse>) -> usize {
+        let mut q = self.queue.items.lock();
+        let n = q.len();
+        out.extend(q.drain(..));
+        n
+    }
+
+    /// Number of queued responses.
+    pub fn len(&self) -> usize {
+        self.queue.items.lock().len()
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for WatchStream {
+    fn drop(&mut self) {
+        self.store.inner.hub.lock().remove_stream(self.id);
+    }
+}

@@ -1,0 +1,421 @@
+//! The model test: random operation sequences applied to the store (persisted in keel-btree)
+//! and to a simple reference model; every response must be equal, including reads at old
+//! revisions, after compaction, and after closing and reopening the store at random points
+//! (with the last batch re-applied, which must be a no-op).
+
+mod common;
+
+use common::model::Model;
+use common::*;
+use keel_mvcc::*;
+use proptest::prelude::*;
+
+const KEYS: &[&str] = &["a", "a/1", "a/2", "b", "b/1", "c"];
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop::sample::select(KEYS).prop_map(|k| k.as_bytes().to_vec())
+}
+
+/// range_end choices: single key, prefix, from-key, explicit, inverted (empty range).
+fn range_end(k: Vec<u8>) -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+    let mut pre = k.clone();
+    *pre.last_mut().unwrap() += 1;
+    prop_oneof![
+        3 => Just((k.clone(), vec![])),
+        2 => Just((k.clone(), pre)),
+        1 => Just((k.clone(), vec![0])),
+        1 => Just((k.clone(), b"b/2".to_vec())),
+        1 => Just((vec![0], vec![0])),
+    ]
+}
+
+/// A revision selector resolved against the current revision when the op runs.
+#[derive(Debug, Clone, Copy)]
+enum RevSel {
+    Zero,
+    Back(i64),
+    Future,
+    Negative,
+}
+
+fn rev_sel() -> impl Strategy<Value = RevSel> {
+    prop_oneof![
+        4 => Just(RevSel::Zero),
+        4 => (0i64..8).prop_map(RevSel::Back),
+        1 => Just(RevSel::Future),
+        1 => Just(RevSel::Negative),
+    ]
+}
+
+fn resolve(sel: RevSel, cur: i64) -> i64 {
+    match sel {
+        RevSel::Zero => 0,
+        RevSel::Back(n) => (cur - n).max(1),
+        RevSel::Future => cur + 1,
+        RevSel::Negative => -1,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put {
+        key: Vec<u8>,
+        value: u8,
+        lease: i64,
+        prev_kv: bool,
+        ignore_value: bool,
+        ignore_lease: bool,
+    },
+    Delete {
+        key: Vec<u8>,
+        end: Vec<u8>,
+        prev_kv: bool,
+    },
+    Range(RangeSpec),
+    Txn(TxnSpec),
+    Compact(RevSel),
+    Grant {
+        id: i64,
+        ttl: i64,
+    },
+    Revoke {
+        id: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct RangeSpec {
+    key: Vec<u8>,
+    end: Vec<u8>,
+    limit: i64,
+    rev: RevSel,
+    sort: (u8, u8),
+    keys_only: bool,
+    count_only: bool,
+    filters: [u8; 4],
+}
+
+#[derive(Debug, Clone)]
+struct TxnSpec {
+    compares: Vec<(Vec<u8>, Vec<u8>, u8, u8, i64)>,
+    success: Vec<Op>,
+    failure: Vec<Op>,
+    nested: Option<Box<TxnSpec>>,
+}
+
+fn range_spec() -> impl Strategy<Value = RangeSpec> {
+    (
+        key().prop_flat_map(range_end),
+        0i64..4,
+        rev_sel(),
+        (0u8..3, 0u8..5),
+        any::<bool>(),
+        prop::bool::weighted(0.15),
+        [0u8..12, 0u8..12, 0u8..12, 0u8..12],
+    )
+        .prop_map(
+            |((key, end), limit, rev, sort, keys_only, count_only, f)| RangeSpec {
+                key,
+                end,
+                limit,
+                rev,
+                sort,
+                keys_only,
+                count_only,
+                filters: f,
+            },
+        )
+}
+
+fn put_op() -> impl Strategy<Value = Op> {
+    (
+        key(),
+        0u8..4,
+        prop_oneof![3 => Just(0i64), 1 => 1i64..4],
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(key, value, lease, prev_kv, iv, il)| Op::Put {
+            key,
+            value,
+            lease: if il { 0 } else { lease },
+            prev_kv,
+            ignore_value: iv,
+            ignore_lease: il,
+        })
+}
+
+fn delete_op() -> impl Strategy<Value = Op> {
+    (key().prop_flat_map(range_end), any::<bool>()).prop_map(|((key, end), prev_kv)| Op::Delete {
+        key,
+        end,
+        prev_kv,
+    })
+}
+
+fn simple_op() -> impl Strategy<Value = Op> {
+    prop_oneof![3 => put_op(), 1 => delete_op(), 1 => range_spec().prop_map(Op::Range)]
+}
+
+fn txn_spec(depth: u32) -> BoxedStrategy<TxnSpec> {
+    let cmp = (key().prop_flat_map(range_end), 0u8..4, 0u8..5, 0i64..6)
+        .prop_map(|((k, e), res, tgt, v)| (k, e, res, tgt, v));
+    let nested = if depth == 0 {
+        Just(None).boxed()
+    } else {
+        prop::option::weighted(0.3, txn_spec(depth - 1).prop_map(Box::new)).boxed()
+    };
+    (
+        prop::collection::vec(cmp, 0..3),
+        prop::collection::vec(simple_op(), 0..4),
+        prop::collection::vec(simple_op(), 0..3),
+        nested,
+    )
+        .prop_map(|(compares, success, failure, nested)| TxnSpec {
+            compares,
+            success,
+            failure,
+            nested,
+        })
+        .boxed()
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => put_op(),
+        2 => delete_op(),
+        5 => range_spec().prop_map(Op::Range),
+        3 => txn_spec(1).prop_map(Op::Txn),
+        1 => rev_sel().prop_map(Op::Compact),
+        1 => (1i64..4, prop_oneof![Just(0i64), Just(5), Just(60), Just(MAX_LEASE_TTL + 1)]).prop_map(|(id, ttl)| Op::Grant { id, ttl }),
+        1 => (1i64..4).prop_map(|id| Op::Revoke { id }),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Apply these ops as one batch.
+    Batch(Vec<Op>),
+    /// Close and reopen the store, then re-apply the last batch (must be skipped).
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![10 => prop::collection::vec(op(), 1..5).prop_map(Step::Batch), 1 => Just(Step::Reopen)]
+}
+
+fn to_range(s: &RangeSpec, cur: i64) -> RangeRequest {
+    let sort_order = [SortOrder::None, SortOrder::Ascend, SortOrder::Descend][s.sort.0 as usize];
+    let sort_target = [
+        SortTarget::Key,
+        SortTarget::Version,
+        SortTarget::Create,
+        SortTarget::Mod,
+        SortTarget::Value,
+    ][s.sort.1 as usize];
+    let f = |x: u8| if x < 8 { 0 } else { (x as i64 - 6).min(cur) };
+    RangeRequest {
+        key: s.key.clone(),
+        range_end: s.end.clone(),
+        limit: s.limit,
+        revision: resolve(s.rev, cur),
+        sort_order,
+        sort_target,
+        keys_only: s.keys_only,
+        count_only: s.count_only,
+        min_mod_revision: f(s.filters[0]),
+        max_mod_revision: f(s.filters[1]) * 2,
+        min_create_revision: f(s.filters[2]),
+        max_create_revision: f(s.filters[3]) * 2,
+    }
+}
+
+fn to_op(op: &Op, cur: i64) -> RequestOp {
+    match to_request(op, cur) {
+        Request::Put(p) => RequestOp::Put(p),
+        Request::DeleteRange(d) => RequestOp::DeleteRange(d),
+        Request::Range(r) => RequestOp::Range(r),
+        Request::Txn(t) => RequestOp::Txn(t),
+        other => panic!("not a txn op: {other:?}"),
+    }
+}
+
+fn to_txn(t: &TxnSpec, cur: i64) -> TxnRequest {
+    let compare = t
+        .compares
+        .iter()
+        .map(|(k, e, res, tgt, v)| Compare {
+            key: k.clone(),
+            range_end: e.clone(),
+            result: [
+                CompareResult::Equal,
+                CompareResult::Greater,
+                CompareResult::Less,
+                CompareResult::NotEqual,
+            ][*res as usize],
+            target: match tgt {
+                0 => CompareTarget::Version(*v),
+                1 => CompareTarget::Create(*v * 2),
+                2 => CompareTarget::Mod(*v * 2),
+                3 => CompareTarget::Value(vec![b'0' + *v as u8]),
+                _ => CompareTarget::Lease(*v % 4),
+            },
+        })
+        .collect();
+    let mut success: Vec<RequestOp> = t.success.iter().map(|o| to_op(o, cur)).collect();
+    if let Some(n) = &t.nested {
+        success.push(RequestOp::Txn(to_txn(n, cur)));
+    }
+    TxnRequest {
+        compare,
+        success,
+        failure: t.failure.iter().map(|o| to_op(o, cur)).collect(),
+    }
+}
+
+fn to_request(op: &Op, cur: i64) -> Request {
+    match op {
+        Op::Put {
+            key,
+            value,
+            lease,
+            prev_kv,
+            ignore_value,
+            ignore_lease,
+        } => Request::Put(PutRequest {
+            key: key.clone(),
+            value: if *ignore_value {
+                vec![]
+            } else {
+                vec![b'0' + value]
+            },
+            lease: *lease,
+            prev_kv: *prev_kv,
+            ignore_value: *ignore_value,
+            ignore_lease: *ignore_lease,
+        }),
+        Op::Delete { key, end, prev_kv } => Request::DeleteRange(DeleteRangeRequest {
+            key: key.clone(),
+            range_end: end.clone(),
+            prev_kv: *prev_kv,
+        }),
+        Op::Range(s) => Request::Range(to_range(s, cur)),
+        Op::Txn(t) => Request::Txn(to_txn(t, cur)),
+        Op::Compact(sel) => Request::Compact(CompactionRequest {
+            revision: resolve(*sel, cur),
+            physical: true,
+        }),
+        Op::Grant { id, ttl } => Request::LeaseGrant(LeaseGrantRequest { id: *id, ttl: *ttl }),
+        Op::Revoke { id } => Request::LeaseRevoke(LeaseRevokeRequest { id: *id }),
+    }
+}
+
+/// Reads every key at every revision the model still serves, and compares.
+fn compare_all_reads(store: &Store, model: &Model) -> Result<(), TestCaseError> {
+    let cur = model.rev();
+    prop_assert_eq!(store.current_revision(), cur);
+    for rev in [
+        0,
+        model.compact.max(1),
+        (cur - 1).max(1),
+        cur,
+        model.compact - 1,
+        cur + 1,
+    ] {
+        let req = RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            revision: rev,
+            ..Default::default()
+        };
+        prop_assert_eq!(
+            store.range(&req),
+            model.range(&req, cur, None),
+            "full read at rev {}",
+            rev
+        );
+    }
+    Ok(())
+}
+
+fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let dir = TempDir::new("model");
+    let mut store = open(&dir);
+    let mut model = Model::new();
+    let mut idx = 0u64;
+    let mut last_batch: Vec<(u64, Request)> = vec![];
+    for step in steps {
+        match step {
+            Step::Batch(ops) => {
+                // Requests are built against the revision before the batch; later requests of
+                // the batch may therefore name revisions that became old or stay future.
+                let cur = model.rev();
+                let entries: Vec<(u64, Request)> = ops
+                    .iter()
+                    .map(|op| {
+                        idx += 1;
+                        (idx, to_request(op, cur))
+                    })
+                    .collect();
+                let got = store.apply_batch(&entries);
+                let want: Vec<_> = entries.iter().map(|(i, r)| model.apply(*i, r)).collect();
+                for (n, (g, w)) in got.iter().zip(&want).enumerate() {
+                    prop_assert_eq!(g, w, "entry {} of batch: {:?}", n, entries[n].1);
+                }
+                last_batch = entries;
+            }
+            Step::Reopen => {
+                drop(store);
+                store = open(&dir);
+                prop_assert_eq!(store.consistent_index(), model.consistent_index);
+                let status = store.status();
+                prop_assert_eq!(status.compact_revision, model.compact);
+                let again = store.apply_batch(&last_batch);
+                for (r, (i, _)) in again.iter().zip(&last_batch) {
+                    prop_assert!(
+                        matches!(r, Err(Error::AlreadyApplied { index, .. }) if index == i),
+                        "re-applied {:?}",
+                        r
+                    );
+                }
+                prop_assert_eq!(
+                    store.lease_list(),
+                    model.leases.keys().copied().collect::<Vec<_>>()
+                );
+            }
+        }
+        compare_all_reads(&store, &model)?;
+    }
+    // Leases' attached keys after everything (and after a final reopen).
+    drop(store);
+    let store = open(&dir);
+    compare_all_reads(&store, &model)?;
+    for (id, ttl) in &model.leases {
+        let got = store.lease_time_to_live(*id, true, 0).unwrap();
+        let mut want: Vec<Vec<u8>> = model
+            .states
+            .last()
+            .unwrap()
+            .values()
+            .filter(|kv| kv.lease == *id)
+            .map(|kv| kv.key.clone())
+            .collect();
+        want.sort();
+        prop_assert_eq!(got.keys, want);
+        prop_assert_eq!(got.granted_ttl, *ttl);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("KEEL_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96),
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn store_matches_reference_model(steps in prop::collection::vec(step(), 1..40)) {
+        run(steps)?;
+    }
+}
