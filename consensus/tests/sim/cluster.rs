@@ -1,0 +1,671 @@
+//! The simulated cluster: members, their disks and state machines, the network, faults,
+//! clients, and the loop that checks every invariant after every step.
+
+use std::collections::BTreeSet;
+
+use keel_consensus::{
+    conf_change_of, ConfChange, ConfChangeType, ConfState, Config, EntryKind, MemStorage,
+    MessageType, Mutations, RawNode, Role, Snapshot, SplitMix64, Storage,
+};
+
+use crate::checker::{mix, Checker};
+use crate::network::{Fate, Network};
+
+/// Everything a run depends on, derived from one seed.
+#[derive(Clone, Debug)]
+pub struct SimParams {
+    pub seed: u64,
+    pub voters: u64,
+    pub spares: u64,
+    pub chaos_steps: u64,
+    pub heal_limit: u64,
+    pub drop_pm: u64,
+    pub dup_pm: u64,
+    pub max_delay: u64,
+    pub crash_pm: u64,
+    pub crash_mid_ready_pm: u64,
+    pub restart_pm: u64,
+    pub partition_pm: u64,
+    pub heal_pm: u64,
+    pub propose_pm: u64,
+    pub read_pm: u64,
+    pub conf_pm: u64,
+    pub transfer_pm: u64,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    pub max_size_per_msg: u64,
+    pub max_inflight: usize,
+    pub snapshot_every: u64,
+    pub mutations: Mutations,
+}
+
+impl SimParams {
+    pub fn random(seed: u64, mutations: Mutations) -> SimParams {
+        let mut r = SplitMix64::new(seed ^ 0x5EED_0F_C0FFEE);
+        SimParams {
+            seed,
+            voters: if r.chance(1, 2) { 3 } else { 5 },
+            spares: 2,
+            chaos_steps: 500,
+            heal_limit: 600,
+            drop_pm: r.below(150),
+            dup_pm: r.below(100),
+            max_delay: 1 + r.below(6),
+            crash_pm: r.below(40),
+            crash_mid_ready_pm: r.below(30),
+            restart_pm: 30 + r.below(70),
+            partition_pm: r.below(40),
+            heal_pm: 10 + r.below(30),
+            propose_pm: 100 + r.below(400),
+            read_pm: r.below(300),
+            conf_pm: if r.chance(1, 2) { 10 } else { 0 },
+            transfer_pm: r.below(6),
+            pre_vote: r.chance(1, 2),
+            check_quorum: r.chance(1, 2),
+            election_tick: 10,
+            heartbeat_tick: 1 + r.below(2) as usize,
+            max_size_per_msg: [0, 16, 1 << 20][r.below(3) as usize],
+            max_inflight: 1 + r.below(8) as usize,
+            snapshot_every: 5 + r.below(60),
+            mutations,
+        }
+    }
+}
+
+/// A member's application state: a hash chain over applied entries.
+#[derive(Clone, Debug, Default)]
+struct StateMachine {
+    applied: u64,
+    hash: u64,
+    conf: ConfState,
+}
+
+impl StateMachine {
+    fn from_snapshot(s: &Snapshot) -> StateMachine {
+        let hash = if s.data.len() == 8 {
+            u64::from_le_bytes(s.data[..8].try_into().unwrap())
+        } else {
+            0
+        };
+        StateMachine {
+            applied: s.meta.index,
+            hash,
+            conf: s.meta.conf_state.clone(),
+        }
+    }
+}
+
+struct Node {
+    id: u64,
+    raw: Option<RawNode<MemStorage>>,
+    /// The durable state while crashed.
+    disk: MemStorage,
+    tick_pm: u64,
+    incarnation: u64,
+    sm: StateMachine,
+    commit_reported: u64,
+}
+
+/// Counters describing what a run exercised.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub steps: u64,
+    pub elections: u64,
+    pub committed: u64,
+    pub crashes: u64,
+    pub snapshots_sent: u64,
+    pub reads_checked: u64,
+    pub conf_changes: u64,
+    pub fingerprint: u64,
+}
+
+pub struct Sim {
+    p: SimParams,
+    rng: SplitMix64,
+    now: u64,
+    nodes: Vec<Node>,
+    net: Network,
+    check: Checker,
+    removed: BTreeSet<u64>,
+    counter: u64,
+    healing: bool,
+    heal_at: u64,
+    marker_applied: Option<u64>,
+    last_marker_attempt: u64,
+    stats: Stats,
+    leader_terms_seen: BTreeSet<u64>,
+}
+
+impl Sim {
+    pub fn new(p: SimParams) -> Sim {
+        let mut rng = SplitMix64::new(p.seed);
+        let initial: Vec<u64> = (1..=p.voters).collect();
+        let mut nodes = Vec::new();
+        for id in 1..=p.voters + p.spares {
+            let disk = MemStorage::new_with_conf_state(ConfState::with_voters(&initial));
+            let tick_pm = 500 + rng.below(501);
+            nodes.push(Node {
+                id,
+                raw: None,
+                disk,
+                tick_pm,
+                incarnation: 0,
+                sm: StateMachine::default(),
+                commit_reported: 0,
+            });
+        }
+        let net = Network::new(p.drop_pm, p.dup_pm, p.max_delay);
+        let mut sim = Sim {
+            check: Checker::new(&initial),
+            p,
+            rng,
+            now: 0,
+            nodes,
+            net,
+            removed: BTreeSet::new(),
+            counter: 0,
+            healing: false,
+            heal_at: 0,
+            marker_applied: None,
+            last_marker_attempt: 0,
+            stats: Stats::default(),
+            leader_terms_seen: BTreeSet::new(),
+        };
+        for i in 0..sim.nodes.len() {
+            sim.start(i);
+        }
+        sim
+    }
+
+    fn config(&self, id: u64) -> Config {
+        let mut c = Config::new(id);
+        c.election_tick = self.p.election_tick;
+        c.heartbeat_tick = self.p.heartbeat_tick;
+        c.pre_vote = self.p.pre_vote;
+        c.check_quorum = self.p.check_quorum;
+        c.max_size_per_msg = self.p.max_size_per_msg;
+        c.max_inflight_msgs = self.p.max_inflight;
+        c.max_uncommitted_entries_size = 4096;
+        c.mutations = self.p.mutations;
+        c
+    }
+
+    fn start(&mut self, i: usize) {
+        let cfg = self.config(self.nodes[i].id);
+        let n = &mut self.nodes[i];
+        n.incarnation += 1;
+        let seed = mix(self.p.seed, n.id * 1_000_003 + n.incarnation);
+        let raw = RawNode::new(&cfg, n.disk.clone(), seed)
+            .unwrap_or_else(|e| panic!("member {} failed to restart: {e}", n.id));
+        n.sm = StateMachine::from_snapshot(&n.disk.snapshot().unwrap());
+        n.commit_reported = raw.first_index() - 1;
+        n.raw = Some(raw);
+    }
+
+    fn crash(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        if let Some(raw) = n.raw.take() {
+            n.disk = raw.store().clone();
+            self.stats.crashes += 1;
+        }
+    }
+
+    fn live(&self, i: usize) -> bool {
+        self.nodes[i].raw.is_some()
+    }
+
+    fn random_node(&mut self, pred: impl Fn(&Sim, usize) -> bool) -> Option<usize> {
+        let cands: Vec<usize> = (0..self.nodes.len()).filter(|&i| pred(self, i)).collect();
+        if cands.is_empty() {
+            return None;
+        }
+        Some(cands[self.rng.below(cands.len() as u64) as usize])
+    }
+
+    fn leader_index(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i]
+                    .raw
+                    .as_ref()
+                    .is_some_and(|r| r.raft().role == Role::Leader)
+            })
+            .max_by_key(|&i| self.nodes[i].raw.as_ref().unwrap().raft().term)
+    }
+
+    /// Runs the whole scenario: chaos, then heal and wait for liveness.
+    pub fn run(mut self) -> Result<Stats, String> {
+        loop {
+            self.step().map_err(|e| format!("step {}: {e}", self.now))?;
+            if !self.healing && self.now >= self.p.chaos_steps {
+                self.heal();
+            }
+            if self.healing {
+                if self.live_and_converged() {
+                    break;
+                }
+                if self.now - self.heal_at > self.p.heal_limit {
+                    return Err(format!(
+                        "liveness: {} ticks after faults healed, no proposal was committed and \
+                         applied everywhere (marker applied at {:?})",
+                        self.p.heal_limit, self.marker_applied
+                    ));
+                }
+            }
+        }
+        self.stats.steps = self.now;
+        self.stats.reads_checked = self.check.reads_checked;
+        self.stats.elections = self.leader_terms_seen.len() as u64;
+        self.stats.committed = self.check.max_commit_known;
+        let mut fp = 0;
+        for n in &self.nodes {
+            fp = mix(fp, n.sm.applied);
+            fp = mix(fp, n.sm.hash);
+        }
+        self.stats.fingerprint = mix(fp, self.stats.crashes);
+        Ok(self.stats)
+    }
+
+    fn heal(&mut self) {
+        self.healing = true;
+        self.heal_at = self.now;
+        self.net.heal();
+        self.net.drop_pm = 0;
+        self.net.dup_pm = 0;
+        for i in 0..self.nodes.len() {
+            if !self.live(i) && !self.removed.contains(&self.nodes[i].id) {
+                self.start(i);
+            }
+        }
+    }
+
+    fn live_and_converged(&mut self) -> bool {
+        let Some(marker) = self.marker_applied else {
+            return false;
+        };
+        // Members of the newest configuration any live member has applied.
+        let newest = self
+            .nodes
+            .iter()
+            .filter(|n| n.raw.is_some())
+            .max_by_key(|n| n.sm.applied)
+            .map(|n| n.sm.conf.clone())
+            .unwrap_or_default();
+        let members: Vec<u64> = newest
+            .voters
+            .iter()
+            .chain(newest.learners.iter())
+            .copied()
+            .filter(|id| !self.removed.contains(id))
+            .collect();
+        members
+            .iter()
+            .all(|&id| self.nodes[(id - 1) as usize].sm.applied >= marker)
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        self.now += 1;
+        if !self.healing {
+            self.inject_faults();
+        }
+        for i in 0..self.nodes.len() {
+            let pm = self.nodes[i].tick_pm;
+            if self.live(i) && self.rng.chance(pm, 1000) {
+                self.nodes[i].raw.as_mut().unwrap().tick();
+            }
+        }
+        self.client_ops();
+        let due = self.net.due(&mut self.rng, self.now);
+        for m in due {
+            let (from, to) = (m.from, m.to);
+            let is_snap = m.msg_type == MessageType::Snapshot;
+            let ti = (to - 1) as usize;
+            let deliverable = !self.removed.contains(&from)
+                && !self.removed.contains(&to)
+                && !self.net.is_blocked(from, to)
+                && self.live(ti);
+            if deliverable {
+                let _ = self.nodes[ti].raw.as_mut().unwrap().step(m);
+                if is_snap {
+                    self.stats.snapshots_sent += 1;
+                }
+            }
+            if is_snap {
+                if let Some(raw) = self.nodes[(from - 1) as usize].raw.as_mut() {
+                    raw.report_snapshot(to, deliverable);
+                }
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.process_ready(i)?;
+        }
+        for i in 0..self.nodes.len() {
+            if self.removed.contains(&self.nodes[i].id) && self.live(i) {
+                self.crash(i); // removed members are shut down for good
+            }
+            self.maybe_compact(i);
+        }
+        self.check_leaders()
+    }
+
+    fn inject_faults(&mut self) {
+        let n = self.nodes.len() as u64;
+        if self.rng.chance(self.p.crash_pm, 1000) {
+            if let Some(i) = self.random_node(|s, i| s.live(i)) {
+                self.crash(i);
+            }
+        }
+        if self.rng.chance(self.p.restart_pm, 1000) {
+            if let Some(i) =
+                self.random_node(|s, i| !s.live(i) && !s.removed.contains(&s.nodes[i].id))
+            {
+                self.start(i);
+            }
+        }
+        if self.rng.chance(self.p.partition_pm, 1000) {
+            match self.rng.below(3) {
+                0 => {
+                    // Random symmetric split.
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    for id in 1..=n {
+                        if self.rng.chance(1, 2) {
+                            a.push(id)
+                        } else {
+                            b.push(id)
+                        }
+                    }
+                    self.net.split(&a, &b);
+                }
+                1 => {
+                    // Isolate the leader (the classic stale-leader scenario).
+                    let victim = match self.leader_index() {
+                        Some(i) => self.nodes[i].id,
+                        None => 1 + self.rng.below(n),
+                    };
+                    let others: Vec<u64> = (1..=n).filter(|&x| x != victim).collect();
+                    self.net.split(&[victim], &others);
+                }
+                _ => {
+                    // One-way: `a` can no longer hear `b` (or several links into one member).
+                    let a = 1 + self.rng.below(n);
+                    let b = 1 + self.rng.below(n);
+                    if a != b {
+                        self.net.block_one_way(b, a);
+                    }
+                }
+            }
+        }
+        if self.rng.chance(self.p.heal_pm, 1000) {
+            self.net.heal();
+        }
+    }
+
+    fn client_ops(&mut self) {
+        if self.rng.chance(self.p.propose_pm, 1000) {
+            if let Some(i) = self.random_node(|s, i| s.live(i)) {
+                self.counter += 1;
+                let data = format!("c{}", self.counter).into_bytes();
+                let _ = self.nodes[i].raw.as_mut().unwrap().propose(data);
+            }
+        }
+        if self.rng.chance(self.p.read_pm, 1000) {
+            if let Some(i) = self.random_node(|s, i| s.live(i)) {
+                self.counter += 1;
+                let ctx = format!("r{}", self.counter).into_bytes();
+                let min = self.check.max_commit_known;
+                if self.nodes[i]
+                    .raw
+                    .as_mut()
+                    .unwrap()
+                    .read_index(ctx.clone())
+                    .is_ok()
+                {
+                    self.check.reads.insert(ctx, min);
+                }
+            }
+        }
+        if !self.healing && self.rng.chance(self.p.conf_pm, 1000) {
+            self.propose_conf_change();
+        }
+        if !self.healing && self.rng.chance(self.p.transfer_pm, 1000) {
+            if let Some(li) = self.leader_index() {
+                let voters = self.nodes[li].sm.conf.voters.clone();
+                if !voters.is_empty() {
+                    let to = voters[self.rng.below(voters.len() as u64) as usize];
+                    let _ = self.nodes[li].raw.as_mut().unwrap().transfer_leader(to);
+                }
+            }
+        }
+        if self.healing {
+            let leader = self.leader_index();
+            let due = self.last_marker_attempt == 0
+                || self.now - self.last_marker_attempt > 4 * self.p.election_tick as u64;
+            if let (Some(li), true, None) = (leader, due, self.marker_applied) {
+                self.counter += 1;
+                let data = format!("M{}", self.counter).into_bytes();
+                if self.nodes[li].raw.as_mut().unwrap().propose(data).is_ok() {
+                    self.last_marker_attempt = self.now;
+                }
+            }
+        }
+    }
+
+    fn propose_conf_change(&mut self) {
+        let Some(li) = self.leader_index() else {
+            return;
+        };
+        let conf = self.nodes[li].sm.conf.clone();
+        let all = self.p.voters + self.p.spares;
+        let used: BTreeSet<u64> = conf
+            .voters
+            .iter()
+            .chain(conf.learners.iter())
+            .copied()
+            .chain(self.removed.iter().copied())
+            .collect();
+        let cc = if let Some(&l) = conf.learners.first() {
+            ConfChange {
+                change_type: ConfChangeType::AddNode,
+                node_id: l,
+                context: Vec::new(),
+            }
+        } else if let Some(new) = (1..=all).find(|id| !used.contains(id)) {
+            ConfChange {
+                change_type: ConfChangeType::AddLearner,
+                node_id: new,
+                context: Vec::new(),
+            }
+        } else if conf.voters.len() > 3 {
+            let v = conf.voters[self.rng.below(conf.voters.len() as u64) as usize];
+            ConfChange {
+                change_type: ConfChangeType::RemoveNode,
+                node_id: v,
+                context: Vec::new(),
+            }
+        } else {
+            return;
+        };
+        let _ = self.nodes[li]
+            .raw
+            .as_mut()
+            .unwrap()
+            .propose_conf_change(&cc);
+    }
+
+    fn send_all(&mut self, i: usize, msgs: Vec<keel_consensus::Message>) {
+        for m in msgs {
+            let (is_snap, to) = (m.msg_type == MessageType::Snapshot, m.to);
+            let blocked = self.removed.contains(&m.to) || self.removed.contains(&m.from);
+            let fate = if blocked {
+                Fate::Dropped
+            } else {
+                self.net.send(&mut self.rng, self.now, m)
+            };
+            if is_snap && matches!(fate, Fate::Dropped) {
+                if let Some(raw) = self.nodes[i].raw.as_mut() {
+                    raw.report_snapshot(to, false);
+                }
+            }
+        }
+    }
+
+    fn process_ready(&mut self, i: usize) -> Result<(), String> {
+        for _ in 0..16 {
+            let id = self.nodes[i].id;
+            let Some(raw) = self.nodes[i].raw.as_mut() else {
+                return Ok(());
+            };
+            if !raw.has_ready() {
+                return Ok(());
+            }
+            let mut rd = raw.ready();
+            for (k, e) in rd.entries.iter().enumerate() {
+                let prev = if k == 0 {
+                    raw.term_at(e.index - 1)
+                } else {
+                    Some(rd.entries[k - 1].term)
+                };
+                if let Some(prev) = prev {
+                    self.check.appended(id, e, prev)?;
+                }
+            }
+            let msgs = std::mem::take(&mut rd.messages);
+            self.send_all(i, msgs);
+
+            let crash_now =
+                !self.healing && rd.must_sync && self.rng.chance(self.p.crash_mid_ready_pm, 1000);
+            let raw = self.nodes[i].raw.as_mut().unwrap();
+            if crash_now {
+                // Lose power part-way through the write: a prefix of (snapshot, entries...,
+                // hard state) reaches the disk, in that order.
+                let stages = rd.snapshot.is_some() as u64
+                    + rd.entries.len() as u64
+                    + rd.hard_state.is_some() as u64;
+                let mut cut = self.rng.below(stages + 1);
+                let store = raw.store_mut();
+                if let Some(s) = rd.snapshot.take() {
+                    if cut > 0 {
+                        store.apply_snapshot(s).unwrap();
+                        cut -= 1;
+                    }
+                }
+                let n = (cut as usize).min(rd.entries.len());
+                store.append(&rd.entries[..n]);
+                cut -= n as u64;
+                if let (Some(hs), true) = (rd.hard_state, cut > 0) {
+                    store.set_hard_state(hs);
+                }
+                self.crash(i);
+                return Ok(());
+            }
+            let store = raw.store_mut();
+            if let Some(s) = &rd.snapshot {
+                store.apply_snapshot(s.clone()).unwrap();
+            }
+            store.append(&rd.entries);
+            if let Some(hs) = rd.hard_state {
+                store.set_hard_state(hs);
+            }
+            let pmsgs = std::mem::take(&mut rd.persisted_messages);
+            self.send_all(i, pmsgs);
+
+            if let Some(s) = &rd.snapshot {
+                let sm = StateMachine::from_snapshot(s);
+                self.check.snapshot_installed(id, sm.applied, sm.hash)?;
+                self.nodes[i].sm = sm;
+            }
+            for e in &rd.committed_entries {
+                let n = &mut self.nodes[i];
+                if e.index <= n.sm.applied {
+                    return Err(format!(
+                        "member {id} was asked to apply index {} again (applied {})",
+                        e.index, n.sm.applied
+                    ));
+                }
+                if e.index != n.sm.applied + 1 {
+                    return Err(format!(
+                        "member {id} skipped from applied {} to {}",
+                        n.sm.applied, e.index
+                    ));
+                }
+                n.sm.applied = e.index;
+                n.sm.hash = mix(n.sm.hash, crate::checker::entry_digest(e));
+                let hash = n.sm.hash;
+                self.check.applied(id, e, hash)?;
+                if e.kind == EntryKind::ConfChange {
+                    if let Some(cc) = conf_change_of(e) {
+                        let raw = self.nodes[i].raw.as_mut().unwrap();
+                        if let Ok(cs) = raw.apply_conf_change(&cc) {
+                            self.stats.conf_changes += 1;
+                            self.check
+                                .conf_applied(e.index, cs.voters.iter().copied().collect())?;
+                            self.nodes[i].sm.conf = cs;
+                            if cc.change_type == ConfChangeType::RemoveNode {
+                                self.removed.insert(cc.node_id);
+                            }
+                        }
+                    }
+                }
+                if self.healing && e.data.first() == Some(&b'M') && self.marker_applied.is_none() {
+                    self.marker_applied = Some(e.index);
+                }
+            }
+            for rs in &rd.read_states {
+                self.check.read_answered(id, &rs.context, rs.index)?;
+            }
+            let from = self.nodes[i].commit_reported + 1;
+            let raw = self.nodes[i].raw.as_mut().unwrap();
+            raw.advance();
+            // Report what this member now knows to be committed.
+            let committed = raw.raft().log.committed;
+            let term = raw.raft().term;
+            for idx in from..=committed {
+                if let Some(t) = raw.term_at(idx) {
+                    self.check.committed(id, idx, t, term)?;
+                }
+            }
+            self.nodes[i].commit_reported = self.nodes[i].commit_reported.max(committed);
+        }
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self, i: usize) {
+        let every = self.p.snapshot_every;
+        let n = &mut self.nodes[i];
+        let Some(raw) = n.raw.as_mut() else { return };
+        if n.sm.applied >= raw.first_index() + every {
+            let data = n.sm.hash.to_le_bytes().to_vec();
+            raw.store_mut()
+                .create_snapshot(n.sm.applied, n.sm.conf.clone(), data)
+                .unwrap();
+        }
+    }
+
+    fn check_leaders(&mut self) -> Result<(), String> {
+        for n in &self.nodes {
+            let Some(raw) = n.raw.as_ref() else { continue };
+            let r = raw.raft();
+            if r.role != Role::Leader {
+                continue;
+            }
+            self.check.leader(r.term, n.id)?;
+            self.leader_terms_seen.insert(r.term);
+            // §5.4 Leader Completeness.
+            let must = self.check.must_hold(r.term);
+            if must >= raw.first_index() {
+                let want = self.check.committed_term(must);
+                let have = raw.term_at(must);
+                if want.is_some() && have != want {
+                    return Err(format!(
+                        "leader completeness: leader {} of term {} has term {:?} at index {must}, \
+                         committed with term {:?} in an earlier term",
+                        n.id, r.term, have, want
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
