@@ -123,14 +123,16 @@ impl Writer {
     /// Encode one batch into `self.buf` and update the state it changes. The order — snapshot
     /// marker, truncation, entries, hard state — is the order recovery replays.
     fn encode_batch(&mut self, b: &Batch, group_start: &mut bool) {
-        let mut put = |w: &mut Writer, r: Record| {
-            let flags = if *group_start { FLAG_GROUP_START } else { 0 };
-            w.encoder.encode(&r, flags, &mut w.buf);
+        // Only the first record of the whole group carries the group-start flag.
+        let mut flags = || {
+            let f = if *group_start { FLAG_GROUP_START } else { 0 };
             *group_start = false;
-            w.group_records += 1;
+            f
         };
         if let Some(s) = b.snapshot {
-            put(self, Record::Snapshot(s));
+            self.encoder
+                .encode(&Record::Snapshot(s), flags(), &mut self.buf);
+            self.group_records += 1;
             self.snapshot = Some(s);
             self.next_index = self.next_index.max(s.index + 1);
             if let Some(cur) = self.segments.last_mut() {
@@ -138,17 +140,20 @@ impl Writer {
             }
         }
         if let Some(t) = b.truncate_from {
-            put(self, Record::Truncate { from_index: t });
+            let r = Record::Truncate { from_index: t };
+            self.encoder.encode(&r, flags(), &mut self.buf);
+            self.group_records += 1;
             self.next_index = t;
         }
         for e in &b.entries {
-            // Clone-free would need a borrowed record type; entries are copied once into the
-            // buffer either way, the clone of `data` is the price of one enum.
-            put(self, Record::Entry(e.clone()));
+            self.encoder.encode_entry(e, flags(), &mut self.buf);
+            self.group_records += 1;
             self.next_index = e.index + 1;
         }
         if let Some(hs) = b.hard_state {
-            put(self, Record::HardState(hs));
+            self.encoder
+                .encode(&Record::HardState(hs), flags(), &mut self.buf);
+            self.group_records += 1;
             self.hard_state = Some(hs);
         }
     }
@@ -231,8 +236,8 @@ impl Writer {
         }
         let mut k_best = 0;
         let mut highest_below = 0u64;
-        for k in 1..n {
-            highest_below = highest_below.max(self.segments[k].name.first_index.saturating_sub(1));
+        for (k, seg) in self.segments.iter().enumerate().skip(1) {
+            highest_below = highest_below.max(seg.name.first_index.saturating_sub(1));
             if highest_below <= index && highest_below <= suffix_marker[k] {
                 k_best = k;
             }
