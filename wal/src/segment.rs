@@ -4,7 +4,7 @@
 //! of the first entry that was to be appended to it, both as 16 hex digits (etcd's scheme), so
 //! `ls` shows the order and which segments lie below a snapshot.
 //!
-//! All disk access goes through [`Disk`], which consults an optional [`FaultHook`] before each
+//! All disk access goes through `Disk`, which consults an optional [`FaultHook`] before each
 //! operation. Tests use the hook to make a write, an fdatasync or a rename fail and check that
 //! the failure reaches every waiting producer.
 

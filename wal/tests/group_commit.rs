@@ -14,7 +14,7 @@ fn a_thousand_concurrent_appends_need_far_fewer_fsyncs() {
     const THREADS: usize = 100;
     const PER_THREAD: usize = 10;
     let d = TempDir::new("thousand");
-    let wal = Arc::new(Wal::create_with(d.path(), META, WalOptions::default()).unwrap());
+    let wal = Arc::new(Wal::create_with(d.path(), META, small_opts(8 << 20)).unwrap());
     let before = wal.stats();
     let next_index = Arc::new(Mutex::new(1u64));
     let threads: Vec<_> = (0..THREADS)
@@ -56,7 +56,7 @@ fn a_thousand_concurrent_appends_need_far_fewer_fsyncs() {
     assert!(groups <= fsyncs);
     assert!(after.max_batches_per_group > 10);
     drop(Arc::try_unwrap(wal).unwrap());
-    let (_, rec) = Wal::open(d.path()).unwrap();
+    let (_, rec) = Wal::open_with(d.path(), small_opts(8 << 20)).unwrap();
     assert_eq!(rec.entries.len() as u64, appends);
     for (i, e) in rec.entries.iter().enumerate() {
         assert_eq!(*e, entry(i as u64 + 1, 1, 256));
@@ -91,7 +91,7 @@ fn the_next_group_accumulates_while_an_fsync_runs() {
             }
             Ok(())
         })),
-        ..WalOptions::default()
+        ..small_opts(8 << 20)
     };
     let wal = Wal::create_with(d.path(), META, opts).unwrap();
     let before = wal.stats();
