@@ -3,6 +3,7 @@
 //! (Layer overview to be written with the implementation: see issue 6.)
 
 // --- Owned by the protocol helper (event loop, HTTP/2, HPACK, gRPC, HTTP/1.1, client) ---
+pub mod client;
 pub mod event_loop;
 pub mod grpc;
 pub mod hpack;

@@ -59,6 +59,8 @@ pub struct TestService {
     observed: Arc<Mutex<Observed>>,
     delayed: HashMap<u64, (CallId, Vec<u8>)>,
     next_tag: u64,
+    /// Every call's path, kept after the call ends (so late cancellations can be attributed).
+    paths: HashMap<CallId, String>,
 }
 
 fn header(rev: i64) -> Option<ResponseHeader> {
@@ -174,6 +176,7 @@ impl Handler<Wake> for TestService {
                 o.metadata.push((path.clone(), metadata));
                 o.started += 1;
                 drop(o);
+                self.paths.insert(call, path.clone());
                 self.calls.insert(
                     call,
                     Call {
@@ -232,9 +235,9 @@ impl Handler<Wake> for TestService {
                 self.unary(ctx, call, &c.path, &c.messages[0]);
             }
             CallEvent::Cancelled { call, reason } => {
-                if let Some(c) = self.calls.remove(&call) {
-                    self.observed.lock().cancelled.push((c.path, reason));
-                }
+                self.calls.remove(&call);
+                let path = self.paths.get(&call).cloned().unwrap_or_default();
+                self.observed.lock().cancelled.push((path, reason));
                 self.watchers.retain(|w| w.0 != call);
                 self.observed.lock().watchers = self.watchers.len();
             }
@@ -302,6 +305,7 @@ pub fn start_with(mut grpc: GrpcConfig) -> Running {
         observed: observed.clone(),
         delayed: HashMap::new(),
         next_tag: 0,
+        paths: HashMap::new(),
     };
     let thread = std::thread::spawn(move || lp.run(&mut svc).expect("loop runs"));
     Running {
