@@ -28,6 +28,7 @@
 //! as the lower crates' APIs land; see README.md for the status.
 
 pub mod config;
+pub mod envelope;
 pub mod errors;
 pub mod health;
 pub mod log;
@@ -36,3 +37,4 @@ pub mod sha1;
 pub mod sha256;
 pub mod url;
 pub mod version;
+pub mod wait;
