@@ -1,1 +1,75 @@
-//! The peer transport: Raft messages between members over TCP.
+//! The peer transport: Raft messages and snapshots between the members of a cluster, over TCP.
+//!
+//! To this module a Raft message is an opaque byte string: the server encodes it with the
+//! consensus crate's codec, calls [`PeerTransport::send`], and the same bytes come out of the
+//! receiving member's [`Inbox`] as [`PeerEvent::Message`]. What the transport adds is
+//! everything between: connections, framing, integrity, identity, backpressure, reconnection,
+//! and a separate lane for snapshots.
+//!
+//! # Wire protocol
+//! Every connection starts with a [`handshake`]: magic, version, lane, cluster id, sender id,
+//! receiver id (CRC-protected), answered by a verdict. Misdirected or stale connections (wrong
+//! cluster, wrong receiver, removed sender) are refused with a reason both sides log. Then
+//! [`frame`]s follow: length-prefixed, CRC32-checked, with a size cap per lane checked before
+//! any allocation. Each ordered pair of members uses one *message lane* connection per
+//! direction (the sender dials), and a fresh *snapshot lane* connection per snapshot.
+//!
+//! # Threading model (no async runtime)
+//! Plain `std` threads and blocking sockets:
+//! - one **acceptor** thread blocks in `accept()`;
+//! - one **reader** thread per inbound connection (at most `max_inbound_connections`) does the
+//!   handshake, reads frames, and pushes events into the inbox;
+//! - one **writer** thread per peer owns that peer's message-lane connection: it dials (with
+//!   exponential, capped, jittered backoff after failures), then moves batches from the peer's
+//!   bounded send queue to the socket. A peer that stops reading blocks only its own writer
+//!   (until `write_timeout` closes the connection); its queue fills and further `send`s to it
+//!   fail fast with [`SendError::QueueFull`] while other peers are unaffected;
+//! - one short-lived **snapshot** thread per snapshot being sent.
+//!
+//! The owner (the server's event loop) never blocks on the transport: [`PeerTransport::send`]
+//! only appends to a queue under a mutex. Incoming traffic and reports arrive in the
+//! [`Inbox`], a bounded queue; the transport calls the owner's wake function (e.g. a closure
+//! around `mio::Waker::wake`) when the inbox becomes non-empty, and the owner drains it with
+//! [`Inbox::try_recv`] until `None`. When the inbox is full, reader threads wait, which pushes
+//! back on the sending members through TCP flow control — memory stays bounded everywhere.
+//!
+//! # What the owner must do with events
+//! - `Message { from, payload }`: decode and step Raft.
+//! - `Snapshot { from, snapshot_id, data }`: the complete snapshot, CRC-verified.
+//! - `Unreachable { peer }`: call Raft's `report_unreachable(peer)`.
+//! - `SnapshotStatus { to, snapshot_id, result }`: call Raft's `report_snapshot(to, ok)`.
+//!
+//! # Example
+//! ```
+//! use keel_net::peer::{PeerEvent, PeerTransport, PeerTransportConfig};
+//! use std::time::Duration;
+//!
+//! let loopback = "127.0.0.1:0".parse().unwrap();
+//! let (a, _a_inbox) = PeerTransport::start(PeerTransportConfig::new(7, 1, loopback), || {}).unwrap();
+//! let (b, b_inbox) = PeerTransport::start(PeerTransportConfig::new(7, 2, loopback), || {}).unwrap();
+//! a.add_peer(2, b.local_addr()).unwrap();
+//! b.add_peer(1, a.local_addr()).unwrap();
+//! a.send(2, b"MsgApp".to_vec()).unwrap();
+//! let event = b_inbox.recv_timeout(Duration::from_secs(5));
+//! assert_eq!(event, Some(PeerEvent::Message { from: 1, payload: b"MsgApp".to_vec() }));
+//! ```
+
+mod backoff;
+mod config;
+mod core;
+mod error;
+pub mod frame;
+pub mod handshake;
+mod inbound;
+mod inbox;
+mod outbound;
+mod snapshot;
+mod stats;
+mod transport;
+
+pub use backoff::{Backoff, SplitMix64};
+pub use config::{LogFn, PeerTransportConfig};
+pub use error::{SendError, TransportError};
+pub use inbox::{Inbox, PeerEvent};
+pub use stats::{PeerStats, TransportStats};
+pub use transport::PeerTransport;

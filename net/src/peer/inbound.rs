@@ -1,0 +1,187 @@
+//! The receiving side: the acceptor thread and one reader thread per inbound connection.
+
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::core::Core;
+use super::frame::{read_frame, FrameError, FrameKind};
+use super::handshake::{HandshakeError, Hello, Lane, Reply, Verdict, HELLO_LEN};
+use super::inbox::PeerEvent;
+use super::snapshot::receive_snapshots;
+use super::stats::add;
+
+/// Body of the acceptor thread.
+pub(crate) fn run_acceptor(core: Arc<Core>, listener: TcpListener) {
+    loop {
+        let accepted = listener.accept();
+        if core.stopping() {
+            return;
+        }
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                core.log(&format!("accept failed: {e}"));
+                // Out of file descriptors and similar: do not spin.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+        };
+        let active = core.inbound_active.fetch_add(1, Ordering::AcqRel);
+        if active >= core.config.max_inbound_connections {
+            core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+            refuse_busy(&core, stream, remote);
+            continue;
+        }
+        let conn_core = core.clone();
+        let spawned = core.spawn(format!("keel-peer-in-{remote}"), move || {
+            serve_connection(&conn_core, stream, remote);
+            conn_core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+        });
+        if let Err(e) = spawned {
+            core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+            if core.stopping() {
+                return;
+            }
+            core.log(&format!("cannot start a reader for {remote}: {e}"));
+        }
+    }
+}
+
+fn refuse_busy(core: &Core, mut stream: TcpStream, remote: SocketAddr) {
+    let reply = Reply {
+        verdict: Verdict::Busy,
+        cluster_id: core.config.cluster_id,
+        member_id: core.config.local_id,
+    };
+    let _ = stream.set_write_timeout(Some(core.config.handshake_timeout));
+    let _ = stream.write_all(&reply.encode());
+    core.note_rejected(format!(
+        "refused connection from {remote}: too many inbound connections (limit {})",
+        core.config.max_inbound_connections
+    ));
+}
+
+/// Handshake, then read frames until the connection ends or misbehaves.
+fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr) {
+    let Ok(guard) = core.register_socket(&stream, None) else {
+        return;
+    };
+    let cfg = &core.config;
+    let reply = |verdict| {
+        Reply {
+            verdict,
+            cluster_id: cfg.cluster_id,
+            member_id: cfg.local_id,
+        }
+        .encode()
+    };
+
+    let mut hello_bytes = [0u8; HELLO_LEN];
+    let setup = stream
+        .set_nodelay(true)
+        .and_then(|_| stream.set_read_timeout(Some(cfg.handshake_timeout)))
+        .and_then(|_| stream.set_write_timeout(Some(cfg.handshake_timeout)))
+        .and_then(|_| stream.read_exact(&mut hello_bytes));
+    if let Err(e) = setup {
+        if !core.stopping() {
+            let why = match e.kind() {
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+                    format!("timed out after {:?}", cfg.handshake_timeout)
+                }
+                ErrorKind::UnexpectedEof => "connection closed".to_string(),
+                _ => e.to_string(),
+            };
+            core.note_rejected(format!(
+                "closed connection from {remote}: no complete handshake: {why}"
+            ));
+        }
+        return;
+    }
+    let hello = match Hello::decode(&hello_bytes) {
+        Ok(hello) => hello,
+        Err(HandshakeError::BadMagic) => {
+            // Not a keel peer (an HTTP client, a port scanner): no reply it would understand.
+            core.note_rejected(format!(
+                "closed connection from {remote}: not a keel peer (bad magic)"
+            ));
+            return;
+        }
+        Err(e) => {
+            let _ = stream.write_all(&reply(Verdict::Malformed));
+            core.note_rejected(format!("closed connection from {remote}: {e}"));
+            return;
+        }
+    };
+    let known = core.peers.read().contains_key(&hello.from);
+    let verdict = hello.verdict(cfg.cluster_id, cfg.local_id, known);
+    if stream.write_all(&reply(verdict)).is_err() {
+        return;
+    }
+    if verdict != Verdict::Accepted {
+        core.note_rejected(format!(
+            "refused connection from {remote} (member {:#x}, cluster {:#x}, for member {:#x}): {verdict}",
+            hello.from, hello.cluster_id, hello.to
+        ));
+        return;
+    }
+    add(&core.counters.inbound_accepted, 1);
+    core.set_socket_peer(&guard, hello.from);
+    if let Err(e) = stream
+        .set_read_timeout(None)
+        .and_then(|_| stream.set_write_timeout(Some(cfg.write_timeout)))
+    {
+        core.note_protocol_error(format!(
+            "connection from member {:#x} at {remote}: {e}",
+            hello.from
+        ));
+        return;
+    }
+    match hello.lane {
+        Lane::Messages => read_messages(core, stream, hello.from, remote),
+        Lane::Snapshots => receive_snapshots(core, stream, hello.from, remote),
+    }
+}
+
+fn read_messages(core: &Arc<Core>, stream: TcpStream, from: u64, remote: SocketAddr) {
+    let max = core.config.max_message_bytes as u32;
+    let mut reader = BufReader::with_capacity(64 << 10, stream);
+    let stop = || core.stopping();
+    loop {
+        match read_frame(&mut reader, max) {
+            Ok(frame) if frame.kind == FrameKind::Message => {
+                add(&core.counters.messages_received, 1);
+                if core
+                    .events
+                    .deliver(
+                        PeerEvent::Message {
+                            from,
+                            payload: frame.payload,
+                        },
+                        &stop,
+                    )
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(frame) => {
+                core.note_protocol_error(format!(
+                    "closed connection from member {from:#x} at {remote}: unexpected {:?} frame on the message lane",
+                    frame.kind
+                ));
+                return;
+            }
+            Err(FrameError::Closed) => return,
+            Err(e) => {
+                if !core.stopping() {
+                    core.note_protocol_error(format!(
+                        "closed connection from member {from:#x} at {remote}: {e}"
+                    ));
+                }
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! [`PeerTransport`]: the public face of the peer transport.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::config::PeerTransportConfig;
+use super::core::Core;
+use super::error::{SendError, TransportError};
+use super::inbound::run_acceptor;
+use super::inbox::{inbox, Inbox, PeerEvent};
+use super::outbound::{run_writer, PeerLink};
+use super::snapshot::send_snapshot;
+use super::stats::{add, get, PeerStats, TransportStats};
+
+/// Carries opaque Raft messages and snapshots between the members of one cluster.
+///
+/// Created by [`PeerTransport::start`], which also returns the [`Inbox`] where incoming
+/// messages and reports arrive. All methods take `&self` and may be called from any thread;
+/// none blocks on the network. Dropping the transport shuts it down (joins its threads).
+pub struct PeerTransport {
+    core: Arc<Core>,
+}
+
+impl PeerTransport {
+    /// Binds `config.listen_addr`, starts the acceptor thread, and returns the transport and
+    /// its inbox. `wake` is called (from transport threads) when the inbox goes from "drained"
+    /// to "has events"; the server passes a closure calling its `mio::Waker::wake`.
+    pub fn start(
+        config: PeerTransportConfig,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Result<(PeerTransport, Inbox), TransportError> {
+        config.validate().map_err(TransportError::InvalidConfig)?;
+        let listener = TcpListener::bind(config.listen_addr).map_err(TransportError::Bind)?;
+        let local_addr = listener.local_addr().map_err(TransportError::Bind)?;
+        let (sink, inbox) = inbox(config.inbox_capacity, Box::new(wake));
+        let core = Arc::new(Core::new(config, local_addr, sink));
+        let acceptor_core = core.clone();
+        core.spawn(format!("keel-peer-accept-{local_addr}"), move || {
+            run_acceptor(acceptor_core, listener)
+        })
+        .map_err(TransportError::Spawn)?;
+        Ok((PeerTransport { core }, inbox))
+    }
+
+    /// This member's id.
+    pub fn local_id(&self) -> u64 {
+        self.core.config.local_id
+    }
+
+    /// The address peers connect to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.core.local_addr
+    }
+
+    /// Adds a peer and starts its writer thread. Messages from a member are only accepted
+    /// once it has been added (the handshake refuses unknown senders).
+    pub fn add_peer(&self, id: u64, addr: SocketAddr) -> Result<(), TransportError> {
+        if id == self.core.config.local_id {
+            return Err(TransportError::SelfPeer(id));
+        }
+        let link = Arc::new(PeerLink::new(id, addr));
+        {
+            let mut peers = self.core.peers.write();
+            if peers.contains_key(&id) {
+                return Err(TransportError::PeerExists(id));
+            }
+            peers.insert(id, link.clone());
+        }
+        let core = self.core.clone();
+        let writer_link = link.clone();
+        if let Err(e) = self.core.spawn(format!("keel-peer-out-{id:x}"), move || {
+            run_writer(core, writer_link)
+        }) {
+            self.core.peers.write().remove(&id);
+            return Err(TransportError::Spawn(e));
+        }
+        Ok(())
+    }
+
+    /// Changes a peer's address; the current connection is dropped and the new address dialed.
+    pub fn update_peer(&self, id: u64, addr: SocketAddr) -> Result<(), TransportError> {
+        let link = self
+            .core
+            .peers
+            .read()
+            .get(&id)
+            .cloned()
+            .ok_or(TransportError::UnknownPeer(id))?;
+        *link.addr.lock() = addr;
+        link.redial.store(true, Ordering::Release);
+        link.wake();
+        Ok(())
+    }
+
+    /// Removes a peer: stops its writer, drops its queue, closes its connections (both
+    /// directions), and refuses its future connections.
+    pub fn remove_peer(&self, id: u64) -> Result<(), TransportError> {
+        let link = self
+            .core
+            .peers
+            .write()
+            .remove(&id)
+            .ok_or(TransportError::UnknownPeer(id))?;
+        link.removed.store(true, Ordering::Release);
+        link.wake();
+        self.core.close_sockets_of(id);
+        Ok(())
+    }
+
+    /// Ids of the current peers, sorted.
+    pub fn peers(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.core.peers.read().keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Queues a message for `to`. Never blocks: if the peer's queue is at its message or byte
+    /// limit the message is dropped, counted, and [`SendError::QueueFull`] returned.
+    pub fn send(&self, to: u64, payload: Vec<u8>) -> Result<(), SendError> {
+        if self.core.stopping() {
+            return Err(SendError::ShutDown);
+        }
+        let cfg = &self.core.config;
+        if payload.len() > cfg.max_message_bytes {
+            return Err(SendError::TooLarge {
+                len: payload.len() as u64,
+                max: cfg.max_message_bytes as u64,
+            });
+        }
+        let link = self
+            .core
+            .peers
+            .read()
+            .get(&to)
+            .cloned()
+            .ok_or(SendError::UnknownPeer(to))?;
+        link.push(payload, cfg.max_queue_messages, cfg.max_queue_bytes)
+    }
+
+    /// Sends a snapshot to `to` on a separate connection, in the background. The outcome
+    /// arrives later as [`PeerEvent::SnapshotStatus`] with this `snapshot_id`. One snapshot
+    /// per peer at a time.
+    pub fn send_snapshot(&self, to: u64, snapshot_id: u64, data: Vec<u8>) -> Result<(), SendError> {
+        if self.core.stopping() {
+            return Err(SendError::ShutDown);
+        }
+        let max = self.core.config.max_snapshot_bytes;
+        if data.len() as u64 > max {
+            return Err(SendError::TooLarge {
+                len: data.len() as u64,
+                max,
+            });
+        }
+        let link = self
+            .core
+            .peers
+            .read()
+            .get(&to)
+            .cloned()
+            .ok_or(SendError::UnknownPeer(to))?;
+        if link
+            .snapshot_in_flight
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(SendError::SnapshotInProgress(to));
+        }
+        let core = self.core.clone();
+        let thread_link = link.clone();
+        let spawned = self.core.spawn(format!("keel-peer-snap-{to:x}"), move || {
+            let result = send_snapshot(&core, &thread_link, snapshot_id, &data);
+            drop(data);
+            match &result {
+                Ok(()) => add(&thread_link.counters.snapshots_sent, 1),
+                Err(why) => {
+                    core.log(why);
+                    thread_link.record_snapshot_failure(why);
+                }
+            }
+            thread_link
+                .snapshot_in_flight
+                .store(false, Ordering::Release);
+            let stop = || core.stopping();
+            let _ = core.events.deliver(
+                PeerEvent::SnapshotStatus {
+                    to,
+                    snapshot_id,
+                    result,
+                },
+                &stop,
+            );
+        });
+        if spawned.is_err() {
+            link.snapshot_in_flight.store(false, Ordering::Release);
+            return Err(SendError::ShutDown);
+        }
+        Ok(())
+    }
+
+    /// Counters and state of one peer, `None` if unknown.
+    pub fn peer_stats(&self, id: u64) -> Option<PeerStats> {
+        self.core.peers.read().get(&id).map(|link| link.stats())
+    }
+
+    /// Transport-wide counters (inbound side).
+    pub fn stats(&self) -> TransportStats {
+        let c = &self.core.counters;
+        TransportStats {
+            inbound_accepted: get(&c.inbound_accepted),
+            inbound_rejected: get(&c.inbound_rejected),
+            inbound_protocol_errors: get(&c.inbound_protocol_errors),
+            messages_received: get(&c.messages_received),
+            snapshots_received: get(&c.snapshots_received),
+            snapshots_rejected: get(&c.snapshots_rejected),
+            last_inbound_error: self.core.last_inbound_error.lock().clone(),
+        }
+    }
+
+    /// Stops all threads and closes all connections; queued messages are dropped. Idempotent;
+    /// also done on drop.
+    pub fn shutdown(&self) {
+        self.core.shutdown();
+    }
+}
+
+impl Drop for PeerTransport {
+    fn drop(&mut self) {
+        self.core.shutdown();
+    }
+}
+
+impl std::fmt::Debug for PeerTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTransport")
+            .field("local_id", &self.core.config.local_id)
+            .field("local_addr", &self.core.local_addr)
+            .field("peers", &self.peers())
+            .finish()
+    }
+}

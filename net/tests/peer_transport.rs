@@ -1,0 +1,799 @@
+//! The peer transport on loopback: message exchange between two and three members, peers
+//! that are down and come back, peers that stop reading, a large snapshot while messages keep
+//! flowing, handshake refusals, and garbage on the peer port.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keel_net::peer::frame::{
+    encode_frame_into, read_frame, write_frame, FrameKind, SnapshotAck, SnapshotBegin,
+};
+use keel_net::peer::handshake::{
+    Hello, Lane, Reply, Verdict, HELLO_LEN, PROTOCOL_VERSION, REPLY_LEN,
+};
+use keel_net::peer::{Inbox, PeerEvent, PeerTransport, PeerTransportConfig, SendError};
+
+const CLUSTER: u64 = 0x6b65_656c;
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Member {
+    transport: PeerTransport,
+    inbox: Inbox,
+    log: Arc<Mutex<Vec<String>>>,
+    wakes: Arc<AtomicUsize>,
+}
+
+impl Member {
+    fn logged(&self, needle: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(needle))
+    }
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn config(id: u64, addr: SocketAddr) -> (PeerTransportConfig, Arc<Mutex<Vec<String>>>) {
+    let mut cfg = PeerTransportConfig::new(CLUSTER, id, addr);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    cfg.log = Arc::new(move |line: &str| sink.lock().unwrap().push(line.to_string()));
+    cfg.backoff_initial = Duration::from_millis(10);
+    cfg.backoff_max = Duration::from_millis(200);
+    cfg.handshake_timeout = Duration::from_millis(500);
+    (cfg, log)
+}
+
+fn start_with(cfg: PeerTransportConfig, log: Arc<Mutex<Vec<String>>>) -> Member {
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let w = wakes.clone();
+    let (transport, inbox) = PeerTransport::start(cfg, move || {
+        w.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+    Member {
+        transport,
+        inbox,
+        log,
+        wakes,
+    }
+}
+
+fn start(id: u64) -> Member {
+    let (cfg, log) = config(id, loopback());
+    start_with(cfg, log)
+}
+
+/// Connects every member to every other.
+fn mesh(members: &[&Member]) {
+    for a in members {
+        for b in members {
+            if a.transport.local_id() != b.transport.local_id() {
+                a.transport
+                    .add_peer(b.transport.local_id(), b.transport.local_addr())
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Receives events until `done` says stop; panics after PATIENCE.
+fn collect_until(inbox: &Inbox, mut done: impl FnMut(&PeerEvent) -> bool) -> Vec<PeerEvent> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut events = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = inbox
+            .recv_timeout(left)
+            .unwrap_or_else(|| panic!("timed out; got so far: {events:?}"));
+        let stop = done(&event);
+        events.push(event);
+        if stop {
+            return events;
+        }
+    }
+}
+
+fn messages_from(events: &[PeerEvent], sender: u64) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Message { from, payload } if *from == sender => Some(payload.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An address nothing listens on (bound once, then released).
+fn free_addr() -> SocketAddr {
+    TcpListener::bind(loopback()).unwrap().local_addr().unwrap()
+}
+
+fn hello(from: u64, to: u64, lane: Lane) -> [u8; HELLO_LEN] {
+    Hello {
+        version: PROTOCOL_VERSION,
+        lane,
+        cluster_id: CLUSTER,
+        from,
+        to,
+    }
+    .encode()
+}
+
+/// Opens a raw connection to `member` as member `from` and completes the handshake.
+fn raw_peer(member: &Member, from: u64, lane: Lane) -> TcpStream {
+    let mut s = TcpStream::connect(member.transport.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&hello(from, member.transport.local_id(), lane))
+        .unwrap();
+    let mut reply = [0u8; REPLY_LEN];
+    s.read_exact(&mut reply).unwrap();
+    Reply::decode(&reply).expect("handshake accepted");
+    s
+}
+
+/// Reads until the other side closes the connection; true if it did within PATIENCE.
+fn closed_by_peer(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn two_members_exchange_messages_in_order() {
+    let a = start(1);
+    let b = start(2);
+    mesh(&[&a, &b]);
+    let n = 2000u32;
+    for i in 0..n {
+        a.transport
+            .send(2, format!("a->b {i}").into_bytes())
+            .unwrap();
+        b.transport
+            .send(1, format!("b->a {i}").into_bytes())
+            .unwrap();
+    }
+    let mut got = 0;
+    let at_b = collect_until(&b.inbox, |_| {
+        got += 1;
+        got == n
+    });
+    let mut got = 0;
+    let at_a = collect_until(&a.inbox, |_| {
+        got += 1;
+        got == n
+    });
+    let expect = |dir: &str| {
+        (0..n)
+            .map(|i| format!("{dir} {i}").into_bytes())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(messages_from(&at_b, 1), expect("a->b"));
+    assert_eq!(messages_from(&at_a, 2), expect("b->a"));
+    assert!(a.wakes.load(Ordering::SeqCst) >= 1 && b.wakes.load(Ordering::SeqCst) >= 1);
+    let stats = a.transport.peer_stats(2).unwrap();
+    assert_eq!(stats.sent_messages, n as u64);
+    assert_eq!(stats.dropped_queue_full + stats.dropped_on_failure, 0);
+    assert!(stats.connected);
+    assert_eq!(b.transport.stats().messages_received, n as u64);
+}
+
+#[test]
+fn wake_is_called_and_rearmed_by_try_recv() {
+    let a = start(1);
+    let b = start(2);
+    mesh(&[&a, &b]);
+    a.transport.send(2, b"one".to_vec()).unwrap();
+    wait_until("first wake", || b.wakes.load(Ordering::SeqCst) == 1);
+    wait_until("first message", || b.inbox.len() == 1);
+    assert!(b.inbox.try_recv().is_some());
+    assert!(b.inbox.try_recv().is_none()); // drained: re-armed
+    a.transport.send(2, b"two".to_vec()).unwrap();
+    wait_until("second wake", || b.wakes.load(Ordering::SeqCst) == 2);
+}
+
+#[test]
+fn three_members_all_pairs() {
+    let members = [start(1), start(2), start(3)];
+    mesh(&members.iter().collect::<Vec<_>>());
+    for m in &members {
+        for to in 1..=3u64 {
+            if to != m.transport.local_id() {
+                for i in 0..100u32 {
+                    let payload = format!("{}->{to} #{i}", m.transport.local_id());
+                    m.transport.send(to, payload.into_bytes()).unwrap();
+                }
+            }
+        }
+    }
+    for m in &members {
+        let me = m.transport.local_id();
+        let mut got = 0;
+        let events = collect_until(&m.inbox, |_| {
+            got += 1;
+            got == 200
+        });
+        for from in (1..=3u64).filter(|f| *f != me) {
+            let expected: Vec<Vec<u8>> = (0..100)
+                .map(|i| format!("{from}->{me} #{i}").into_bytes())
+                .collect();
+            assert_eq!(
+                messages_from(&events, from),
+                expected,
+                "at member {me} from {from}"
+            );
+        }
+    }
+}
+
+#[test]
+fn peer_down_then_up_then_restarted() {
+    let a = start(1);
+    let b_addr = free_addr();
+    a.transport.add_peer(2, b_addr).unwrap();
+    a.transport.send(2, b"sent while down".to_vec()).unwrap();
+
+    // A keeps failing to connect and reports the peer unreachable (for Raft's
+    // report_unreachable), with backoff between attempts.
+    collect_until(&a.inbox, |e| *e == PeerEvent::Unreachable { peer: 2 });
+    wait_until("several attempts", || {
+        a.transport.peer_stats(2).unwrap().connect_failures >= 3
+    });
+    let stats = a.transport.peer_stats(2).unwrap();
+    assert!(!stats.connected);
+    assert!(
+        stats
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("cannot reach peer 0x2"),
+        "{stats:?}"
+    );
+    assert_eq!(stats.queued_messages, 1);
+
+    // B comes up on that address: the queued message is delivered after reconnecting.
+    let (cfg, log) = config(2, b_addr);
+    let b = start_with(cfg, log);
+    b.transport.add_peer(1, a.transport.local_addr()).unwrap();
+    let events = collect_until(&b.inbox, |e| matches!(e, PeerEvent::Message { .. }));
+    assert_eq!(messages_from(&events, 1), vec![b"sent while down".to_vec()]);
+    a.transport.send(2, b"after".to_vec()).unwrap();
+    let events = collect_until(&b.inbox, |e| matches!(e, PeerEvent::Message { .. }));
+    assert_eq!(messages_from(&events, 1), vec![b"after".to_vec()]);
+    assert!(a.logged("connected to peer 0x2"));
+
+    // B restarts (same address): A notices, reconnects, and messages flow again.
+    drop(b);
+    let (cfg, log) = config(2, b_addr);
+    let b = start_with(cfg, log);
+    b.transport.add_peer(1, a.transport.local_addr()).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut i = 0;
+    loop {
+        let _ = a.transport.send(2, format!("probe {i}").into_bytes());
+        i += 1;
+        if let Some(PeerEvent::Message { from: 1, payload }) =
+            b.inbox.recv_timeout(Duration::from_millis(20))
+        {
+            assert!(payload.starts_with(b"probe "));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message after restart");
+    }
+}
+
+/// A fake member that completes the handshake and then never reads.
+fn stalled_peer(id: u64) -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind(loopback()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while !stop2.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    let mut hello = [0u8; HELLO_LEN];
+                    if s.read_exact(&mut hello).is_ok() {
+                        let reply = Reply {
+                            verdict: Verdict::Accepted,
+                            cluster_id: CLUSTER,
+                            member_id: id,
+                        };
+                        let _ = s.write_all(&reply.encode());
+                    }
+                    held.push(s); // never read again
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    (addr, stop, handle)
+}
+
+#[test]
+fn a_peer_that_stops_reading_does_not_stall_the_others() {
+    let (mut cfg, log) = config(1, loopback());
+    cfg.max_queue_bytes = 2 << 20; // 32 messages of 64 KiB
+    cfg.write_timeout = Duration::from_secs(3);
+    let a = start_with(cfg, log);
+    let b = start(2);
+    a.transport.add_peer(2, b.transport.local_addr()).unwrap();
+    b.transport.add_peer(1, a.transport.local_addr()).unwrap();
+    let (stalled_addr, stop_stalled, stalled_thread) = stalled_peer(3);
+    a.transport.add_peer(3, stalled_addr).unwrap();
+
+    // Fill the stalled peer's socket buffers and then its queue, until nothing moves any more:
+    // the writer is blocked in write() and the queue is at its byte limit.
+    let big = vec![0x5a; 64 << 10];
+    let deadline = Instant::now() + PATIENCE;
+    let (mut last_sent, mut still_since, mut saw_full) = (0, Instant::now(), false);
+    loop {
+        match a.transport.send(3, big.clone()) {
+            Ok(()) => {}
+            Err(SendError::QueueFull { .. }) => {
+                saw_full = true;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+        let stats = a.transport.peer_stats(3).unwrap();
+        if stats.sent_bytes != last_sent {
+            (last_sent, still_since) = (stats.sent_bytes, Instant::now());
+        }
+        if saw_full && still_since.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "peer never stalled: {stats:?}");
+    }
+    // Now send() to it fails fast, and the queue stays within its bounds.
+    match a.transport.send(3, big.clone()) {
+        Err(SendError::QueueFull {
+            peer: 3,
+            queued_bytes,
+            ..
+        }) => assert!(queued_bytes <= 2 << 20),
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+    let stats = a.transport.peer_stats(3).unwrap();
+    assert!(stats.dropped_queue_full >= 2, "{stats:?}");
+    assert!(
+        stats.queued_bytes + big.len() > 2 << 20 && stats.queued_bytes <= 2 << 20,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.dropped_on_failure, 0,
+        "the stall outlasted the write timeout: {stats:?}"
+    );
+
+    // Meanwhile the healthy peer gets everything.
+    for i in 0..200u32 {
+        a.transport.send(2, i.to_le_bytes().to_vec()).unwrap();
+    }
+    let mut got = 0;
+    let events = collect_until(&b.inbox, |_| {
+        got += 1;
+        got == 200
+    });
+    let expected: Vec<Vec<u8>> = (0..200u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    assert_eq!(messages_from(&events, 1), expected);
+
+    // The blocked write times out: the stalled peer is reported unreachable, with the reason.
+    collect_until(&a.inbox, |e| *e == PeerEvent::Unreachable { peer: 3 });
+    wait_until("write-timeout reason", || a.logged("did not read"));
+    assert!(a.transport.peer_stats(3).unwrap().dropped_on_failure >= 1);
+
+    stop_stalled.store(true, Ordering::SeqCst);
+    drop(a);
+    stalled_thread.join().unwrap();
+}
+
+#[test]
+fn queue_limits_and_send_errors() {
+    let (mut cfg, log) = config(1, loopback());
+    cfg.max_queue_bytes = 1000;
+    cfg.max_message_bytes = 600;
+    let a = start_with(cfg, log);
+    a.transport.add_peer(2, free_addr()).unwrap(); // never reachable
+    for _ in 0..3 {
+        a.transport.send(2, vec![1; 300]).unwrap();
+    }
+    assert_eq!(
+        a.transport.send(2, vec![1; 300]),
+        Err(SendError::QueueFull {
+            peer: 2,
+            queued_messages: 3,
+            queued_bytes: 900
+        })
+    );
+    assert_eq!(
+        a.transport.send(2, vec![1; 601]),
+        Err(SendError::TooLarge { len: 601, max: 600 })
+    );
+    assert_eq!(a.transport.send(9, vec![1]), Err(SendError::UnknownPeer(9)));
+    let stats = a.transport.peer_stats(2).unwrap();
+    assert_eq!(
+        (
+            stats.queued_messages,
+            stats.queued_bytes,
+            stats.dropped_queue_full
+        ),
+        (3, 900, 1)
+    );
+    assert!(a.transport.add_peer(1, free_addr()).is_err());
+    assert!(a.transport.add_peer(2, free_addr()).is_err());
+    a.transport.remove_peer(2).unwrap();
+    assert_eq!(a.transport.send(2, vec![1]), Err(SendError::UnknownPeer(2)));
+    assert!(a.transport.peers().is_empty());
+    a.transport.shutdown();
+    assert_eq!(a.transport.send(2, vec![1]), Err(SendError::ShutDown));
+}
+
+#[test]
+fn big_snapshot_does_not_hold_back_messages() {
+    let (mut cfg, log) = config(1, loopback());
+    // Pace the snapshot (~0.5 s for 20 MiB) so the test can observe interleaving reliably.
+    cfg.snapshot_rate_limit = Some(40 << 20);
+    let a = Arc::new(start_with(cfg, log));
+    let b = start(2);
+    mesh(&[&a, &b]);
+    let snapshot: Vec<u8> = (0..20u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+
+    // Warm up the message lane.
+    a.transport.send(2, b"hello".to_vec()).unwrap();
+    collect_until(&b.inbox, |e| matches!(e, PeerEvent::Message { .. }));
+
+    let epoch = Instant::now();
+    let sending = Arc::new(AtomicBool::new(true));
+    let (sender_a, flag) = (a.clone(), sending.clone());
+    let ticker = std::thread::spawn(move || {
+        while flag.load(Ordering::SeqCst) {
+            let now = epoch.elapsed().as_nanos() as u64;
+            let _ = sender_a.transport.send(2, now.to_le_bytes().to_vec());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    a.transport.send_snapshot(2, 77, snapshot.clone()).unwrap();
+    assert_eq!(
+        a.transport.send_snapshot(2, 78, vec![1]),
+        Err(SendError::SnapshotInProgress(2))
+    );
+
+    let mut latencies = Vec::new();
+    let events = collect_until(&b.inbox, |e| {
+        if let PeerEvent::Message { payload, .. } = e {
+            let sent = u64::from_le_bytes(payload[..8].try_into().unwrap());
+            latencies.push(epoch.elapsed().as_nanos() as u64 - sent);
+        }
+        matches!(e, PeerEvent::Snapshot { .. })
+    });
+    sending.store(false, Ordering::SeqCst);
+    ticker.join().unwrap();
+
+    let Some(PeerEvent::Snapshot {
+        from,
+        snapshot_id,
+        data,
+    }) = events.last()
+    else {
+        panic!()
+    };
+    assert_eq!((*from, *snapshot_id, data.len()), (1, 77, snapshot.len()));
+    assert!(*data == snapshot, "snapshot bytes differ");
+    // Messages kept arriving while the snapshot was in transit on its own lane.
+    assert!(
+        latencies.len() >= 20,
+        "only {} messages arrived during the snapshot",
+        latencies.len()
+    );
+    latencies.sort_unstable();
+    eprintln!(
+        "{} messages during a 20 MiB snapshot: median latency {:?}, max {:?}",
+        latencies.len(),
+        Duration::from_nanos(latencies[latencies.len() / 2]),
+        Duration::from_nanos(*latencies.last().unwrap())
+    );
+    let status = collect_until(&a.inbox, |e| matches!(e, PeerEvent::SnapshotStatus { .. }));
+    assert_eq!(
+        status.last(),
+        Some(&PeerEvent::SnapshotStatus {
+            to: 2,
+            snapshot_id: 77,
+            result: Ok(())
+        })
+    );
+    assert_eq!(a.transport.peer_stats(2).unwrap().snapshots_sent, 1);
+    assert_eq!(b.transport.stats().snapshots_received, 1);
+}
+
+#[test]
+fn snapshot_to_an_unreachable_peer_reports_failure() {
+    let a = start(1);
+    a.transport.add_peer(2, free_addr()).unwrap();
+    a.transport.send_snapshot(2, 5, vec![7; 1000]).unwrap();
+    let events = collect_until(&a.inbox, |e| matches!(e, PeerEvent::SnapshotStatus { .. }));
+    match events.last() {
+        Some(PeerEvent::SnapshotStatus {
+            to: 2,
+            snapshot_id: 5,
+            result: Err(why),
+        }) => {
+            assert!(why.contains("cannot reach peer 0x2"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.transport.peer_stats(2).unwrap().snapshots_failed, 1);
+    // The slot is free again.
+    a.transport.send_snapshot(2, 6, vec![7; 10]).unwrap();
+}
+
+#[test]
+fn corrupt_or_oversized_snapshots_are_refused() {
+    let (mut cfg, log) = config(2, loopback());
+    cfg.max_snapshot_bytes = 1 << 20;
+    let b = start_with(cfg, log);
+    b.transport.add_peer(1, free_addr()).unwrap();
+
+    // Whole-snapshot CRC wrong (each chunk frame itself is fine).
+    let mut s = raw_peer(&b, 1, Lane::Snapshots);
+    let data = vec![3u8; 5000];
+    let begin = SnapshotBegin {
+        snapshot_id: 1,
+        total_len: 5000,
+        crc: crc32fast::hash(&data) ^ 1,
+    };
+    let mut wire = Vec::new();
+    encode_frame_into(&mut wire, FrameKind::SnapshotBegin, &begin.encode());
+    encode_frame_into(&mut wire, FrameKind::SnapshotChunk, &data[..3000]);
+    encode_frame_into(&mut wire, FrameKind::SnapshotChunk, &data[3000..]);
+    encode_frame_into(&mut wire, FrameKind::SnapshotEnd, &[]);
+    s.write_all(&wire).unwrap();
+    let ack = SnapshotAck::decode(&read_frame(&mut s, 1024).unwrap().payload).unwrap();
+    assert!(
+        ack.result.as_ref().unwrap_err().contains("crc mismatch"),
+        "{ack:?}"
+    );
+    assert!(closed_by_peer(&mut s));
+
+    // Larger than max_snapshot_bytes.
+    let mut s = raw_peer(&b, 1, Lane::Snapshots);
+    let begin = SnapshotBegin {
+        snapshot_id: 2,
+        total_len: 2 << 20,
+        crc: 0,
+    };
+    write_frame(&mut s, FrameKind::SnapshotBegin, &begin.encode()).unwrap();
+    let ack = SnapshotAck::decode(&read_frame(&mut s, 1024).unwrap().payload).unwrap();
+    assert!(
+        ack.result
+            .as_ref()
+            .unwrap_err()
+            .contains("exceeds the limit"),
+        "{ack:?}"
+    );
+
+    // More bytes than announced.
+    let mut s = raw_peer(&b, 1, Lane::Snapshots);
+    let begin = SnapshotBegin {
+        snapshot_id: 3,
+        total_len: 10,
+        crc: 0,
+    };
+    let mut wire = Vec::new();
+    encode_frame_into(&mut wire, FrameKind::SnapshotBegin, &begin.encode());
+    encode_frame_into(&mut wire, FrameKind::SnapshotChunk, &[0; 11]);
+    s.write_all(&wire).unwrap();
+    let ack = SnapshotAck::decode(&read_frame(&mut s, 1024).unwrap().payload).unwrap();
+    assert!(
+        ack.result
+            .as_ref()
+            .unwrap_err()
+            .contains("exceed the announced"),
+        "{ack:?}"
+    );
+
+    assert_eq!(b.transport.stats().snapshots_rejected, 3);
+    assert_eq!(b.transport.stats().snapshots_received, 0);
+    while let Some(event) = b.inbox.try_recv() {
+        assert!(!matches!(event, PeerEvent::Snapshot { .. }), "{event:?}");
+    }
+}
+
+#[test]
+fn garbage_on_the_peer_port_is_closed_and_the_member_keeps_serving() {
+    let a = start(1);
+    let b = start(2);
+    mesh(&[&a, &b]);
+
+    // 1. An HTTP request instead of a handshake.
+    let mut s = TcpStream::connect(b.transport.local_addr()).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: keel\r\nAccept: */*\r\n\r\n")
+        .unwrap();
+    assert!(closed_by_peer(&mut s));
+    wait_until("bad magic logged", || {
+        b.logged("not a keel peer (bad magic)")
+    });
+
+    // 2. Valid handshake, then a frame whose CRC is wrong.
+    let mut s = raw_peer(&b, 1, Lane::Messages);
+    let mut wire = Vec::new();
+    encode_frame_into(&mut wire, FrameKind::Message, b"tampered");
+    wire[12] ^= 0xff;
+    s.write_all(&wire).unwrap();
+    assert!(closed_by_peer(&mut s));
+    wait_until("crc logged", || b.logged("frame crc mismatch"));
+
+    // 3. Valid handshake, then an absurd length (4 GiB).
+    let mut s = raw_peer(&b, 1, Lane::Messages);
+    s.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0])
+        .unwrap();
+    assert!(closed_by_peer(&mut s));
+    wait_until("size logged", || {
+        b.logged("exceeds the limit of 16777216 bytes")
+    });
+
+    // 4. A snapshot frame on the message lane.
+    let mut s = raw_peer(&b, 1, Lane::Messages);
+    write_frame(&mut s, FrameKind::SnapshotEnd, &[]).unwrap();
+    assert!(closed_by_peer(&mut s));
+    wait_until("lane logged", || {
+        b.logged("unexpected SnapshotEnd frame on the message lane")
+    });
+
+    // 5. A few bytes and then silence: the handshake times out.
+    let mut s = TcpStream::connect(b.transport.local_addr()).unwrap();
+    s.write_all(b"KEEL").unwrap();
+    assert!(closed_by_peer(&mut s));
+    wait_until("timeout logged", || b.logged("no complete handshake"));
+
+    // 6. Corrupted hello (right magic, bad checksum): refused with a verdict.
+    let mut s = TcpStream::connect(b.transport.local_addr()).unwrap();
+    let mut bad = hello(1, 2, Lane::Messages);
+    bad[20] ^= 1;
+    s.write_all(&bad).unwrap();
+    let mut reply = [0u8; REPLY_LEN];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[0], Verdict::Malformed as u8);
+
+    wait_until("malformed hello counted", || {
+        b.logged("handshake checksum mismatch")
+    });
+    let stats = b.transport.stats();
+    assert!(stats.inbound_rejected >= 3, "{stats:?}");
+    assert!(stats.inbound_protocol_errors >= 3, "{stats:?}");
+
+    // B still serves the real peer.
+    a.transport.send(2, b"still here".to_vec()).unwrap();
+    let events = collect_until(&b.inbox, |e| matches!(e, PeerEvent::Message { .. }));
+    assert_eq!(messages_from(&events, 1), vec![b"still here".to_vec()]);
+}
+
+#[test]
+fn misdirected_and_stale_connections_are_refused_with_a_reason() {
+    let a = start(1);
+    // Different cluster.
+    let (mut cfg, log) = config(2, loopback());
+    cfg.cluster_id = CLUSTER + 1;
+    let other_cluster = start_with(cfg, log);
+    other_cluster
+        .transport
+        .add_peer(1, a.transport.local_addr())
+        .unwrap();
+    a.transport
+        .add_peer(2, other_cluster.transport.local_addr())
+        .unwrap();
+    a.transport.send(2, b"x".to_vec()).unwrap();
+    collect_until(&a.inbox, |e| *e == PeerEvent::Unreachable { peer: 2 });
+    wait_until("cluster mismatch", || {
+        a.transport
+            .peer_stats(2)
+            .unwrap()
+            .last_error
+            .is_some_and(|e| e.contains("cluster id mismatch"))
+    });
+    // (The refusing side records the reason just after sending its verdict.)
+    wait_until("refusal recorded", || {
+        other_cluster
+            .transport
+            .stats()
+            .last_inbound_error
+            .is_some_and(|e| e.contains("cluster id mismatch"))
+    });
+    while let Some(event) = other_cluster.inbox.try_recv() {
+        assert!(!matches!(event, PeerEvent::Message { .. }), "{event:?}");
+    }
+
+    // Wrong receiver: A believes member 3 lives where member 4 is.
+    let m4 = start(4);
+    m4.transport.add_peer(1, a.transport.local_addr()).unwrap();
+    a.transport.add_peer(3, m4.transport.local_addr()).unwrap();
+    wait_until("wrong receiver", || {
+        a.transport
+            .peer_stats(3)
+            .unwrap()
+            .last_error
+            .is_some_and(|e| e.contains("wrong receiver member id"))
+    });
+
+    // Unknown (e.g. removed) sender: member 5 does not know member 1.
+    let m5 = start(5);
+    a.transport.add_peer(5, m5.transport.local_addr()).unwrap();
+    wait_until("unknown sender", || {
+        a.transport
+            .peer_stats(5)
+            .unwrap()
+            .last_error
+            .is_some_and(|e| e.contains("unknown or removed sender"))
+    });
+    wait_until("refusal logged", || m5.logged("unknown or removed sender"));
+
+    // update_peer fixes a wrong address: 3 now points at a real member 3.
+    let m3 = start(3);
+    m3.transport.add_peer(1, a.transport.local_addr()).unwrap();
+    a.transport
+        .update_peer(3, m3.transport.local_addr())
+        .unwrap();
+    a.transport.send(3, b"found you".to_vec()).unwrap();
+    let events = collect_until(&m3.inbox, |e| matches!(e, PeerEvent::Message { .. }));
+    assert_eq!(messages_from(&events, 1), vec![b"found you".to_vec()]);
+}
+
+#[test]
+fn removing_a_peer_closes_its_inbound_connections() {
+    let a = start(1);
+    let b = start(2);
+    mesh(&[&a, &b]);
+    a.transport.send(2, b"before".to_vec()).unwrap();
+    collect_until(&b.inbox, |e| matches!(e, PeerEvent::Message { .. }));
+    b.transport.remove_peer(1).unwrap();
+    // A's connection is cut and its redial refused: A reports B unreachable.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let _ = a.transport.send(2, b"after removal".to_vec());
+        if a.transport
+            .peer_stats(2)
+            .unwrap()
+            .last_error
+            .is_some_and(|e| e.contains("unknown or removed sender"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "removal not noticed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    while let Some(event) = b.inbox.try_recv() {
+        assert_ne!(
+            event,
+            PeerEvent::Message {
+                from: 1,
+                payload: b"after removal".to_vec()
+            }
+        );
+    }
+}
