@@ -119,6 +119,15 @@ impl<S: Storage> Raft<S> {
             r.term = hs.term;
             r.vote = hs.vote;
         }
+        let last_term = r.log.last_term();
+        if r.term < last_term {
+            // A torn write can persist entries but not the hard state written after them. The
+            // member has then seen `last_term` without recording it; it cannot have voted in
+            // that term (a vote is durable before it is sent), so adopting the term with no
+            // vote is safe, and restores the invariant currentTerm >= last log term.
+            r.term = last_term;
+            r.vote = NONE;
+        }
         if config.applied > 0 {
             r.log.applied_to(config.applied.min(r.log.committed));
         }

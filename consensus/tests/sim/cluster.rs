@@ -38,13 +38,18 @@ pub struct SimParams {
     pub max_size_per_msg: u64,
     pub max_inflight: usize,
     pub snapshot_every: u64,
+    /// Percent chance that a crash or partition targets the current leader.
+    pub target_leader_pct: u64,
     pub mutations: Mutations,
 }
 
 impl SimParams {
     pub fn random(seed: u64, mutations: Mutations) -> SimParams {
         let mut r = SplitMix64::new(seed ^ 0x5EED_0F_C0FFEE);
-        SimParams {
+        // One run in three is a "leader storm": leaders crash and get isolated constantly,
+        // one entry per message — the schedules of the paper's Figure 8.
+        let storm = r.chance(1, 3);
+        let mut p = SimParams {
             seed,
             voters: if r.chance(1, 2) { 3 } else { 5 },
             spares: 2,
@@ -69,8 +74,21 @@ impl SimParams {
             max_size_per_msg: [0, 16, 1 << 20][r.below(3) as usize],
             max_inflight: 1 + r.below(8) as usize,
             snapshot_every: 5 + r.below(60),
+            target_leader_pct: r.below(60),
             mutations,
+        };
+        if storm {
+            p.crash_pm = 60 + r.below(200);
+            p.restart_pm = 150 + r.below(300);
+            p.partition_pm = 30 + r.below(100);
+            p.heal_pm = 50 + r.below(100);
+            p.max_size_per_msg = 0;
+            p.target_leader_pct = 50 + r.below(50);
+            p.election_tick = 4 + r.below(5) as usize;
+            p.heartbeat_tick = 1;
+            p.chaos_steps = 1500;
         }
+        p
     }
 }
 
@@ -249,8 +267,10 @@ impl Sim {
                 if self.now - self.heal_at > self.p.heal_limit {
                     return Err(format!(
                         "liveness: {} ticks after faults healed, no proposal was committed and \
-                         applied everywhere (marker applied at {:?})",
-                        self.p.heal_limit, self.marker_applied
+                         applied everywhere (marker applied at {:?})\n{}",
+                        self.p.heal_limit,
+                        self.marker_applied,
+                        self.describe()
                     ));
                 }
             }
@@ -268,12 +288,45 @@ impl Sim {
         Ok(self.stats)
     }
 
+    /// A one-line-per-member summary for failure reports.
+    pub fn describe(&self) -> String {
+        let mut out = format!("params: {:?}\nremoved: {:?}\n", self.p, self.removed);
+        for n in &self.nodes {
+            match &n.raw {
+                None => out.push_str(&format!("  {}: down\n", n.id)),
+                Some(raw) => {
+                    let st = raw.status();
+                    out.push_str(&format!(
+                        "  {}: {:?} term {} vote {} leader {} commit {} applied {} last {} \
+                         first {} conf {:?} sm.applied {} progress {:?}\n",
+                        n.id,
+                        st.soft_state.role,
+                        st.hard_state.term,
+                        st.hard_state.vote,
+                        st.soft_state.leader_id,
+                        st.hard_state.commit,
+                        st.applied,
+                        st.last_index,
+                        raw.first_index(),
+                        st.conf_state,
+                        n.sm.applied,
+                        st.progress
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     fn heal(&mut self) {
         self.healing = true;
         self.heal_at = self.now;
         self.net.heal();
         self.net.drop_pm = 0;
         self.net.dup_pm = 0;
+        // §5.6 timing requirement: broadcastTime << electionTimeout. Long delays are a fault;
+        // a healed network delivers within two steps.
+        self.net.max_delay = self.net.max_delay.min(2);
         for i in 0..self.nodes.len() {
             if !self.live(i) && !self.removed.contains(&self.nodes[i].id) {
                 self.start(i);
@@ -353,7 +406,11 @@ impl Sim {
     fn inject_faults(&mut self) {
         let n = self.nodes.len() as u64;
         if self.rng.chance(self.p.crash_pm, 1000) {
-            if let Some(i) = self.random_node(|s, i| s.live(i)) {
+            let target = match self.leader_index() {
+                Some(li) if self.rng.chance(self.p.target_leader_pct, 100) => Some(li),
+                _ => self.random_node(|s, i| s.live(i)),
+            };
+            if let Some(i) = target {
                 self.crash(i);
             }
         }
@@ -379,10 +436,12 @@ impl Sim {
                     self.net.split(&a, &b);
                 }
                 1 => {
-                    // Isolate the leader (the classic stale-leader scenario).
+                    // Isolate one member, often the leader (the classic stale-leader scenario).
                     let victim = match self.leader_index() {
-                        Some(i) => self.nodes[i].id,
-                        None => 1 + self.rng.below(n),
+                        Some(i) if self.rng.chance(self.p.target_leader_pct, 100) => {
+                            self.nodes[i].id
+                        }
+                        _ => 1 + self.rng.below(n),
                     };
                     let others: Vec<u64> = (1..=n).filter(|&x| x != victim).collect();
                     self.net.split(&[victim], &others);
@@ -404,7 +463,16 @@ impl Sim {
 
     fn client_ops(&mut self) {
         if self.rng.chance(self.p.propose_pm, 1000) {
-            if let Some(i) = self.random_node(|s, i| s.live(i)) {
+            // Often straight to a member that believes it leads — possibly a stale, isolated
+            // leader, which then grows a divergent uncommitted suffix.
+            let to_leader = self.rng.chance(self.p.target_leader_pct, 100);
+            let pick = self.random_node(|s, i| {
+                s.nodes[i]
+                    .raw
+                    .as_ref()
+                    .is_some_and(|r| !to_leader || r.raft().role == Role::Leader)
+            });
+            if let Some(i) = pick {
                 self.counter += 1;
                 let data = format!("c{}", self.counter).into_bytes();
                 let _ = self.nodes[i].raw.as_mut().unwrap().propose(data);

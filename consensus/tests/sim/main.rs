@@ -34,7 +34,7 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-const CI_SEEDS: u64 = 1500;
+const CI_SEEDS: u64 = 3000;
 
 #[test]
 fn simulation_holds_all_invariants() {
@@ -93,7 +93,9 @@ fn find_violation(mutations: Mutations, budget: u64) -> Option<(u64, String)> {
     None
 }
 
-const MUTATION_BUDGET: u64 = 1500;
+fn mutation_budget() -> u64 {
+    env_u64("KEEL_MUTATION_SEEDS").unwrap_or(1500)
+}
 
 #[test]
 fn mutation_commit_previous_term_by_counting_is_caught() {
@@ -101,7 +103,7 @@ fn mutation_commit_previous_term_by_counting_is_caught() {
         commit_previous_term_by_counting: true,
         ..Default::default()
     };
-    let found = find_violation(m, MUTATION_BUDGET);
+    let found = find_violation(m, mutation_budget());
     eprintln!("commit_previous_term_by_counting: {found:?}");
     let (seed, msg) = found.expect("§5.4.2 violation went undetected");
     assert!(
@@ -119,7 +121,7 @@ fn mutation_vote_without_log_check_is_caught() {
         vote_without_log_check: true,
         ..Default::default()
     };
-    let found = find_violation(m, MUTATION_BUDGET);
+    let found = find_violation(m, mutation_budget());
     eprintln!("vote_without_log_check: {found:?}");
     let (seed, msg) = found.expect("§5.4.1 violation went undetected");
     assert!(
@@ -137,11 +139,41 @@ fn mutation_read_index_without_heartbeat_is_caught() {
         read_index_without_heartbeat: true,
         ..Default::default()
     };
-    let found = find_violation(m, MUTATION_BUDGET);
+    let found = find_violation(m, mutation_budget());
     eprintln!("read_index_without_heartbeat: {found:?}");
     let (seed, msg) = found.expect("§6.4 violation went undetected");
     assert!(
         msg.contains("linearizability"),
         "seed {seed}: unexpected failure kind: {msg}"
     );
+}
+
+/// Soak tool (KEEL_MUTATION_RATE=N): how many of seeds 1..=N catch each mutation.
+#[test]
+fn mutation_detection_rate() {
+    let Some(n) = env_u64("KEEL_MUTATION_RATE") else {
+        return;
+    };
+    let all = [
+        Mutations {
+            commit_previous_term_by_counting: true,
+            ..Default::default()
+        },
+        Mutations {
+            vote_without_log_check: true,
+            ..Default::default()
+        },
+        Mutations {
+            read_index_without_heartbeat: true,
+            ..Default::default()
+        },
+    ];
+    for m in all {
+        let caught: Vec<u64> = (1..=n).filter(|&s| run_seed(s, m).is_err()).collect();
+        eprintln!(
+            "{m:?}: {} of {n} seeds, first {:?}",
+            caught.len(),
+            &caught[..caught.len().min(5)]
+        );
+    }
 }
