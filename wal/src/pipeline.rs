@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -25,6 +26,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
+    /// Set on drop, so that a long zero-fill stops early.
+    cancel: AtomicBool,
 }
 
 /// Handle to the preparing thread. Dropping it stops the thread and deletes an unused file.
@@ -41,6 +44,7 @@ impl Pipeline {
                 shutdown: false,
             }),
             changed: Condvar::new(),
+            cancel: AtomicBool::new(false),
         });
         let s = shared.clone();
         let dir = dir.to_path_buf();
@@ -62,8 +66,12 @@ impl Pipeline {
                     counter += 1;
                     let _ = std::fs::remove_file(&path);
                     let prepared = disk
-                        .create_preallocated(&path, segment_size)
-                        .map(|f| (path, f));
+                        .create_preallocated(&path, segment_size, &s.cancel)
+                        .map(|f| (path.clone(), f));
+                    if s.cancel.load(Ordering::Relaxed) {
+                        let _ = std::fs::remove_file(&path);
+                        return;
+                    }
                     let mut st = s.state.lock();
                     st.ready = Some(prepared);
                     s.changed.notify_all();
@@ -90,6 +98,7 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
+        self.shared.cancel.store(true, Ordering::Relaxed);
         self.shared.state.lock().shutdown = true;
         self.shared.changed.notify_all();
         if let Some(t) = self.thread.take() {

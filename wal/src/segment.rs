@@ -12,6 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::WalError;
@@ -171,7 +172,15 @@ impl Disk {
     /// Writing real zeros (rather than a sparse `set_len`) allocates the blocks up front, so a
     /// later `fdatasync` only flushes data and does not have to journal block allocations, and
     /// unwritten space reads back as zeros, which the decoder recognises as "end of data".
-    pub(crate) fn create_preallocated(&self, path: &Path, size: u64) -> Result<File, WalError> {
+    ///
+    /// If `cancel` becomes true meanwhile, stops early and returns [`WalError::Closed`] (the
+    /// caller deletes the partial file).
+    pub(crate) fn create_preallocated(
+        &self,
+        path: &Path,
+        size: u64,
+        cancel: &AtomicBool,
+    ) -> Result<File, WalError> {
         self.check(IoOp::Preallocate, path, "preallocate")?;
         let file = OpenOptions::new()
             .read(true)
@@ -182,6 +191,9 @@ impl Disk {
         let zeros = vec![0u8; 1 << 20];
         let mut off = 0u64;
         while off < size {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(WalError::Closed);
+            }
             let n = (size - off).min(zeros.len() as u64) as usize;
             file.write_all_at(&zeros[..n], off)
                 .map_err(|e| WalError::io("preallocate", path, &e))?;

@@ -15,7 +15,9 @@ use crate::stats::{Counters, WalStats};
 use crate::writer::{Queue, Request, Shared, Writer};
 
 /// Completion callback: run on the WAL's writer thread once the batch is durable (`Ok`) or has
-/// failed. It must be quick and must not block (push into a channel and wake your event loop).
+/// failed. It must be quick and must not block (push into a channel and wake your event loop);
+/// in particular it must not call [`Wal::append_sync`] or [`Wal::release_to`], which would wait
+/// for the very thread running it. Calling [`Wal::submit`] from it is fine.
 pub type Callback = Box<dyn FnOnce(Result<(), WalError>) + Send>;
 
 /// Where the WAL's log lines go (torn tails dropped, poisoning).

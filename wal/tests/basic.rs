@@ -314,7 +314,10 @@ fn directory_is_fsynced_after_every_create_rename_and_remove() {
     let o = ops.clone();
     let opts = WalOptions {
         fault_hook: Some(Arc::new(move |op, _| {
-            o.lock().unwrap().push(op);
+            // The preallocation thread runs concurrently; only the writer's order matters.
+            if std::thread::current().name() != Some("wal-prealloc") {
+                o.lock().unwrap().push(op);
+            }
             Ok(())
         })),
         ..small_opts(512)
@@ -345,4 +348,22 @@ fn directory_is_fsynced_after_every_create_rename_and_remove() {
             assert_eq!(*next, IoOp::SyncDir, "after {op:?} at {i}");
         }
     }
+}
+
+#[test]
+fn dropping_the_wal_leaves_no_temporary_files() {
+    // Default 64 MiB segments: the pipeline is zero-filling the next segment when the WAL is
+    // dropped right away; the fill is cancelled and its file deleted.
+    let d = TempDir::new("no-tmp");
+    let t = std::time::Instant::now();
+    let wal = Wal::create(d.path(), META).unwrap();
+    wal.append_sync(Batch::entries(vec![entry(1, 1, 10)]))
+        .unwrap();
+    drop(wal);
+    let names: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?} after {:?}", t.elapsed());
+    assert!(names[0].ends_with(".wal"));
 }
