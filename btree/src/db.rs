@@ -309,9 +309,7 @@ fn read_metas(storage: &dyn Storage, opts: &Options) -> Result<Meta> {
         let read = |slot: u64| -> std::result::Result<Meta, MetaError> {
             let off = slot * ps64;
             if off + (HEADER + crate::meta::META_LEN) as u64 > len {
-                return Err(MetaError::Invalid(
-                    "file too short for this meta page".into(),
-                ));
+                return Err(MetaError::TooShort);
             }
             let mut buf = vec![0u8; HEADER + crate::meta::META_LEN];
             storage
@@ -351,6 +349,15 @@ fn read_metas(storage: &dyn Storage, opts: &Options) -> Result<Meta> {
         .into_iter()
         .next()
         .expect("at least one candidate page size");
+    if a == MetaError::TooShort || (b == MetaError::TooShort && a != MetaError::BadMagic) {
+        let ps = Meta::peek_page_size(&first)
+            .filter(|p| valid_page_size(*p))
+            .unwrap_or(opts.page_size);
+        return Err(Error::Truncated {
+            expected: 2 * ps as u64,
+            actual: len,
+        });
+    }
     if a == MetaError::BadMagic && (b == MetaError::BadMagic || len < 2 * 1024) {
         if len < (HEADER + crate::meta::META_LEN) as u64 {
             return Err(Error::Truncated {

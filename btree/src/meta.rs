@@ -39,6 +39,8 @@ pub enum MetaError {
     Version(u32),
     /// Magic present but the checksum or a field is wrong.
     Invalid(String),
+    /// The file ends before this meta page does.
+    TooShort,
 }
 
 impl std::fmt::Display for MetaError {
@@ -47,6 +49,7 @@ impl std::fmt::Display for MetaError {
             MetaError::BadMagic => write!(f, "bad magic number"),
             MetaError::Version(v) => write!(f, "unsupported version {v}"),
             MetaError::Invalid(m) => write!(f, "{m}"),
+            MetaError::TooShort => write!(f, "file ends before this meta page"),
         }
     }
 }

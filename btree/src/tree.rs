@@ -331,16 +331,18 @@ fn node_size(n: &Node, page_size: usize) -> usize {
         }
 }
 
-/// Split items with these encoded sizes into groups that each fit a page (a single item larger
-/// than a page gets a multi-page run of its own).
-fn pack(sizes: &[usize], cap: usize, greedy: bool) -> Vec<std::ops::Range<usize>> {
+/// Split items with these encoded sizes into groups that each fit a page. Every group has at
+/// least `min` items (branches use 2, so every level has fewer nodes than the one below and
+/// building the levels above terminates even when keys are larger than a page); a group that
+/// does not fit one page becomes a multi-page run.
+fn pack(sizes: &[usize], cap: usize, greedy: bool, min: usize) -> Vec<std::ops::Range<usize>> {
     let total: usize = sizes.iter().sum();
     let k = total.div_ceil(cap).max(1);
     let target = if greedy { cap } else { total.div_ceil(k) };
     let mut groups = Vec::new();
     let (mut start, mut acc) = (0usize, 0usize);
     for (i, &s) in sizes.iter().enumerate() {
-        if i > start && (acc + s > cap || acc >= target) {
+        if i - start >= min && sizes.len() - i >= min && (acc + s > cap || acc >= target) {
             groups.push(start..i);
             start = i;
             acc = 0;
@@ -385,7 +387,7 @@ fn spill_node(
                 .map(|e| page::leaf_elem_size(e.key.len(), stored_len(&e.val, ps)))
                 .collect();
             let mut out = Vec::new();
-            for g in pack(&sizes, cap, rightmost) {
+            for g in pack(&sizes, cap, rightmost, 1) {
                 let bytes = HEADER + sizes[g.clone()].iter().sum::<usize>();
                 let n = page::pages_for(bytes, ps);
                 let pid = sp.alloc.alloc(n);
@@ -477,7 +479,7 @@ fn spill_node(
                 .map(|(k, _)| page::branch_elem_size(k.len()))
                 .collect();
             let mut pieces = Vec::new();
-            for g in pack(&sizes, cap, rightmost) {
+            for g in pack(&sizes, cap, rightmost, 2) {
                 let bytes = HEADER + sizes[g.clone()].iter().sum::<usize>();
                 let n = page::pages_for(bytes, ps);
                 let pid = sp.alloc.alloc(n);
@@ -504,19 +506,29 @@ mod tests {
 
     #[test]
     fn pack_greedy_fills_pages() {
-        let g = pack(&[10; 25], 100, true);
+        let g = pack(&[10; 25], 100, true, 1);
         assert_eq!(g, vec![0..10, 10..20, 20..25]);
     }
 
     #[test]
     fn pack_even_splits_evenly() {
-        let g = pack(&[10; 11], 100, false);
+        let g = pack(&[10; 11], 100, false, 1);
         assert_eq!(g, vec![0..6, 6..11]);
     }
 
     #[test]
     fn pack_oversized_item_alone() {
-        let g = pack(&[10, 500, 10], 100, true);
+        let g = pack(&[10, 500, 10], 100, true, 1);
         assert_eq!(g, vec![0..1, 1..2, 2..3]);
+    }
+
+    #[test]
+    fn pack_branches_keep_two_items_so_levels_shrink() {
+        // Three keys larger than a page: a branch level must still shrink.
+        let g = pack(&[500, 500, 500], 100, true, 2);
+        assert!(g.len() < 3, "{g:?}");
+        assert!(g.iter().all(|r| r.len() >= 2));
+        let g = pack(&[10; 11], 100, false, 2);
+        assert_eq!(g, vec![0..6, 6..11]);
     }
 }
