@@ -56,6 +56,7 @@ impl Default for StoreConfig {
 pub(crate) struct State {
     pub index: TreeIndex,
     pub current_rev: i64,
+    /// Revision of the last compaction; -1 = never compacted (etcd's initial compactMainRev).
     pub compact_rev: i64,
     pub consistent_index: u64,
     pub leases: LeaseTable,
@@ -410,8 +411,9 @@ impl<'a> Batch<'a> {
                 RequestOp::Put(p) => ResponseOp::Put(self.put(tw, p)?),
                 RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_range(tw, d)?),
                 RequestOp::Txn(nested) => {
+                    // etcd leaves a nested txn's header empty (revision 0); checked on 3.4.
                     let mut resp = self.exec_txn(tw, nested, path)?;
-                    resp.revision = tw.visible();
+                    resp.revision = 0;
                     ResponseOp::Txn(resp)
                 }
             };

@@ -27,8 +27,12 @@ pub(crate) fn resolve_rev(requested: i64, current: i64, compact: i64) -> Result<
     Ok(rev)
 }
 
-/// The limit etcd passes down to the index walk (0 = everything): none when sorting or
-/// filtering, since those need the whole range; otherwise one extra to detect `more`.
+/// The limit etcd passes down to the index walk (0 = everything): none when a sort order is
+/// given or a min/max filter is set; otherwise one extra to detect `more`.
+///
+/// Quirk kept on purpose (checked against etcd 3.4): the test is on `sort_order`, not on the
+/// target, so `sort_order = NONE` with a non-key target pushes the limit down and then sorts
+/// only the first `limit + 1` keys of the range.
 fn pushed_down_limit(req: &RangeRequest) -> usize {
     if req.sort_order != SortOrder::None
         || req.min_mod_revision != 0

@@ -86,7 +86,11 @@ impl Store {
                 }
             };
             st.consistent_index = meta(META_CONSISTENT_INDEX)?;
-            st.compact_rev = meta(META_COMPACT_REV)? as i64;
+            // etcd's compactMainRev starts at -1: "never compacted" (so compacting at 0 works).
+            st.compact_rev = match reader.get(Bucket::Meta, META_COMPACT_REV)? {
+                Some(v) => decode_u64(&v)? as i64,
+                None => -1,
+            };
             let stored_current = meta(META_CURRENT_REV)? as i64;
             let mut bad = None;
             reader.scan(Bucket::Lease, &[], None, &mut |k, v| {
@@ -135,7 +139,8 @@ impl Store {
             for (key, id) in key_lease {
                 st.leases.attach(id, &key);
             }
-            st.current_rev = stored_current.max(max_rev).max(st.compact_rev);
+            // A fresh etcd store is at revision 1 (the first write gets revision 2).
+            st.current_rev = stored_current.max(max_rev).max(st.compact_rev).max(1);
         }
         Ok(Store {
             inner: Arc::new(Inner {

@@ -446,7 +446,7 @@ impl WatchResponse {
 pub struct Status {
     /// Current revision.
     pub revision: i64,
-    /// Revision of the last compaction (0 if never compacted).
+    /// Revision of the last compaction (-1 if never compacted, as etcd reports it).
     pub compact_revision: i64,
     /// Last raft index applied.
     pub consistent_index: u64,

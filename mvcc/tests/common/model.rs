@@ -46,8 +46,8 @@ impl Work {
 impl Model {
     pub fn new() -> Model {
         Model {
-            states: vec![State::new()],
-            compact: 0,
+            states: vec![State::new(), State::new()], // a fresh store is at revision 1
+            compact: -1,
             leases: BTreeMap::new(),
             consistent_index: 0,
             min_ttl: DEFAULT_MIN_LEASE_TTL,
@@ -204,6 +204,15 @@ impl Model {
                 more: false,
                 count,
             });
+        }
+        // etcd's quirk (checked on 3.4): with sort_order NONE and no filters the limit + 1 is
+        // applied in key order *before* sorting by a non-key target.
+        let filtered = r.min_mod_revision != 0
+            || r.max_mod_revision != 0
+            || r.min_create_revision != 0
+            || r.max_create_revision != 0;
+        if r.limit > 0 && r.sort_order == SortOrder::None && !filtered {
+            kvs.truncate(r.limit as usize + 1);
         }
         kvs.retain(|kv| {
             (r.min_mod_revision == 0 || kv.mod_revision >= r.min_mod_revision)
@@ -403,7 +412,7 @@ impl Model {
                 RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete(w, d)),
                 RequestOp::Txn(n) => {
                     let mut r = self.exec(w, n, path)?;
-                    r.revision = w.visible();
+                    r.revision = 0;
                     ResponseOp::Txn(r)
                 }
             });
