@@ -110,6 +110,12 @@ impl ReadTxn {
         list_buckets(&self.src(), self.meta.catalog_root)
     }
 
+    /// Stream this snapshot as a database file to `w` (see [`crate::Db::snapshot_to`]); returns
+    /// the bytes written. Writers may keep committing meanwhile.
+    pub fn snapshot_to<W: std::io::Write + ?Sized>(&self, w: &mut W) -> Result<u64> {
+        crate::snapshot::write_snapshot(self, w)
+    }
+
     /// Integrity check of this snapshot (see [`crate::Db::check`]).
     pub fn check(&self) -> Result<Report> {
         check::check_snapshot(&self.src(), &self.meta, None)
