@@ -57,8 +57,10 @@ pub enum WalError {
     /// Too many requests are queued; the producer must retry later (back-pressure, never
     /// unbounded memory growth).
     QueueFull {
-        /// The configured queue capacity in requests.
-        capacity: usize,
+        /// Requests waiting in the queue.
+        requests: usize,
+        /// Encoded bytes waiting in the queue.
+        bytes: u64,
     },
     /// The batch breaks an append rule (index gap, index at or below the snapshot, non-contiguous
     /// entries, a record larger than the limit). Nothing of the batch was written.
@@ -129,9 +131,10 @@ impl fmt::Display for WalError {
                 "wal: refusing to append after an earlier I/O failure ({cause}); reopen the WAL"
             ),
             WalError::Closed => write!(f, "wal: closed"),
-            WalError::QueueFull { capacity } => {
-                write!(f, "wal: too many requests ({capacity} queued)")
-            }
+            WalError::QueueFull { requests, bytes } => write!(
+                f,
+                "wal: too many requests ({requests} requests, {bytes} bytes queued)"
+            ),
             WalError::InvalidBatch { reason } => write!(f, "wal: invalid batch: {reason}"),
             WalError::AlreadyExists { dir } => {
                 write!(f, "wal: {} already holds a WAL", dir.display())

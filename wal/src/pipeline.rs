@@ -65,9 +65,11 @@ impl Pipeline {
                     let path = dir.join(format!("{counter}.{TMP_EXT}"));
                     counter += 1;
                     let _ = std::fs::remove_file(&path);
+                    // The tmp name is never read by recovery (only the rename publishes it),
+                    // but the directory is fsynced after every create all the same.
                     let prepared = disk
                         .create_preallocated(&path, segment_size, &s.cancel)
-                        .map(|f| (path.clone(), f));
+                        .and_then(|f| disk.sync_dir(&dir).map(|()| (path.clone(), f)));
                     if s.cancel.load(Ordering::Relaxed) {
                         let _ = std::fs::remove_file(&path);
                         return;

@@ -1,5 +1,6 @@
 //! The public handle: create/open, submit batches, release segments, stats.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -57,6 +58,12 @@ pub struct WalOptions {
     /// Most requests that may wait in the queue; beyond it `submit` returns
     /// [`WalError::QueueFull`]. Default 65,536.
     pub queue_capacity: usize,
+    /// Most encoded bytes that may wait in the queue (a single request larger than this is
+    /// accepted into an empty queue). Default 256 MiB.
+    pub queue_capacity_bytes: u64,
+    /// Most bytes one group commit writes (it always takes at least one request). Default
+    /// 32 MiB.
+    pub max_group_bytes: u64,
     /// Fault injection for tests (see [`FaultHook`]). Default none.
     pub fault_hook: Option<FaultHook>,
     /// Where log lines go. Default: standard error.
@@ -68,6 +75,8 @@ impl Default for WalOptions {
         WalOptions {
             segment_size: 64 << 20,
             queue_capacity: 65_536,
+            queue_capacity_bytes: 256 << 20,
+            max_group_bytes: 32 << 20,
             fault_hook: None,
             logger: Arc::new(|line| eprintln!("{line}")),
         }
@@ -79,6 +88,8 @@ impl std::fmt::Debug for WalOptions {
         f.debug_struct("WalOptions")
             .field("segment_size", &self.segment_size)
             .field("queue_capacity", &self.queue_capacity)
+            .field("queue_capacity_bytes", &self.queue_capacity_bytes)
+            .field("max_group_bytes", &self.max_group_bytes)
             .field("fault_hook", &self.fault_hook.is_some())
             .finish()
     }
@@ -91,6 +102,7 @@ pub struct Wal {
     shared: Arc<Shared>,
     counters: Arc<Counters>,
     capacity: usize,
+    capacity_bytes: u64,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -140,7 +152,8 @@ impl Wal {
             disk,
             Arc::new(Shared {
                 queue: Mutex::new(Queue {
-                    requests: Vec::new(),
+                    requests: VecDeque::new(),
+                    queued_bytes: 0,
                     shutdown: false,
                     poisoned: None,
                     next_index: 1,
@@ -150,6 +163,7 @@ impl Wal {
             }),
             opts.logger.clone(),
             opts.segment_size,
+            opts.max_group_bytes,
             0,
             Vec::new(),
             metadata,
@@ -157,7 +171,7 @@ impl Wal {
             None,
             1,
         );
-        Wal::start(writer, 0, counters, opts.queue_capacity)
+        Wal::start(writer, 0, counters, &opts)
     }
 
     /// Open the WAL in `dir` and recover its durable state (see the recovery rule in the crate
@@ -226,7 +240,8 @@ impl Wal {
             disk,
             Arc::new(Shared {
                 queue: Mutex::new(Queue {
-                    requests: Vec::new(),
+                    requests: VecDeque::new(),
+                    queued_bytes: 0,
                     shutdown: false,
                     poisoned: None,
                     next_index,
@@ -236,6 +251,7 @@ impl Wal {
             }),
             opts.logger.clone(),
             opts.segment_size,
+            opts.max_group_bytes,
             rec.end_crc,
             segments,
             r.metadata,
@@ -243,7 +259,7 @@ impl Wal {
             r.snapshot,
             next_index,
         );
-        let wal = Wal::start(writer, next_seq, counters, opts.queue_capacity)?;
+        let wal = Wal::start(writer, next_seq, counters, &opts)?;
         Ok((wal, r))
     }
 
@@ -251,7 +267,7 @@ impl Wal {
         mut writer: Writer,
         seq: u64,
         counters: Arc<Counters>,
-        capacity: usize,
+        opts: &WalOptions,
     ) -> Result<Wal, WalError> {
         writer.open_segment(seq)?;
         let shared = writer.shared.clone();
@@ -264,7 +280,8 @@ impl Wal {
             dir,
             shared,
             counters,
-            capacity,
+            capacity: opts.queue_capacity,
+            capacity_bytes: opts.queue_capacity_bytes,
             writer: Some(handle),
         })
     }
@@ -328,15 +345,20 @@ impl Wal {
         if q.shutdown {
             return Err(WalError::Closed);
         }
-        if q.requests.len() >= self.capacity {
+        let size = req.size();
+        if q.requests.len() >= self.capacity
+            || (!q.requests.is_empty() && q.queued_bytes + size > self.capacity_bytes)
+        {
             return Err(WalError::QueueFull {
-                capacity: self.capacity,
+                requests: q.requests.len(),
+                bytes: q.queued_bytes,
             });
         }
         if let Request::Append(b, _) = &req {
             Wal::validate(&mut q, b)?;
         }
-        q.requests.push(req);
+        q.queued_bytes += size;
+        q.requests.push_back(req);
         drop(q);
         self.shared.wake.notify_one();
         Ok(())

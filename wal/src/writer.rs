@@ -13,6 +13,7 @@
 //! 2018 "fsyncgate"), so neither retrying nor carrying on could guarantee there is no hole in
 //! the log; only a reopen, whose recovery reads what actually reached the disk, can.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::codec::{Encoder, FLAG_GROUP_START, FLAG_HEADER_END};
+use crate::codec::{frame_len, Encoder, FLAG_GROUP_START, FLAG_HEADER_END};
 use crate::error::WalError;
 use crate::pipeline::Pipeline;
 use crate::record::{HardState, Metadata, Record, SnapshotMarker};
@@ -37,9 +38,24 @@ pub(crate) enum Request {
     Release(u64, Callback),
 }
 
+impl Request {
+    /// Roughly the bytes this request will write (for the queue and group bounds).
+    pub(crate) fn size(&self) -> u64 {
+        match self {
+            Request::Append(b, _) => {
+                let entries: usize = b.entries.iter().map(|e| frame_len(16 + e.data.len())).sum();
+                (entries + 3 * frame_len(24)) as u64
+            }
+            Request::Release(..) => 0,
+        }
+    }
+}
+
 /// State shared between producers and the writer thread, behind one mutex.
 pub(crate) struct Queue {
-    pub(crate) requests: Vec<Request>,
+    pub(crate) requests: VecDeque<Request>,
+    /// Sum of [`Request::size`] over `requests`.
+    pub(crate) queued_bytes: u64,
     pub(crate) shutdown: bool,
     /// Set (with the cause) once an I/O error has poisoned the WAL.
     pub(crate) poisoned: Option<String>,
@@ -61,6 +77,8 @@ pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) logger: Logger,
     pub(crate) segment_size: u64,
+    /// Most bytes one group takes from the queue (at least one request is always taken).
+    pub(crate) max_group_bytes: u64,
     pub(crate) pipeline: Pipeline,
     pub(crate) encoder: Encoder,
     /// The segment being appended to (`None` only before the first one is opened).
@@ -93,6 +111,7 @@ impl Writer {
         shared: Arc<Shared>,
         logger: Logger,
         segment_size: u64,
+        max_group_bytes: u64,
         prev_crc: u32,
         segments: Vec<SegmentInfo>,
         metadata: Metadata,
@@ -107,6 +126,7 @@ impl Writer {
             shared,
             logger,
             segment_size,
+            max_group_bytes,
             encoder: Encoder::new(prev_crc),
             file: None,
             offset: 0,
@@ -264,6 +284,7 @@ impl Writer {
             if q.poisoned.is_none() {
                 q.poisoned = Some(err.to_string());
             }
+            q.queued_bytes = 0;
             std::mem::take(&mut q.requests)
         };
         (self.logger)(&format!("wal: poisoned, refusing further appends: {err}"));
@@ -294,7 +315,19 @@ impl Writer {
                 if q.requests.is_empty() {
                     return; // shutdown, and everything queued has been handled
                 }
-                std::mem::take(&mut q.requests)
+                // Everything queued, up to the group byte budget.
+                let mut taken = Vec::new();
+                let mut bytes = 0;
+                while let Some(front) = q.requests.front() {
+                    let size = front.size();
+                    if !taken.is_empty() && bytes + size > self.max_group_bytes {
+                        break;
+                    }
+                    bytes += size;
+                    q.queued_bytes -= size;
+                    taken.extend(q.requests.pop_front());
+                }
+                taken
             };
             if let Some(cause) = &poisoned {
                 for r in requests {

@@ -4,24 +4,25 @@
 mod common;
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use common::*;
 use keel_wal::{Batch, IoOp, Wal, WalError, WalOptions};
 
-/// A hook that fails the `n`-th operation `op` on a `.wal`/`.tmp` file with `kind`, and every
+/// A hook that, once `armed` is set, fails the `n`-th operation `op` with `kind`, and every
 /// later one too (a dead disk stays dead).
-fn fail_from(op: IoOp, n: u64, kind: io::ErrorKind) -> (keel_wal::FaultHook, Arc<AtomicU64>) {
+fn fail_from(op: IoOp, n: u64, kind: io::ErrorKind) -> (keel_wal::FaultHook, Arc<AtomicBool>) {
     let count = Arc::new(AtomicU64::new(0));
-    let c = count.clone();
+    let armed = Arc::new(AtomicBool::new(false));
+    let a = armed.clone();
     let hook: keel_wal::FaultHook = Arc::new(move |o, _path| {
-        if o == op && c.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+        if a.load(Ordering::SeqCst) && o == op && count.fetch_add(1, Ordering::SeqCst) + 1 >= n {
             return Err(io::Error::new(kind, "injected fault"));
         }
         Ok(())
     });
-    (hook, count)
+    (hook, armed)
 }
 
 /// Eight producers append until the WAL fails; returns (acknowledged indexes, errors seen).
@@ -92,12 +93,13 @@ fn check_poisoned(wal: &Wal, errors: &[WalError], expect: fn(&WalError) -> bool)
 #[test]
 fn fsync_failure_reaches_every_producer_and_poisons() {
     let d = TempDir::new("fsync-fail");
-    let (hook, _) = fail_from(IoOp::Sync, 40, io::ErrorKind::Other);
+    let (hook, armed) = fail_from(IoOp::Sync, 40, io::ErrorKind::Other);
     let opts = WalOptions {
         fault_hook: Some(hook),
         ..small_opts(1 << 20)
     };
     let wal = Arc::new(Wal::create_with(d.path(), META, opts).unwrap());
+    armed.store(true, Ordering::SeqCst);
     let (acked, errors) = run_until_failure(&wal);
     assert!(acked.len() > 10);
     check_poisoned(&wal, &errors, |e| {
@@ -117,12 +119,13 @@ fn fsync_failure_reaches_every_producer_and_poisons() {
 #[test]
 fn full_disk_on_write_is_a_typed_error() {
     let d = TempDir::new("enospc");
-    let (hook, _) = fail_from(IoOp::Write, 30, io::ErrorKind::StorageFull);
+    let (hook, armed) = fail_from(IoOp::Write, 30, io::ErrorKind::StorageFull);
     let opts = WalOptions {
         fault_hook: Some(hook),
         ..small_opts(1 << 20)
     };
     let wal = Arc::new(Wal::create_with(d.path(), META, opts).unwrap());
+    armed.store(true, Ordering::SeqCst);
     let (acked, errors) = run_until_failure(&wal);
     check_poisoned(&wal, &errors, |e| {
         matches!(e, WalError::DiskFull { op: "write", .. })
@@ -143,13 +146,15 @@ fn failed_segment_cut_poisons_without_losing_acknowledged_records() {
         IoOp::SyncDir,
     ] {
         let d = TempDir::new("cut-fail");
-        // The first few of each happen during create; fail a later one (a cut).
-        let (hook, _) = fail_from(op, 3, io::ErrorKind::Other);
+        // Armed after create: the first such operation of a segment cut (or of the background
+        // preparation of the next segment, which surfaces at the cut) fails.
+        let (hook, armed) = fail_from(op, 1, io::ErrorKind::Other);
         let opts = WalOptions {
             fault_hook: Some(hook),
             ..small_opts(2048)
         };
         let wal = Arc::new(Wal::create_with(d.path(), META, opts).unwrap());
+        armed.store(true, Ordering::SeqCst);
         let (acked, errors) = run_until_failure(&wal);
         assert!(!acked.is_empty(), "{op:?}");
         // The cut runs after the group's producers were told "durable", so the producers that
