@@ -121,4 +121,19 @@ impl Backend for BtreeBackend {
         let s = self.db.stats();
         (s.file_size, s.size_in_use)
     }
+
+    fn snapshot_to(&self, w: &mut dyn std::io::Write) -> Result<u64, Error> {
+        self.db.snapshot_to(w).map_err(storage_err)
+    }
+
+    fn defragment(&self) -> Result<(), Error> {
+        self.db.defragment().map_err(storage_err)
+    }
+}
+
+/// Installs a snapshot stream (written by [`Backend::snapshot_to`] of a btree backend) as the
+/// database file at `path`, verifying it, and returns the backend on it.
+pub fn restore(r: &mut dyn std::io::Read, path: &Path) -> Result<BtreeBackend, Error> {
+    let db = Db::restore(r, path, Options::default()).map_err(storage_err)?;
+    BtreeBackend::from_db(db)
 }

@@ -301,6 +301,32 @@ impl Store {
         }
     }
 
+    /// Streams a consistent copy of the backend (the state machine part of a Raft snapshot, and
+    /// etcd's Maintenance/Snapshot); returns the bytes written. Writes go on meanwhile.
+    pub fn snapshot_to(&self, w: &mut dyn std::io::Write) -> Result<u64, Error> {
+        let core = self.inner.core.read();
+        core.check()?;
+        core.backend.snapshot_to(w)
+    }
+
+    /// Installs a snapshot made by [`Store::snapshot_to`] as the database at `path` and opens a
+    /// store on it (a follower receiving a Raft snapshot: close the old store first).
+    pub fn restore_path(
+        r: &mut dyn std::io::Read,
+        path: impl AsRef<std::path::Path>,
+        config: StoreConfig,
+    ) -> Result<Store, Error> {
+        let backend = crate::btree_backend::restore(r, path.as_ref())?;
+        Store::open(Box::new(backend), config)
+    }
+
+    /// Defragments the backend (etcd's Maintenance/Defragment). Blocks applies while it runs.
+    pub fn defragment(&self) -> Result<(), Error> {
+        let core = self.inner.core.write();
+        core.check()?;
+        core.backend.defragment()
+    }
+
     /// The current revision.
     pub fn current_revision(&self) -> i64 {
         self.inner.core.read().st.current_rev
