@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::core::Core;
-use super::frame::{read_frame, FrameError, FrameKind};
+use super::frame::{read_frame, FrameError, FrameKind, FRAME_HEADER_LEN};
 use super::handshake::{HandshakeError, Hello, Lane, Reply, Verdict, HELLO_LEN};
 use super::inbox::PeerEvent;
 use super::snapshot::receive_snapshots;
@@ -148,40 +148,55 @@ fn read_messages(core: &Arc<Core>, stream: TcpStream, from: u64, remote: SocketA
     let max = core.config.max_message_bytes as u32;
     let mut reader = BufReader::with_capacity(64 << 10, stream);
     let stop = || core.stopping();
+    let mut batch = Vec::new();
     loop {
-        match read_frame(&mut reader, max) {
-            Ok(frame) if frame.kind == FrameKind::Message => {
-                add(&core.counters.messages_received, 1);
-                if core
-                    .events
-                    .deliver(
-                        PeerEvent::Message {
-                            from,
-                            payload: frame.payload,
-                        },
-                        &stop,
-                    )
-                    .is_err()
-                {
-                    return;
+        // Read one frame (this may block), then every further frame already complete in the
+        // read buffer, and hand them to the inbox together: one lock and at most one wake per
+        // burst instead of per message.
+        let outcome: Result<(), Option<String>> = loop {
+            match read_frame(&mut reader, max) {
+                Ok(frame) if frame.kind == FrameKind::Message => {
+                    batch.push(PeerEvent::Message {
+                        from,
+                        payload: frame.payload,
+                    });
+                    if batch.len() >= MAX_DELIVERY_BATCH || !frame_buffered(reader.buffer()) {
+                        break Ok(());
+                    }
                 }
-            }
-            Ok(frame) => {
-                core.note_protocol_error(format!(
-                    "closed connection from member {from:#x} at {remote}: unexpected {:?} frame on the message lane",
-                    frame.kind
-                ));
-                return;
-            }
-            Err(FrameError::Closed) => return,
-            Err(e) => {
-                if !core.stopping() {
-                    core.note_protocol_error(format!(
-                        "closed connection from member {from:#x} at {remote}: {e}"
-                    ));
+                Ok(frame) => {
+                    break Err(Some(format!(
+                        "unexpected {:?} frame on the message lane",
+                        frame.kind
+                    )))
                 }
+                Err(FrameError::Closed) => break Err(None),
+                Err(e) => break Err(Some(e.to_string())),
+            }
+        };
+        if !batch.is_empty() {
+            add(&core.counters.messages_received, batch.len() as u64);
+            if core.events.deliver_all(&mut batch, &stop).is_err() {
                 return;
             }
         }
+        if let Err(reason) = outcome {
+            if let Some(reason) = reason.filter(|_| !core.stopping()) {
+                core.note_protocol_error(format!(
+                    "closed connection from member {from:#x} at {remote}: {reason}"
+                ));
+            }
+            return;
+        }
     }
+}
+
+/// Most messages handed to the inbox in one go.
+const MAX_DELIVERY_BATCH: usize = 256;
+
+/// Whether `buf` holds at least one complete frame (so reading it will not block).
+fn frame_buffered(buf: &[u8]) -> bool {
+    buf.len() >= FRAME_HEADER_LEN
+        && buf.len() - FRAME_HEADER_LEN
+            >= u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
 }

@@ -132,6 +132,35 @@ impl EventSink {
         }
     }
 
+    /// Pushes all of `events` in order (taking the lock once per run of free slots), waiting
+    /// while the inbox is full. On error the undelivered events are left in `events`.
+    pub(crate) fn deliver_all(
+        &self,
+        events: &mut Vec<PeerEvent>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), InboxGone> {
+        let mut q = self.shared.queue.lock();
+        loop {
+            if !q.receiver_alive || stop() {
+                return Err(InboxGone);
+            }
+            let room = self.shared.capacity.saturating_sub(q.events.len());
+            if room > 0 {
+                let n = room.min(events.len());
+                q.events.extend(events.drain(..n));
+                if events.is_empty() {
+                    drop(q);
+                    self.after_push();
+                    return Ok(());
+                }
+                self.after_push();
+            }
+            self.shared
+                .not_full
+                .wait_for(&mut q, Duration::from_millis(100));
+        }
+    }
+
     /// Pushes `event` unless the inbox is full; returns whether it was queued.
     pub(crate) fn try_deliver(&self, event: PeerEvent) -> bool {
         let mut q = self.shared.queue.lock();
@@ -252,6 +281,28 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         drop(inbox);
         assert!(producer.join().unwrap().is_err());
+    }
+
+    #[test]
+    fn deliver_all_keeps_order_across_a_full_inbox() {
+        let (sink, inbox) = inbox(3, Box::new(|| {}));
+        let consumer = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 10 {
+                if let Some(PeerEvent::Unreachable { peer }) =
+                    inbox.recv_timeout(Duration::from_secs(5))
+                {
+                    got.push(peer);
+                }
+            }
+            got
+        });
+        let mut events: Vec<PeerEvent> = (0..10)
+            .map(|peer| PeerEvent::Unreachable { peer })
+            .collect();
+        sink.deliver_all(&mut events, &|| false).unwrap();
+        assert!(events.is_empty());
+        assert_eq!(consumer.join().unwrap(), (0..10).collect::<Vec<u64>>());
     }
 
     #[test]
