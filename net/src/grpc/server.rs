@@ -446,6 +446,11 @@ impl GrpcServerConn {
         call.deadline_timer
     }
 
+    /// The underlying HTTP/2 connection (its output must be written to the transport).
+    pub fn h2(&mut self) -> &mut Connection {
+        &mut self.h2
+    }
+
     /// Number of open calls.
     pub fn open_calls(&self) -> usize {
         self.calls.len()
