@@ -112,12 +112,19 @@ impl std::fmt::Debug for Wal {
     }
 }
 
-fn remove_tmp_files(dir: &Path) -> Result<(), WalError> {
+/// Delete leftover `.tmp` files (segments that were being prepared; recovery never reads them),
+/// then fsync the directory if any were removed.
+fn remove_tmp_files(dir: &Path, disk: &Disk) -> Result<(), WalError> {
     let rd = std::fs::read_dir(dir).map_err(|e| WalError::io("read directory", dir, &e))?;
+    let mut removed = false;
     for ent in rd.flatten() {
         if ent.path().extension().and_then(|e| e.to_str()) == Some(TMP_EXT) {
-            let _ = std::fs::remove_file(ent.path());
+            disk.remove(&ent.path())?;
+            removed = true;
         }
+    }
+    if removed {
+        disk.sync_dir(dir)?;
     }
     Ok(())
 }
@@ -141,9 +148,9 @@ impl Wal {
                 dir: dir.to_path_buf(),
             });
         }
-        remove_tmp_files(dir)?;
         let counters = Arc::new(Counters::default());
         let disk = Disk::new(opts.fault_hook.clone(), counters.clone());
+        remove_tmp_files(dir, &disk)?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             disk.sync_dir(parent)?;
         }
@@ -193,7 +200,9 @@ impl Wal {
                 dir: dir.to_path_buf(),
             });
         }
-        remove_tmp_files(dir)?;
+        let counters = Arc::new(Counters::default());
+        let disk = Disk::new(opts.fault_hook.clone(), counters.clone());
+        remove_tmp_files(dir, &disk)?;
         let mut images = Vec::with_capacity(names.len());
         for (_, path) in names {
             let bytes = std::fs::read(&path).map_err(|e| WalError::io("read", &path, &e))?;
@@ -202,8 +211,6 @@ impl Wal {
         let rec = recover(&images)?;
         drop(images);
 
-        let counters = Arc::new(Counters::default());
-        let disk = Disk::new(opts.fault_hook.clone(), counters.clone());
         let segments = rec.segments.clone();
         let last = segments.last().expect("recover saw segments").clone();
         if let Some(t) = &rec.torn_tail {

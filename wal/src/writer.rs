@@ -277,7 +277,7 @@ impl Writer {
         Ok(())
     }
 
-    /// Mark the WAL poisoned and fail every queued request. Returns the queued requests' count.
+    /// Mark the WAL poisoned and fail every queued request with [`WalError::Poisoned`].
     fn poison(&mut self, err: &WalError) {
         let drained = {
             let mut q = self.shared.queue.lock();

@@ -367,3 +367,19 @@ fn dropping_the_wal_leaves_no_temporary_files() {
     assert_eq!(names.len(), 1, "{names:?} after {:?}", t.elapsed());
     assert!(names[0].ends_with(".wal"));
 }
+
+#[test]
+fn leftover_tmp_files_are_ignored_and_removed_on_open() {
+    // A crash while a segment was being prepared leaves `N.tmp` behind; it holds no
+    // acknowledged data (it was never renamed), so recovery ignores it and open deletes it.
+    let d = TempDir::new("leftover-tmp");
+    let wal = Wal::create_with(d.path(), META, small_opts(4096)).unwrap();
+    wal.append_sync(Batch::entries(vec![entry(1, 1, 10)]))
+        .unwrap();
+    drop(wal);
+    std::fs::write(d.path().join("7.tmp"), [0xAB; 300]).unwrap();
+    let (wal, rec) = Wal::open_with(d.path(), small_opts(4096)).unwrap();
+    assert_eq!(rec.entries, vec![entry(1, 1, 10)]);
+    assert!(!d.path().join("7.tmp").exists());
+    drop(wal);
+}
