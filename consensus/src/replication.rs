@@ -137,9 +137,18 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    /// Sends the next append to `to` if flow control allows it.
+    /// Sends the next append to `to` if flow control allows it; to a follower in Replicate
+    /// state, keeps sending (pipelining) until its window is full or it has everything.
     pub(crate) fn send_append(&mut self, to: NodeId) {
-        self.maybe_send_append(to, true);
+        if self.maybe_send_append(to, true) {
+            while self
+                .tracker
+                .progress
+                .get(&to)
+                .is_some_and(|p| p.state == ProgressState::Replicate)
+                && self.maybe_send_append(to, false)
+            {}
+        }
     }
 
     /// Sends the entries `to` is missing, from its `next` index on, or a snapshot if they are
