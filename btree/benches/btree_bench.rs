@@ -1,3 +1,292 @@
+//! keel-btree vs redb on the same workload, in one run.
+//!
+//! Workload (the issue's): insert N = 1,000,000 keys (8-byte big-endian, 256-byte values) in
+//! commits of 1,000 with an fsync per commit (redb: `Durability::Immediate`); random point
+//! reads; scans of 1,000 keys; file size after the inserts, and after deleting every other key
+//! and defragmenting (redb: `Database::compact`).
+//!
+//! Run: `CARGO_TARGET_DIR=/work/target-btree cargo bench -p keel-btree --bench btree_bench`
+//! Environment: `BENCH_N` (keys, default 1,000,000), `BENCH_DIR` (default: the temp dir).
+
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use keel_btree::{Db, Options};
+use redb::{Durability, ReadableDatabase, TableDefinition};
+
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+const BATCH: u64 = 1_000;
+const VAL: usize = 256;
+const SCAN: usize = 1_000;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn value(i: u64) -> [u8; VAL] {
+    let mut v = [0u8; VAL];
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    v
+}
+
+#[derive(Default, Debug)]
+struct Figures {
+    insert: Duration,
+    reads: Duration,
+    scans: Duration,
+    delete_half: Duration,
+    defrag: Duration,
+    size_full: u64,
+    size_after_delete: u64,
+    size_defrag: u64,
+    checksum: u64,
+}
+
+fn file_size(p: &PathBuf) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+fn bench_keel(dir: &PathBuf, n: u64, reads: u64, scans: u64) -> Figures {
+    let path = dir.join("keel.db");
+    let _ = std::fs::remove_file(&path);
+    let mut f = Figures::default();
+    let db = Db::open(&path, Options::default()).unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.create_bucket(b"kv").unwrap();
+    w.commit().unwrap();
+    let t = Instant::now();
+    for b in 0..n / BATCH {
+        let mut w = db.begin_write().unwrap();
+        let mut bm = w.bucket_mut(b"kv").unwrap();
+        for i in b * BATCH..(b + 1) * BATCH {
+            bm.put(&i.to_be_bytes(), &value(i)).unwrap();
+        }
+        drop(bm);
+        w.commit().unwrap();
+    }
+    f.insert = t.elapsed();
+    f.size_full = file_size(&path);
+
+    let r = db.begin_read();
+    let b = r.bucket(b"kv").unwrap();
+    let mut rng = Rng(42);
+    let t = Instant::now();
+    for _ in 0..reads {
+        let k = rng.next() % n;
+        let v = b.get(&k.to_be_bytes()).unwrap().unwrap();
+        f.checksum = f.checksum.wrapping_add(v[0] as u64);
+    }
+    f.reads = t.elapsed();
+    let t = Instant::now();
+    for _ in 0..scans {
+        let k = rng.next() % (n - SCAN as u64);
+        let mut c = 0;
+        for e in b
+            .range(Bound::Included(&k.to_be_bytes()), Bound::Unbounded)
+            .take(SCAN)
+        {
+            let (_, v) = e.unwrap();
+            f.checksum = f.checksum.wrapping_add(v[1] as u64);
+            c += 1;
+        }
+        assert_eq!(c, SCAN);
+    }
+    f.scans = t.elapsed();
+    drop(r);
+
+    let t = Instant::now();
+    for b in 0..n / BATCH {
+        let mut w = db.begin_write().unwrap();
+        let mut bm = w.bucket_mut(b"kv").unwrap();
+        for i in (b * BATCH..(b + 1) * BATCH).step_by(2) {
+            bm.delete(&i.to_be_bytes()).unwrap();
+        }
+        drop(bm);
+        w.commit().unwrap();
+    }
+    f.delete_half = t.elapsed();
+    f.size_after_delete = file_size(&path);
+    let t = Instant::now();
+    db.defragment().unwrap();
+    f.defrag = t.elapsed();
+    f.size_defrag = file_size(&path);
+    assert_eq!(db.begin_read().bucket(b"kv").unwrap().len(), n / 2);
+    drop(db);
+    let _ = std::fs::remove_file(&path);
+    f
+}
+
+fn bench_redb(dir: &PathBuf, n: u64, reads: u64, scans: u64) -> Figures {
+    let path = dir.join("redb.db");
+    let _ = std::fs::remove_file(&path);
+    let mut f = Figures::default();
+    let mut db = redb::Database::create(&path).unwrap();
+    let t = Instant::now();
+    for b in 0..n / BATCH {
+        let mut w = db.begin_write().unwrap();
+        w.set_durability(Durability::Immediate).unwrap();
+        {
+            let mut tbl = w.open_table(TABLE).unwrap();
+            for i in b * BATCH..(b + 1) * BATCH {
+                tbl.insert(&i.to_be_bytes()[..], &value(i)[..]).unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    f.insert = t.elapsed();
+    f.size_full = file_size(&path);
+
+    let r = db.begin_read().unwrap();
+    let tbl = r.open_table(TABLE).unwrap();
+    let mut rng = Rng(42);
+    let t = Instant::now();
+    for _ in 0..reads {
+        let k = rng.next() % n;
+        let g = tbl.get(&k.to_be_bytes()[..]).unwrap().unwrap();
+        f.checksum = f.checksum.wrapping_add(g.value()[0] as u64);
+    }
+    f.reads = t.elapsed();
+    let t = Instant::now();
+    for _ in 0..scans {
+        let k = rng.next() % (n - SCAN as u64);
+        let kb = k.to_be_bytes();
+        let mut c = 0;
+        for e in tbl.range::<&[u8]>(&kb[..]..).unwrap().take(SCAN) {
+            let (_, v) = e.unwrap();
+            f.checksum = f.checksum.wrapping_add(v.value()[1] as u64);
+            c += 1;
+        }
+        assert_eq!(c, SCAN);
+    }
+    f.scans = t.elapsed();
+    drop(tbl);
+    drop(r);
+
+    let t = Instant::now();
+    for b in 0..n / BATCH {
+        let mut w = db.begin_write().unwrap();
+        w.set_durability(Durability::Immediate).unwrap();
+        {
+            let mut tbl = w.open_table(TABLE).unwrap();
+            for i in (b * BATCH..(b + 1) * BATCH).step_by(2) {
+                tbl.remove(&i.to_be_bytes()[..]).unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    f.delete_half = t.elapsed();
+    f.size_after_delete = file_size(&path);
+    let t = Instant::now();
+    while db.compact().unwrap() {}
+    f.defrag = t.elapsed();
+    f.size_defrag = file_size(&path);
+    drop(db);
+    let _ = std::fs::remove_file(&path);
+    f
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+}
+
 fn main() {
-    eprintln!("benchmark not written yet");
+    let n: u64 = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir: PathBuf = std::env::var("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("keel-btree-bench-{}", std::process::id()))
+        });
+    std::fs::create_dir_all(&dir).unwrap();
+    let reads = n;
+    let scans = (n / 100).max(10);
+    eprintln!(
+        "keel-btree bench: {n} keys, {}-byte values, commits of {BATCH}, fsync per commit",
+        VAL
+    );
+    let k = bench_keel(&dir, n, reads, scans);
+    let r = bench_redb(&dir, n, reads, scans);
+    assert_eq!(
+        k.checksum, r.checksum,
+        "both stores must return the same data"
+    );
+
+    let per = |d: Duration, ops: u64| d.as_nanos() as f64 / ops as f64;
+    println!("| metric | keel-btree | redb 4 | keel / redb |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, kv: f64, rv: f64, unit: &str| {
+        println!(
+            "| {name} | {kv:.1} {unit} | {rv:.1} {unit} | {:.2}x |",
+            kv / rv
+        );
+    };
+    row(
+        &format!("insert {n} keys, {} commits (total)", n / BATCH),
+        k.insert.as_secs_f64(),
+        r.insert.as_secs_f64(),
+        "s",
+    );
+    row(
+        "insert, per key",
+        per(k.insert, n) / 1000.0,
+        per(r.insert, n) / 1000.0,
+        "µs",
+    );
+    row(
+        &format!("random point read ({reads} reads, one txn)"),
+        per(k.reads, reads),
+        per(r.reads, reads),
+        "ns/read",
+    );
+    row(
+        &format!("scan of {SCAN} keys ({scans} scans)"),
+        per(k.scans, scans) / 1000.0,
+        per(r.scans, scans) / 1000.0,
+        "µs/scan",
+    );
+    row(
+        &format!("delete every other key ({} commits)", n / BATCH),
+        k.delete_half.as_secs_f64(),
+        r.delete_half.as_secs_f64(),
+        "s",
+    );
+    row(
+        "defragment / compact",
+        k.defrag.as_secs_f64(),
+        r.defrag.as_secs_f64(),
+        "s",
+    );
+    let srow = |name: &str, kv: u64, rv: u64| {
+        println!(
+            "| {name} | {} | {} | {:.2}x |",
+            mib(kv),
+            mib(rv),
+            kv as f64 / rv as f64
+        );
+    };
+    srow(
+        &format!("file size after {n} keys"),
+        k.size_full,
+        r.size_full,
+    );
+    srow(
+        "file size after deleting half",
+        k.size_after_delete,
+        r.size_after_delete,
+    );
+    srow(
+        "file size after defragment / compact",
+        k.size_defrag,
+        r.size_defrag,
+    );
+    let _ = std::fs::remove_dir(&dir);
 }

@@ -285,6 +285,8 @@ impl WriteTxn {
     /// (3) write the new meta into slot `txid % 2`; (4) `fdatasync`. A crash before (3) completes
     /// leaves the previous meta the newest valid one; after (4) the new state is durable.
     ///
+    /// A transaction that changed nothing writes nothing (no fsync).
+    ///
     /// On an error before step (3) nothing changed on disk that matters and the database stays
     /// usable. On an error at or after step (3) the handle is poisoned ([`Error::Poisoned`] for
     /// later writes): whether the commit survived is known only after reopening.
@@ -296,6 +298,14 @@ impl WriteTxn {
     }
 
     fn commit_inner(&mut self, freelist: &mut FreeList) -> Result<()> {
+        let changed = self
+            .buckets
+            .values()
+            .any(|t| t.as_ref().is_none_or(|t| t.dirty));
+        if !changed && self.freed.is_empty() {
+            // Nothing to write: no new meta, no fsync.
+            return Ok(());
+        }
         let shared = self.shared.clone();
         let ps = shared.page_size;
         let txid = self.txid();

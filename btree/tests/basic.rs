@@ -94,3 +94,64 @@ fn many_keys_reopen_and_ranges() {
     drop(db);
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn handles_are_send_and_sync_where_needed() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Db>();
+    sync::<Db>();
+    send::<keel_btree::ReadTxn>();
+    sync::<keel_btree::ReadTxn>();
+    send::<keel_btree::WriteTxn>();
+    send::<keel_btree::Bucket<'static>>();
+}
+
+#[test]
+fn empty_commit_writes_nothing() {
+    let s = keel_btree::MemStorage::new();
+    let db = Db::open_storage(std::sync::Arc::new(s.clone()), Options::default()).unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.create_bucket(b"b").unwrap();
+    w.commit().unwrap();
+    let ops = s.ops();
+    let txid = db.stats().txid;
+    let w = db.begin_write().unwrap();
+    assert!(w.bucket(b"b").unwrap().is_empty());
+    w.commit().unwrap();
+    assert_eq!(
+        s.ops(),
+        ops,
+        "a read-only write transaction must not touch the disk"
+    );
+    assert_eq!(db.stats().txid, txid);
+}
+
+#[test]
+fn stats_track_sizes() {
+    let db = Db::in_memory().unwrap();
+    let s0 = db.stats();
+    let mut w = db.begin_write().unwrap();
+    w.create_bucket(b"b").unwrap();
+    for i in 0..5000u32 {
+        w.bucket_mut(b"b")
+            .unwrap()
+            .put(&i.to_be_bytes(), &[0; 100])
+            .unwrap();
+    }
+    w.commit().unwrap();
+    let s1 = db.stats();
+    assert!(s1.size_in_use > s0.size_in_use + 5000 * 100);
+    assert!(s1.file_size >= s1.size_in_use);
+    let mut w = db.begin_write().unwrap();
+    w.delete_bucket(b"b").unwrap();
+    w.commit().unwrap();
+    let s2 = db.stats();
+    assert!(s2.size_in_use < s1.size_in_use / 10, "{s2:?}");
+    assert!(s2.free_pages + s2.pending_pages > 100);
+    let r = db.begin_read();
+    assert_eq!(db.stats().open_read_txns, 1);
+    drop(r);
+    assert_eq!(db.stats().open_read_txns, 0);
+    db.check().unwrap();
+}
