@@ -1,0 +1,132 @@
+//! The Ready contract of [`keel_consensus::RawNode`].
+
+mod common;
+
+use common::*;
+use keel_consensus::{Message, MessageType, Role};
+
+/// Votes promise durable state: a vote response only leaves after the Ready is persisted.
+#[test]
+fn vote_responses_wait_for_persistence() {
+    let mut n = node(1, &[1, 2, 3], |_| {});
+    let mut m = Message::new(MessageType::RequestVote, 2, 1);
+    m.term = 1;
+    n.step(m).unwrap();
+    let rd = n.ready();
+    assert!(rd.messages.is_empty());
+    assert_eq!(rd.persisted_messages.len(), 1);
+    assert_eq!(
+        rd.persisted_messages[0].msg_type,
+        MessageType::RequestVoteResponse
+    );
+    let hs = rd.hard_state.expect("term and vote changed");
+    assert_eq!((hs.term, hs.vote), (1, 2));
+    assert!(rd.must_sync);
+    n.advance();
+}
+
+/// Nothing leaves before a new term/vote is durable: a candidate's vote requests are in
+/// `persisted_messages`.
+#[test]
+fn messages_after_a_term_change_wait_for_persistence() {
+    let mut n = node(1, &[1, 2, 3], |_| {});
+    n.campaign();
+    let rd = n.ready();
+    assert!(rd.messages.is_empty());
+    assert_eq!(rd.persisted_messages.len(), 2);
+    assert!(rd.must_sync);
+}
+
+/// Thesis §10.2.1: the leader sends appends in parallel with its own disk write, and counts
+/// itself towards the commit majority only after the write (advance).
+#[test]
+fn leader_sends_before_its_own_write_and_counts_itself_after() {
+    let mut n = node(1, &[1, 2, 3], |_| {});
+    make_leader(&mut n);
+    handle(&mut n);
+    let mut r = Message::new(MessageType::AppendResponse, 2, 1);
+    r.term = 1;
+    r.index = 1;
+    n.step(r).unwrap();
+    handle(&mut n);
+    n.propose(b"x".to_vec()).unwrap();
+    let rd = n.ready();
+    assert_eq!(rd.entries.len(), 1, "entry to persist");
+    assert!(
+        rd.messages
+            .iter()
+            .any(|m| m.msg_type == MessageType::Append && m.entries.len() == 1),
+        "append may leave before the local write"
+    );
+    // Follower 2 acknowledges before the leader's own write completes: 1 of 3 is not a
+    // majority, since the leader does not count its unwritten entry.
+    let mut r = Message::new(MessageType::AppendResponse, 2, 1);
+    r.term = 1;
+    r.index = 2;
+    n.step(r).unwrap();
+    assert_eq!(n.raft().log.committed, 1);
+    n.store_mut().append(&rd.entries);
+    n.advance();
+    assert_eq!(
+        n.raft().log.committed,
+        2,
+        "committed once the leader's own write is done"
+    );
+}
+
+/// `ready` must not be called twice without `advance`; `has_ready` is false meanwhile.
+#[test]
+fn one_ready_at_a_time() {
+    let mut n = node(1, &[1, 2, 3], |_| {});
+    n.campaign();
+    assert!(n.has_ready());
+    let _rd = n.ready();
+    assert!(!n.has_ready());
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.ready()));
+    assert!(again.is_err());
+}
+
+/// A single-member cluster elects itself and commits through the Ready loop alone.
+#[test]
+fn single_member_commits_through_the_ready_loop() {
+    let mut n = node(1, &[1], |_| {});
+    n.campaign();
+    handle(&mut n);
+    assert_eq!(n.raft().role, Role::Leader);
+    n.propose(b"solo".to_vec()).unwrap();
+    let h = handle(&mut n);
+    assert_eq!(h.committed.last().unwrap().data, b"solo");
+    n.read_index(b"r".to_vec()).unwrap();
+    let h = handle(&mut n);
+    assert_eq!(h.read_states[0].index, 2);
+}
+
+/// A member restarted from its storage resumes with its term, vote and log, and re-applies
+/// committed entries after the snapshot.
+#[test]
+fn restart_resumes_from_storage() {
+    let mut c = Cluster::new(3, |_| {});
+    c.elect(1);
+    c.node(1).propose(b"a".to_vec()).unwrap();
+    c.stabilize();
+    let store = c.nodes[&2].store().clone();
+    let term = c.term(2);
+    let mut n = keel_consensus::RawNode::new(&config(2), store, 7).unwrap();
+    assert_eq!(n.raft().term, term);
+    let h = handle(&mut n);
+    assert_eq!(
+        h.committed.last().unwrap().data,
+        b"a",
+        "re-applies committed entries"
+    );
+}
+
+/// Messages addressed elsewhere and term-less peer messages are typed errors.
+#[test]
+fn invalid_messages_are_rejected() {
+    let mut n = node(1, &[1, 2, 3], |_| {});
+    let m = Message::new(MessageType::Append, 2, 9);
+    assert!(n.step(m).is_err());
+    let m = Message::new(MessageType::Append, 2, 1);
+    assert!(n.step(m).is_err(), "append without a term");
+}
