@@ -14,7 +14,18 @@ fn a_thousand_concurrent_appends_need_far_fewer_fsyncs() {
     const THREADS: usize = 100;
     const PER_THREAD: usize = 10;
     let d = TempDir::new("thousand");
-    let wal = Arc::new(Wal::create_with(d.path(), META, small_opts(8 << 20)).unwrap());
+    // The real fdatasync runs too; the hook adds 1 ms so that the test does not depend on how
+    // fast this machine's disk happens to be (on a RAM-backed disk groups would be tiny).
+    let opts = WalOptions {
+        fault_hook: Some(Arc::new(|op, path| {
+            if op == IoOp::Sync && path.extension().is_some_and(|e| e == "wal") {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(())
+        })),
+        ..small_opts(8 << 20)
+    };
+    let wal = Arc::new(Wal::create_with(d.path(), META, opts).unwrap());
     let before = wal.stats();
     let next_index = Arc::new(Mutex::new(1u64));
     let threads: Vec<_> = (0..THREADS)
