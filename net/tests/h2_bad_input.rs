@@ -295,3 +295,22 @@ fn ping_flood_and_settings_are_answered() {
         .iter()
         .any(|f| f.0 == kind::SETTINGS && f.1 & flag::ACK != 0));
 }
+
+#[test]
+fn silent_connections_are_closed_after_the_handshake_timeout() {
+    let srv = grpc_support::start_loop(keel_net::event_loop::LoopConfig {
+        handshake_timeout: Duration::from_millis(200),
+        ..Default::default()
+    });
+    let mut silent = TcpStream::connect(srv.addr).unwrap();
+    silent.write_all(b"PRI * HT").unwrap(); // a prefix that decides nothing
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = silent.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "server closes the undecided connection");
+    assert!(t.elapsed() >= Duration::from_millis(150) && t.elapsed() < Duration::from_secs(4));
+    good_client_works(srv.addr);
+}

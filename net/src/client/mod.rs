@@ -186,6 +186,8 @@ impl Client {
             match TcpStream::connect_timeout(&addr, self.config.connect_timeout) {
                 Ok(socket) => {
                     let _ = socket.set_nodelay(true);
+                    // A server that stops reading must not block us forever.
+                    let _ = socket.set_write_timeout(Some(self.config.call_timeout));
                     self.next_endpoint = (self.next_endpoint + i) % self.endpoints.len();
                     self.epoch += 1;
                     self.conn = Some(Conn {

@@ -60,10 +60,22 @@ pub trait Handler<W> {
 }
 
 /// Loop settings.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LoopConfig {
     /// gRPC and HTTP/2 settings for accepted connections.
     pub grpc: GrpcConfig,
+    /// A connection that has not sent enough bytes to tell HTTP/2 from HTTP/1 within this time
+    /// is closed (slowloris protection).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            grpc: GrpcConfig::default(),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// What a timer does when it fires.
@@ -71,6 +83,7 @@ pub struct LoopConfig {
 enum TimerKind {
     User(u64),
     CallDeadline(CallId),
+    Handshake { conn: usize, generation: u32 },
 }
 
 /// Work for the handler, queued while processing I/O and delivered right after.
@@ -364,6 +377,15 @@ impl<W> Ctx<W> {
                     self.dispatch.extend(out.drain(..).map(Dispatch::Call));
                     self.scratch_events = out;
                 }
+                TimerKind::Handshake { conn, generation } => {
+                    let undecided = matches!(
+                        self.conns.get(conn).and_then(|c| c.as_ref()),
+                        Some(Conn { generation: g, kind: ConnKind::Detecting(_), .. }) if *g == generation
+                    );
+                    if undecided {
+                        self.close_conn(conn);
+                    }
+                }
             }
         }
     }
@@ -454,6 +476,14 @@ impl<W> Ctx<W> {
                         continue;
                     }
                     self.conns[idx] = Some(Conn::new(socket, self.generations[idx]));
+                    let at = Instant::now() + self.config.handshake_timeout;
+                    self.timers.add(
+                        at,
+                        TimerKind::Handshake {
+                            conn: idx,
+                            generation: self.generations[idx],
+                        },
+                    );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -37,6 +37,9 @@ pub struct H2Config {
     /// empty DATA/CONTINUATION frame costs one unit; each normally completed stream returns one.
     /// At zero the connection is closed with ENHANCE_YOUR_CALM (CVE-2023-44487 rapid reset).
     pub abuse_budget: u32,
+    /// Units returned to the abuse budget per second of wall time (so a long-lived, well-behaved
+    /// client that cancels now and then is never cut off; a flood is).
+    pub abuse_refill_per_sec: u32,
     /// Stop scheduling DATA once this much output is waiting for the transport.
     pub output_high_water: usize,
     /// Pending output beyond which control-frame replies (PING/SETTINGS acks) are refused as a
@@ -55,6 +58,7 @@ impl Default for H2Config {
             max_header_list_size: 16 << 10,
             max_header_block_size: 64 << 10,
             abuse_budget: 1000,
+            abuse_refill_per_sec: 100,
             output_high_water: 256 << 10,
             max_pending_output: 64 << 20,
         }
@@ -129,6 +133,7 @@ pub struct Connection {
     goaway_received: Option<u32>,
     failed: bool,
     abuse_budget: u32,
+    budget_refilled_at: std::time::Instant,
 }
 
 type Result<T> = std::result::Result<T, H2Error>;
@@ -176,6 +181,7 @@ impl Connection {
             goaway_received: None,
             failed: false,
             abuse_budget: config.abuse_budget,
+            budget_refilled_at: std::time::Instant::now(),
             config,
         };
         if role == Role::Client {
@@ -285,6 +291,15 @@ impl Connection {
     }
 
     fn spend_budget(&mut self, why: &'static str) -> Result<()> {
+        // Token bucket: refill by elapsed time (only looked at on this rare path).
+        let now = std::time::Instant::now();
+        let earned = (now.duration_since(self.budget_refilled_at).as_secs_f64()
+            * self.config.abuse_refill_per_sec as f64) as u64;
+        if earned > 0 {
+            self.abuse_budget =
+                (self.abuse_budget as u64 + earned).min(self.config.abuse_budget as u64) as u32;
+            self.budget_refilled_at = now;
+        }
         if self.abuse_budget == 0 {
             return Err(conn_err(ErrorCode::EnhanceYourCalm, why));
         }
@@ -449,10 +464,8 @@ impl Connection {
     fn apply_setting(&mut self, id: u16, value: u32) -> Result<()> {
         match id {
             setting::HEADER_TABLE_SIZE => self.encoder.peer_table_size_changed(),
-            setting::ENABLE_PUSH => {
-                if value > 1 {
-                    return Err(conn_err(ErrorCode::ProtocolError, "ENABLE_PUSH not 0 or 1"));
-                }
+            setting::ENABLE_PUSH if value > 1 => {
+                return Err(conn_err(ErrorCode::ProtocolError, "ENABLE_PUSH not 0 or 1"));
             }
             setting::MAX_CONCURRENT_STREAMS => self.peer_max_concurrent = value,
             setting::INITIAL_WINDOW_SIZE => {

@@ -290,9 +290,16 @@ impl Drop for Running {
     }
 }
 
-pub fn start_with(mut grpc: GrpcConfig) -> Running {
-    grpc.methods = Some(METHODS.iter().map(|s| s.to_string()).collect());
-    let mut lp = EventLoop::new(LoopConfig { grpc }).expect("loop");
+pub fn start_with(grpc: GrpcConfig) -> Running {
+    start_loop(LoopConfig {
+        grpc,
+        ..LoopConfig::default()
+    })
+}
+
+pub fn start_loop(mut config: LoopConfig) -> Running {
+    config.grpc.methods = Some(METHODS.iter().map(|s| s.to_string()).collect());
+    let mut lp = EventLoop::new(config).expect("loop");
     let addr = lp.listen("127.0.0.1:0".parse().unwrap()).expect("listen");
     let waker = lp.waker();
     let observed = Arc::new(Mutex::new(Observed::default()));

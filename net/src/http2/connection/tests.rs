@@ -432,3 +432,31 @@ fn padded_data_and_headers() {
     raw.extend_from_slice(&[5, 0]);
     assert!(s.recv(&raw).is_err());
 }
+
+#[test]
+fn occasional_resets_are_forgiven_over_time() {
+    // Budget 3, refilled at 200/s: one reset every 10 ms never exhausts it, a burst does.
+    let cfg = H2Config {
+        abuse_budget: 3,
+        abuse_refill_per_sec: 200,
+        ..H2Config::default()
+    };
+    let (mut c, mut s) = pair(cfg, H2Config::default());
+    for _ in 0..20 {
+        let id = c.open_stream(&refs(&req("/a.B/C")), false).unwrap();
+        c.reset_stream(id, ErrorCode::Cancel);
+        let out = c.output().to_vec();
+        c.consume_output(out.len());
+        s.recv(&out).expect("slow resets are fine");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut burst = Ok(());
+    for _ in 0..20 {
+        let id = c.open_stream(&refs(&req("/a.B/C")), false).unwrap();
+        c.reset_stream(id, ErrorCode::Cancel);
+        let out = c.output().to_vec();
+        c.consume_output(out.len());
+        burst = burst.and(s.recv(&out));
+    }
+    assert!(burst.is_err(), "a burst of resets is cut off");
+}
