@@ -1,3 +1,310 @@
+//! keel-mvcc benchmark (harness = false).
+//!
+//!     CARGO_TARGET_DIR=/work/target-mvcc cargo bench -p keel-mvcc --bench mvcc_bench
+//!
+//! Measures: puts/s applied in batches (with fsync per batch, and redb doing the same raw
+//! inserts in one transaction per batch as the peer); a 1,000-key range at the head and at an
+//! old revision; watch fan-out to 10,000 watchers; heap bytes per key of the in-memory index
+//! (counted by a global allocator wrapper, after reopening so only rebuilt state is counted).
+//! Sizes can be scaled down with KEEL_BENCH_KEYS (default 100000).
+
+use keel_mvcc::*;
+use redb::ReadableDatabase;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `System.alloc` with layout `l`.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `System` with layout `l`.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn tmp(tag: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("keel-mvcc-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("key/{i:08}").into_bytes()
+}
+
 fn main() {
-    eprintln!("benchmark not written yet");
+    let n: usize = std::env::var("KEEL_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let value = vec![b'v'; 256];
+    println!("keel-mvcc bench: {n} keys, 256-byte values");
+
+    // ---- puts/s in batches, vs redb raw inserts with the same batching
+    for batch in [1usize, 100, 1000] {
+        let total = if batch == 1 { 2_000 } else { n };
+        let dir = tmp(&format!("put{batch}"));
+        let store = Store::open_path(dir.join("db"), StoreConfig::default()).unwrap();
+        let t = Instant::now();
+        let mut idx = 0u64;
+        for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
+            let entries: Vec<(u64, Request)> = chunk
+                .iter()
+                .map(|i| {
+                    idx += 1;
+                    (
+                        idx,
+                        Request::Put(PutRequest {
+                            key: key(*i),
+                            value: value.clone(),
+                            ..Default::default()
+                        }),
+                    )
+                })
+                .collect();
+            for r in store.apply_batch(&entries) {
+                r.unwrap();
+            }
+        }
+        let keel = total as f64 / t.elapsed().as_secs_f64();
+        drop(store);
+
+        let rdb = redb::Database::create(dir.join("redb")).unwrap();
+        let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("kv");
+        let t = Instant::now();
+        for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
+            let tx = rdb.begin_write().unwrap();
+            {
+                let mut tb = tx.open_table(table).unwrap();
+                for i in chunk {
+                    tb.insert(key(*i).as_slice(), value.as_slice()).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let peer = total as f64 / t.elapsed().as_secs_f64();
+        println!(
+            "put, batch {batch:>4}: keel-mvcc {keel:>9.0} puts/s | redb raw insert {peer:>9.0} puts/s | ratio {:.2}",
+            keel / peer
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    // ---- ranges of 1,000 keys at head and at an old revision; memory per key
+    let dir = tmp("range");
+    let mut idx = 0u64;
+    {
+        let store = Store::open_path(dir.join("db"), StoreConfig::default()).unwrap();
+        for round in 0..2 {
+            for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                let entries: Vec<(u64, Request)> = chunk
+                    .iter()
+                    .map(|i| {
+                        idx += 1;
+                        let v = format!("{round}")
+                            .into_bytes()
+                            .into_iter()
+                            .chain(value.iter().copied())
+                            .collect();
+                        (
+                            idx,
+                            Request::Put(PutRequest {
+                                key: key(*i),
+                                value: v,
+                                ..Default::default()
+                            }),
+                        )
+                    })
+                    .collect();
+                store.apply_batch(&entries);
+            }
+        }
+    }
+    let before = LIVE.load(Ordering::SeqCst);
+    let t = Instant::now();
+    let store = Store::open_path(dir.join("db"), StoreConfig::default()).unwrap();
+    let open_time = t.elapsed();
+    let after = LIVE.load(Ordering::SeqCst);
+    let st = store.status();
+    println!(
+        "reopen + index rebuild: {} keys, {} revisions in {:.2?}; index heap {:.0} B/key ({:.0} B/revision), db {} MB",
+        st.keys,
+        st.index_revisions,
+        open_time,
+        (after - before) as f64 / st.keys as f64,
+        (after - before) as f64 / st.index_revisions as f64,
+        st.db_size / 1_000_000
+    );
+    let old_rev = 1 + n as i64; // end of the first round: every key at its first version
+    for (label, rev) in [("head", 0), ("old revision", old_rev)] {
+        let iters = 200;
+        let t = Instant::now();
+        let mut got = 0;
+        for i in 0..iters {
+            let start = (i * 7919) % (n - 1000);
+            let r = store
+                .range(&RangeRequest {
+                    key: key(start),
+                    range_end: key(start + 1000),
+                    revision: rev,
+                    ..Default::default()
+                })
+                .unwrap();
+            got += r.kvs.len();
+        }
+        assert_eq!(got, iters * 1000);
+        let per = t.elapsed() / iters as u32;
+        println!(
+            "range 1000 keys at {label:<12}: {per:.2?} per range ({:.0} keys/s)",
+            1000.0 / per.as_secs_f64()
+        );
+    }
+    // peer: redb range of 1000 keys
+    let rdb = redb::Database::create(dir.join("redb")).unwrap();
+    let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("kv");
+    {
+        let tx = rdb.begin_write().unwrap();
+        {
+            let mut tb = tx.open_table(table).unwrap();
+            for i in 0..n {
+                tb.insert(key(i).as_slice(), value.as_slice()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let iters = 200;
+    let t = Instant::now();
+    for i in 0..iters {
+        let start = (i * 7919) % (n - 1000);
+        let tx = rdb.begin_read().unwrap();
+        let tb = tx.open_table(table).unwrap();
+        let c = tb
+            .range(key(start).as_slice()..key(start + 1000).as_slice())
+            .unwrap()
+            .map(|e| e.unwrap().1.value().to_vec())
+            .count();
+        assert_eq!(c, 1000);
+    }
+    println!(
+        "range 1000 keys, redb raw   : {:.2?} per range",
+        t.elapsed() / iters as u32
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // ---- watch fan-out
+    let dir = tmp("watch");
+    let store = Store::open_path(
+        dir.join("db"),
+        StoreConfig {
+            watch_stream_capacity: 100_000,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let streams: Vec<WatchStream> = (0..100).map(|_| store.watch_stream(|| {})).collect();
+    // 10,000 watchers on one prefix: every write fans out to all of them
+    for i in 0..10_000 {
+        streams[i % 100]
+            .watch(&WatchCreateRequest {
+                key: b"w/".to_vec(),
+                range_end: b"w0".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    for s in &streams {
+        let mut v = vec![];
+        s.drain_into(&mut v);
+    }
+    let writes = 50;
+    let t = Instant::now();
+    let mut delivered = 0;
+    for i in 0..writes {
+        store
+            .apply(
+                i as u64 + 1,
+                Request::Put(PutRequest {
+                    key: format!("w/{i}").into_bytes(),
+                    value: value.clone(),
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        for s in &streams {
+            let mut v = vec![];
+            s.drain_into(&mut v);
+            delivered += v.iter().map(|r| r.events.len()).sum::<usize>();
+        }
+    }
+    let el = t.elapsed();
+    assert_eq!(delivered, writes * 10_000);
+    println!(
+        "watch fan-out, 10,000 watchers on one prefix: {:.2?} per write (commit + deliver + drain), {:.0} events/s",
+        el / writes as u32,
+        delivered as f64 / el.as_secs_f64()
+    );
+    drop(streams);
+    // 10,000 watchers on distinct keys; batches of 1,000 writes to random keys
+    let stream = store.watch_stream(|| {});
+    for i in 0..10_000 {
+        stream
+            .watch(&WatchCreateRequest {
+                key: format!("d/{i:05}").into_bytes(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let mut v = vec![];
+    stream.drain_into(&mut v);
+    let mut idx = 1000u64;
+    let t = Instant::now();
+    let mut delivered = 0;
+    for b in 0..20 {
+        let entries: Vec<(u64, Request)> = (0..1000)
+            .map(|j| {
+                idx += 1;
+                let k = format!("d/{:05}", (b * 1000 + j) * 7 % 10_000);
+                (
+                    idx,
+                    Request::Put(PutRequest {
+                        key: k.into_bytes(),
+                        value: value.clone(),
+                        ..Default::default()
+                    }),
+                )
+            })
+            .collect();
+        store.apply_batch(&entries);
+        v.clear();
+        stream.drain_into(&mut v);
+        delivered += v.iter().map(|r| r.events.len()).sum::<usize>();
+    }
+    let el = t.elapsed();
+    assert_eq!(delivered, 20_000);
+    println!(
+        "10,000 single-key watchers, 20 batches of 1,000 puts: {:.0} puts/s including delivery",
+        20_000.0 / el.as_secs_f64()
+    );
+    drop(stream);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }
