@@ -92,7 +92,7 @@ impl Node {
 
 /// Index of the first entry `>= key` in a sorted slice, and whether it is equal.
 pub(crate) fn lower_bound_by<T>(v: &[T], key: &[u8], k: impl Fn(&T) -> &[u8]) -> (usize, bool) {
-    match v.binary_search_by(|e| k(e).cmp(key)) {
+    match v.binary_search_by(|e| crate::page::cmp_keys(k(e), key)) {
         Ok(i) => (i, true),
         Err(i) => (i, false),
     }

@@ -91,6 +91,21 @@ pub(crate) fn wr_u64(b: &mut [u8], off: usize, v: u64) {
     b[off..off + 8].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Byte-string order of keys (the same as `<[u8]>::cmp`), with a fast path for keys of at
+/// least 8 bytes: their first 8 bytes compare as one big-endian integer. Revision keys are
+/// 8-byte big-endian numbers, so most comparisons end there without a `memcmp` call.
+#[inline]
+pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    if let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        let (x, y) = (u64::from_be_bytes(*x), u64::from_be_bytes(*y));
+        if x != y {
+            return x.cmp(&y);
+        }
+        return a[8..].cmp(&b[8..]);
+    }
+    a.cmp(b)
+}
+
 /// The parsed common header of a page.
 #[derive(Debug, Clone, Copy)]
 pub struct Header {
@@ -226,7 +241,7 @@ impl<'a> Page<'a> {
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.key(mid)?.cmp(key) {
+            match cmp_keys(self.key(mid)?, key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Equal => return Ok((mid, true)),
                 std::cmp::Ordering::Greater => hi = mid,
@@ -398,4 +413,30 @@ pub(crate) fn encode_freelist(
 /// Bytes a freelist with `n` extents needs.
 pub(crate) fn freelist_bytes(n: usize) -> usize {
     HEADER + n * 16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cmp_keys;
+
+    #[test]
+    fn cmp_keys_is_byte_order() {
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"a",
+            b"abcdefg",
+            b"abcdefgh",
+            b"abcdefgh\x00",
+            b"abcdefgi",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"abcdefghij",
+            b"abcdefgha",
+            b"b",
+        ];
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(cmp_keys(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 }

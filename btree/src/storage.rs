@@ -168,6 +168,7 @@ struct MemState {
     fail_at: Option<u64>,
     failed: bool,
     syncs: u64,
+    bytes_written: u64,
 }
 
 enum Unsynced {
@@ -221,6 +222,10 @@ impl MemStorage {
     /// How many write/sync/set_len operations were issued so far (failed ones included).
     pub fn ops(&self) -> u64 {
         self.state.lock().ops
+    }
+    /// Bytes passed to successful `write_at` calls so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.state.lock().bytes_written
     }
     /// How many syncs succeeded so far.
     pub fn syncs(&self) -> u64 {
@@ -350,6 +355,7 @@ impl Storage for MemStorage {
             st.live.resize(end, 0);
         }
         st.live[start..end].copy_from_slice(buf);
+        st.bytes_written += buf.len() as u64;
         st.unsynced.push(Unsynced::Write(offset, buf.to_vec()));
         Ok(())
     }
