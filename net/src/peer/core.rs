@@ -19,6 +19,8 @@ struct OpenSocket {
     stream: TcpStream,
     /// Member on the other end, once known.
     peer: Option<u64>,
+    /// An accepted message-lane connection (a member has at most one live one to us).
+    inbound_messages: bool,
 }
 
 #[derive(Default)]
@@ -108,6 +110,7 @@ impl Core {
             OpenSocket {
                 stream: clone,
                 peer,
+                inbound_messages: false,
             },
         );
         Ok(SocketGuard {
@@ -116,11 +119,26 @@ impl Core {
         })
     }
 
-    /// Notes which peer a registered socket belongs to (known after the handshake).
-    pub fn set_socket_peer(&self, guard: &SocketGuard, peer: u64) {
-        if let Some(s) = self.registry.lock().sockets.get_mut(&guard.id) {
-            s.peer = Some(peer);
+    /// Notes which peer an accepted socket belongs to (known after the handshake). For a
+    /// message-lane connection, older message-lane connections from the same member are shut
+    /// down: the member has redialed, so they are dead or half-open (e.g. it crashed or was cut
+    /// off without closing them), and their reader threads would otherwise wait forever.
+    pub fn set_inbound_peer(&self, guard: &SocketGuard, peer: u64, messages_lane: bool) -> usize {
+        let mut reg = self.registry.lock();
+        let mut replaced = 0;
+        if messages_lane {
+            for (id, s) in reg.sockets.iter() {
+                if *id != guard.id && s.inbound_messages && s.peer == Some(peer) {
+                    let _ = s.stream.shutdown(Shutdown::Both);
+                    replaced += 1;
+                }
+            }
         }
+        if let Some(s) = reg.sockets.get_mut(&guard.id) {
+            s.peer = Some(peer);
+            s.inbound_messages = messages_lane;
+        }
+        replaced
     }
 
     /// Shuts down every open socket to or from `peer`.

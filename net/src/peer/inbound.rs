@@ -127,7 +127,13 @@ fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr)
         return;
     }
     add(&core.counters.inbound_accepted, 1);
-    core.set_socket_peer(&guard, hello.from);
+    let replaced = core.set_inbound_peer(&guard, hello.from, hello.lane == Lane::Messages);
+    if replaced > 0 {
+        core.log(&format!(
+            "member {:#x} reconnected from {remote}; closed {replaced} older connection(s) from it",
+            hello.from
+        ));
+    }
     if let Err(e) = stream
         .set_read_timeout(None)
         .and_then(|_| stream.set_write_timeout(Some(cfg.write_timeout)))

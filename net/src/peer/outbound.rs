@@ -235,6 +235,25 @@ pub(crate) fn dial(
     Ok((stream, guard))
 }
 
+/// How long a connection must have been idle before a write first checks whether the peer
+/// closed it.
+const IDLE_CHECK_AFTER: Duration = Duration::from_millis(100);
+
+/// Whether the peer has closed (or reset) the connection: a non-blocking peek sees end of
+/// stream. The message lane carries nothing from the acceptor after the handshake, so any
+/// readable state other than "would block" means the connection is finished.
+fn closed_by_peer(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let closed = match stream.peek(&mut byte) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Ok(_) | Err(_) => true,
+    };
+    stream.set_nonblocking(false).is_err() || closed
+}
+
 /// Body of a peer's writer thread: (re)connect, then move batches from the queue to the
 /// socket until the transport stops or the peer is removed.
 pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
@@ -244,10 +263,15 @@ pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
     let mut conn: Option<(TcpStream, SocketGuard)> = None;
     let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut wire: Vec<u8> = Vec::new();
+    let mut last_write = Instant::now();
     while !link.should_stop(&core) {
         if link.redial.swap(false, Ordering::AcqRel) {
             conn = None;
             link.connected.store(false, Ordering::Release);
+        }
+        if conn.is_none() {
+            // A fresh connection needs no liveness check before its first write.
+            last_write = Instant::now();
         }
         if conn.is_none() {
             let addr = *link.addr.lock();
@@ -274,13 +298,28 @@ pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
                 }
             }
         }
-        link.take_batch(
-            &core,
-            &mut batch,
-            cfg.max_batch_bytes,
-            Duration::from_millis(250),
-        );
         if batch.is_empty() {
+            link.take_batch(
+                &core,
+                &mut batch,
+                cfg.max_batch_bytes,
+                Duration::from_millis(250),
+            );
+            if batch.is_empty() {
+                continue;
+            }
+        }
+        let (stream, _guard) = conn.as_mut().expect("connected above");
+        // A write on a connection the peer has already closed (it restarted, or replaced the
+        // connection) still "succeeds" locally and the data is lost. After an idle spell,
+        // look for the peer's FIN first and redial instead, keeping the batch.
+        if last_write.elapsed() >= IDLE_CHECK_AFTER && closed_by_peer(stream) {
+            conn = None;
+            link.connected.store(false, Ordering::Release);
+            core.log(&format!(
+                "connection to peer {:#x} was closed by the peer; redialing",
+                link.id
+            ));
             continue;
         }
         wire.clear();
@@ -291,7 +330,7 @@ pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
         }
         let count = batch.len() as u64;
         batch.clear();
-        let (stream, _guard) = conn.as_mut().expect("connected above");
+        last_write = Instant::now();
         match stream.write_all(&wire) {
             Ok(()) => {
                 add(&link.counters.sent_messages, count);
