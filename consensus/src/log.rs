@@ -82,7 +82,7 @@ impl Unstable {
         self.snapshot = Some(snap);
     }
 
-    fn truncate_and_append(&mut self, ents: &[Entry]) {
+    fn truncate_and_append(&mut self, ents: Vec<Entry>) {
         let after = ents[0].index;
         if after == self.offset + self.entries.len() as u64 {
             // Directly after the current tail.
@@ -93,7 +93,7 @@ impl Unstable {
         } else {
             self.entries.truncate((after - self.offset) as usize);
         }
-        self.entries.extend_from_slice(ents);
+        self.entries.extend(ents);
     }
 }
 
@@ -198,13 +198,13 @@ impl<S: Storage> RaftLog<S> {
         index: u64,
         log_term: u64,
         leader_commit: u64,
-        ents: &[Entry],
+        mut ents: Vec<Entry>,
     ) -> Option<u64> {
         if !self.match_term(index, log_term) {
             return None;
         }
         let last_new = index + ents.len() as u64;
-        let conflict = self.find_conflict(ents);
+        let conflict = self.find_conflict(&ents);
         if conflict != 0 {
             assert!(
                 conflict > self.committed,
@@ -212,7 +212,8 @@ impl<S: Storage> RaftLog<S> {
                 self.committed
             );
             let start = (conflict - (index + 1)) as usize;
-            self.append(&ents[start..]);
+            ents.drain(..start);
+            self.append(ents);
         }
         // §5.3: "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
         // last new entry)".
@@ -221,7 +222,7 @@ impl<S: Storage> RaftLog<S> {
     }
 
     /// Appends entries at the end (they may overwrite an uncommitted suffix).
-    pub fn append(&mut self, ents: &[Entry]) -> u64 {
+    pub fn append(&mut self, ents: Vec<Entry>) -> u64 {
         if ents.is_empty() {
             return self.last_index();
         }
@@ -422,19 +423,23 @@ mod tests {
     #[test]
     fn maybe_append_truncates_conflict_and_limits_commit() {
         let mut log = RaftLog::new(MemStorage::default());
-        log.append(&ents(&[1, 1, 2, 2], 1));
+        log.append(ents(&[1, 1, 2, 2], 1));
         // Leader at term 3 says: after (2, 1) come [3@3]; commit 10.
-        assert_eq!(log.maybe_append(2, 1, 10, &ents(&[3], 3)), Some(3));
+        assert_eq!(log.maybe_append(2, 1, 10, ents(&[3], 3)), Some(3));
         assert_eq!(log.last_index(), 3);
         assert_eq!(log.term(3), Ok(3));
         assert_eq!(log.committed, 3, "commit limited to last new entry");
-        assert_eq!(log.maybe_append(3, 2, 3, &[]), None, "consistency check");
+        assert_eq!(
+            log.maybe_append(3, 2, 3, Vec::new()),
+            None,
+            "consistency check"
+        );
     }
 
     #[test]
     fn find_conflict_by_term_skips_terms() {
         let mut log = RaftLog::new(MemStorage::default());
-        log.append(&ents(&[1, 1, 4, 4, 4, 5], 1));
+        log.append(ents(&[1, 1, 4, 4, 4, 5], 1));
         assert_eq!(log.find_conflict_by_term(6, 3), (2, 1));
         assert_eq!(log.find_conflict_by_term(6, 4), (5, 4));
         assert_eq!(log.find_conflict_by_term(6, 9), (6, 5));
@@ -443,7 +448,7 @@ mod tests {
     #[test]
     fn maybe_commit_only_current_term() {
         let mut log = RaftLog::new(MemStorage::default());
-        log.append(&ents(&[1, 2], 1));
+        log.append(ents(&[1, 2], 1));
         assert!(
             !log.maybe_commit(2, 3, false),
             "term-2 entry not committed in term 3"
@@ -454,8 +459,8 @@ mod tests {
     #[test]
     fn stable_to_ignores_replaced_entries() {
         let mut log = RaftLog::new(MemStorage::default());
-        log.append(&ents(&[1, 1], 1));
-        log.append(&ents(&[2], 2));
+        log.append(ents(&[1, 1], 1));
+        log.append(ents(&[2], 2));
         log.stable_to(2, 1); // the persisted (2, 1) was replaced by (2, 2): stays unstable
         assert_eq!(log.unstable_entries().len(), 2);
         log.stable_to(2, 2);

@@ -91,7 +91,7 @@ impl<S: Storage> Raft<S> {
             e.term = self.term;
             e.index = index;
         }
-        self.log.append(&ents);
+        self.log.append(ents);
     }
 
     /// The application made the log durable up to `log.persisted_index()`. For a leader this is
@@ -326,7 +326,7 @@ impl<S: Storage> Raft<S> {
         }
         match self
             .log
-            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+            .maybe_append(m.index, m.log_term, m.commit, m.entries)
         {
             Some(last_new) => {
                 resp.index = last_new;

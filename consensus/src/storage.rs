@@ -74,7 +74,23 @@ impl MemStorage {
     /// # Panics
     /// If the new entries would leave a gap after the last entry, or start before the snapshot.
     pub fn append(&mut self, ents: &[Entry]) {
-        let Some(first) = ents.first() else { return };
+        if self.prepare_append(ents) {
+            self.entries.extend_from_slice(ents);
+        }
+    }
+
+    /// Like [`MemStorage::append`], taking ownership (no copy of the payloads).
+    pub fn append_owned(&mut self, ents: Vec<Entry>) {
+        if self.prepare_append(&ents) {
+            self.entries.extend(ents);
+        }
+    }
+
+    /// Checks placement and truncates the conflicting suffix; false if `ents` is empty.
+    fn prepare_append(&mut self, ents: &[Entry]) -> bool {
+        let Some(first) = ents.first() else {
+            return false;
+        };
         let offset = self.offset();
         assert!(
             first.index > offset,
@@ -90,7 +106,7 @@ impl MemStorage {
             last
         );
         self.entries.truncate((first.index - offset - 1) as usize);
-        self.entries.extend_from_slice(ents);
+        true
     }
 
     /// Replaces the whole state with a snapshot received from the leader (§7).
