@@ -92,12 +92,12 @@ impl Conn {
         &mut self,
         idx: u32,
         config: &LoopConfig,
+        buf: &mut [u8],
         events: &mut Vec<CallEvent>,
         http1_requests: &mut Vec<(Http1Request, bool)>,
     ) -> Result<(), ()> {
-        let mut buf = [0u8; 64 * 1024];
         loop {
-            match self.socket.read(&mut buf) {
+            match self.socket.read(buf) {
                 Ok(0) => {
                     self.eof = true;
                     return Err(());

@@ -112,6 +112,8 @@ pub struct Ctx<W> {
     waker: Arc<mio::Waker>,
     stop: bool,
     scratch_events: Vec<CallEvent>,
+    /// One read buffer shared by all connections (allocated once, never re-zeroed).
+    read_buf: Vec<u8>,
 }
 
 impl<W> std::fmt::Debug for Ctx<W> {
@@ -158,6 +160,7 @@ impl<W> EventLoop<W> {
                 waker,
                 stop: false,
                 scratch_events: Vec::new(),
+                read_buf: vec![0; 64 * 1024],
             },
         })
     }
@@ -500,7 +503,13 @@ impl<W> Ctx<W> {
         };
         let mut out = std::mem::take(&mut self.scratch_events);
         let mut http1 = Vec::new();
-        let outcome = c.read_and_process(idx as u32, &config, &mut out, &mut http1);
+        let outcome = c.read_and_process(
+            idx as u32,
+            &config,
+            &mut self.read_buf,
+            &mut out,
+            &mut http1,
+        );
         let generation = c.generation;
         for ev in out.drain(..) {
             self.dispatch.push_back(Dispatch::Call(ev));
