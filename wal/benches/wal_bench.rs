@@ -278,6 +278,12 @@ fn main() {
         ("loop", 16),
         ("loop", 256),
     ] {
+        // KEEL_BENCH_ONLY=threads:256 runs one configuration (for A/B comparisons).
+        if let Ok(only) = std::env::var("KEEL_BENCH_ONLY") {
+            if only != format!("{label}:{producers}") {
+                continue;
+            }
+        }
         let raw = raw_fdatasync_rate(&dir, secs / 2, true);
         raws.push(raw);
         let r = if label == "threads" {
@@ -289,6 +295,9 @@ fn main() {
         if producers == 256 {
             at256.push((label, r.rate, raw));
         }
+    }
+    if raws.is_empty() {
+        return;
     }
     raws.sort_by(|a, b| a.total_cmp(b));
     println!(
