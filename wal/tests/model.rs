@@ -135,8 +135,6 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     drop(wal);
     let (_, rec) = Wal::open_with(d.path(), opts()).unwrap();
     prop_assert_eq!(rec, m.state());
-    // Compaction must bound the number of segments: with a snapshot near the end, only a few
-    // segments may remain.
     Ok(())
 }
 

@@ -157,6 +157,3 @@ pub fn batch_records(b: &Batch) -> Vec<Record> {
     v.extend(b.hard_state.map(Record::HardState));
     v
 }
-
-/// Silence for tests that expect log lines but do not check them.
-pub fn _unused(_: HardState, _: SnapshotMarker) {}
