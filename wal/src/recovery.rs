@@ -1,8 +1,8 @@
 //! Recovery: from segment bytes back to Raft's durable state.
 //!
 //! [`recover`] is a pure function over the segments' bytes; [`crate::Wal::open`] reads the files,
-//! calls it, and then applies its verdict (truncates the torn tail, deletes an empty last
-//! segment). The crash tests call [`recover`] directly on thousands of damaged images.
+//! calls it, and then applies its verdict (truncates the torn tail and the unused
+//! preallocated space of the last segment). The crash tests call [`recover`] directly on thousands of damaged images.
 //!
 //! ## The recovery rule
 //! Segments are read in sequence order; each record must continue the CRC chain of the one
@@ -19,6 +19,9 @@
 //! 3. Otherwise it is **corruption**: [`WalError::Corrupt`] naming the file and `X`. An intact
 //!    group start after `X` proves that the damaged bytes had been fdatasynced before a later
 //!    group was written, so they held acknowledged records; truncating them would lose data.
+//!    (The writer starts a group's write only after the previous group's fdatasync returned,
+//!    so at most one group is ever unsynced. Its sectors may reach the disk in any order,
+//!    which is why intact records of the *same* group after `X` do not count as evidence.)
 //!    Damage in any segment but the last is always corruption, as is a record with a correct CRC
 //!    whose contents are malformed.
 //!
