@@ -11,7 +11,7 @@
 //! for profiling).
 
 use std::ops::Bound;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use keel_btree::{Db, Options};
@@ -66,11 +66,11 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn file_size(p: &PathBuf) -> u64 {
+fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-fn bench_keel(dir: &PathBuf, n: u64, reads: u64, scans: u64) -> Figures {
+fn bench_keel(dir: &Path, n: u64, reads: u64, scans: u64) -> Figures {
     let path = dir.join("keel.db");
     let _ = std::fs::remove_file(&path);
     let mut f = Figures::default();
@@ -86,7 +86,6 @@ fn bench_keel(dir: &PathBuf, n: u64, reads: u64, scans: u64) -> Figures {
         for i in b * BATCH..(b + 1) * BATCH {
             bm.put(&i.to_be_bytes(), &value(i)).unwrap();
         }
-        drop(bm);
         w.commit().unwrap();
     }
     f.insert = t.elapsed();
@@ -128,7 +127,6 @@ fn bench_keel(dir: &PathBuf, n: u64, reads: u64, scans: u64) -> Figures {
         for i in (b * BATCH..(b + 1) * BATCH).step_by(2) {
             bm.delete(&i.to_be_bytes()).unwrap();
         }
-        drop(bm);
         w.commit().unwrap();
     }
     f.delete_half = t.elapsed();
@@ -144,7 +142,7 @@ fn bench_keel(dir: &PathBuf, n: u64, reads: u64, scans: u64) -> Figures {
     f
 }
 
-fn bench_redb(dir: &PathBuf, n: u64, reads: u64, scans: u64) -> Figures {
+fn bench_redb(dir: &Path, n: u64, reads: u64, scans: u64) -> Figures {
     let path = dir.join("redb.db");
     let _ = std::fs::remove_file(&path);
     let mut f = Figures::default();

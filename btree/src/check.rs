@@ -106,7 +106,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Walk a tree; returns (keys, depth).
+    /// Walk a tree, recording figures in `br` (and, with `collect`, leaf entries in `leaves`).
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &mut self,
         id: PageId,
@@ -169,11 +170,11 @@ impl<'a> Checker<'a> {
                     }
                     _ => {}
                 }
-                for i in 0..p.count {
+                for (i, key) in keys.iter().enumerate() {
                     match p.leaf_value(i) {
                         Ok(LeafValue::Inline(v)) => {
                             if collect {
-                                leaves.push((keys[i].to_vec(), v.to_vec()));
+                                leaves.push((key.to_vec(), v.to_vec()));
                             }
                         }
                         Ok(LeafValue::Overflow(pg, len)) => {
@@ -188,7 +189,7 @@ impl<'a> Checker<'a> {
                                 match op.overflow_value(len) {
                                     Ok(v) => {
                                         if collect {
-                                            leaves.push((keys[i].to_vec(), v.to_vec()));
+                                            leaves.push((key.to_vec(), v.to_vec()));
                                         }
                                     }
                                     Err(e) => self.problem(format!("{what}: {e}")),

@@ -106,6 +106,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Move to the next key.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Entry<'a>>> {
         if !self.valid {
             return Ok(None);

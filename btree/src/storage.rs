@@ -41,6 +41,10 @@ pub unsafe trait PageMap: Send + Sync {
 pub trait Storage: Send + Sync + 'static {
     /// Current length of the file in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// True if the file has no bytes.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Grow (never shrink) the file to `len` bytes; new bytes read as zero.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Read exactly `buf.len()` bytes at `offset` (an error if the file is shorter).

@@ -59,7 +59,6 @@ fn many_keys_reopen_and_ranges() {
             for i in batch * 1000..(batch + 1) * 1000 {
                 b.put(&be(i), &[i as u8; 100]).unwrap();
             }
-            drop(b);
             w.commit().unwrap();
         }
         let rep = db.check().unwrap();

@@ -287,7 +287,6 @@ fn concurrent_readers_see_stable_snapshots() {
         for k in 0..200u32 {
             b.put(&(k * 7919 % 1000).to_be_bytes(), &val).unwrap();
         }
-        drop(b);
         w.commit().unwrap();
     }
     stop.store(true, Ordering::Relaxed);

@@ -57,7 +57,6 @@ fn large_values() {
             b.put(&[0], &big[1]).unwrap();
             b.delete(&[2]).unwrap();
             b.put(&[2], &big[2]).unwrap();
-            drop(b);
             w.commit().unwrap();
         }
     };
@@ -96,7 +95,6 @@ fn million_keys_sequential_and_full_pages() {
         for i in batch * 10_000..(batch + 1) * 10_000 {
             b.put(&i.to_be_bytes(), &val).unwrap();
         }
-        drop(b);
         w.commit().unwrap();
     }
     let rep = db.check().unwrap();
@@ -193,7 +191,6 @@ fn delete_everything_then_refill() {
                 let k = (batch * 2000 + i) * 7919 % 40_000 + offset;
                 b.put(&k.to_be_bytes(), &[k as u8; 200]).unwrap();
             }
-            drop(b);
             w.commit().unwrap();
         }
     };
@@ -207,7 +204,6 @@ fn delete_everything_then_refill() {
             let k = (batch * 5000 + i) * 7919 % 40_000;
             assert!(b.delete(&k.to_be_bytes()).unwrap());
         }
-        drop(b);
         w.commit().unwrap();
     }
     let r = db.begin_read();
@@ -260,7 +256,6 @@ fn slices_survive_file_growth_and_remap() {
             bm.put(&(round * 1000 + i).to_be_bytes(), &[1u8; 900])
                 .unwrap();
         }
-        drop(bm);
         w.commit().unwrap();
     }
     assert!(

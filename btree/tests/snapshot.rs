@@ -12,7 +12,9 @@ fn tmp(name: &str) -> std::path::PathBuf {
     p
 }
 
-fn dump(db: &Db) -> BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> {
+type Dump = BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>>;
+
+fn dump(db: &Db) -> Dump {
     let r = db.begin_read();
     r.bucket_names()
         .unwrap()
@@ -78,7 +80,6 @@ fn snapshot_is_consistent_while_writes_go_on() {
                         b.put(&k.to_be_bytes(), &[0xee; 500]).unwrap();
                     }
                 }
-                drop(b);
                 w.commit().unwrap();
                 round += 1;
             }
