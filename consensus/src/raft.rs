@@ -433,13 +433,9 @@ impl<S: Storage> Raft<S> {
                 self.leader_id = m.from;
                 self.handle_snapshot(m);
             }
-            MessageType::TimeoutNow => {
-                // Thesis §3.10: the transferee starts an election at once, skipping pre-vote,
-                // and its vote requests bypass the leader lease.
-                if self.promotable() {
-                    self.hup(true);
-                }
-            }
+            // Thesis §3.10: the transferee starts an election at once, skipping pre-vote, and
+            // its vote requests bypass the leader lease.
+            MessageType::TimeoutNow if self.promotable() => self.hup(true),
             MessageType::ReadIndexResponse => {
                 self.read_states.push(ReadState {
                     index: m.index,

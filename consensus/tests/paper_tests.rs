@@ -139,7 +139,8 @@ fn s5_2_candidate_restarts_election_after_timeout() {
 /// the full cluster for the same term."
 #[test]
 fn s5_2_election_is_won_by_majority_lost_by_majority_of_refusals() {
-    let cases: &[(u64, &[(u64, bool)], Role)] = &[
+    type Votes = &'static [(u64, bool)];
+    let cases: &[(u64, Votes, Role)] = &[
         (1, &[], Role::Leader),
         (3, &[(2, true), (3, true)], Role::Leader),
         (3, &[(2, true)], Role::Leader),

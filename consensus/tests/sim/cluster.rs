@@ -45,7 +45,7 @@ pub struct SimParams {
 
 impl SimParams {
     pub fn random(seed: u64, mutations: Mutations) -> SimParams {
-        let mut r = SplitMix64::new(seed ^ 0x5EED_0F_C0FFEE);
+        let mut r = SplitMix64::new(seed ^ 0x5EED_0FC0_FFEE);
         // One run in three is a "leader storm": leaders crash and get isolated constantly,
         // one entry per message — the schedules of the paper's Figure 8.
         let storm = r.chance(1, 3);
