@@ -170,19 +170,22 @@ fn etcd_default_limit_accepts_1_5_mib_requests() {
 #[test]
 fn ten_mib_response_to_a_64k_window_client() {
     let srv = start();
-    let cfg = ClientConfig {
-        h2: H2Config {
-            initial_window_size: 65_535,
-            connection_window_size: 65_535,
-            ..H2Config::default()
-        },
-        ..ClientConfig::default()
-    };
-    let mut c = Client::connect(&[srv.addr.to_string()], cfg).unwrap();
-    let n: u32 = 10 << 20;
-    let resp = c.unary("/test.Echo/Big", &n.to_be_bytes()).unwrap();
-    assert_eq!(resp.len(), n as usize);
-    assert!(resp.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    // Both windows 64 KiB, then only the stream window (so the stream limit is what binds).
+    for conn_window in [65_535, 1 << 20] {
+        let cfg = ClientConfig {
+            h2: H2Config {
+                initial_window_size: 65_535,
+                connection_window_size: conn_window,
+                ..H2Config::default()
+            },
+            ..ClientConfig::default()
+        };
+        let mut c = Client::connect(&[srv.addr.to_string()], cfg).unwrap();
+        let n: u32 = 10 << 20;
+        let resp = c.unary("/test.Echo/Big", &n.to_be_bytes()).unwrap();
+        assert_eq!(resp.len(), n as usize);
+        assert!(resp.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::http2::frame::{self, kind};
+use std::collections::HashMap;
 
 pub(crate) fn pump(a: &mut Connection, b: &mut Connection) {
     for _ in 0..10_000 {
@@ -92,34 +93,37 @@ fn request_response_round_trip() {
 fn large_response_respects_small_client_window() {
     // 10 MiB to a client that advertises 64 KiB stream and connection windows: the server must
     // queue and resume on WINDOW_UPDATE, never exceeding the windows (the client would fail with
-    // FLOW_CONTROL_ERROR otherwise).
-    let client_cfg = H2Config {
-        initial_window_size: 65_535,
-        connection_window_size: 65_535,
-        ..H2Config::default()
-    };
-    let (mut c, mut s) = pair(H2Config::default(), client_cfg);
-    let id = c.open_stream(&refs(&req("/x.Y/Z")), true).unwrap();
-    pump(&mut c, &mut s);
-    events(&mut s);
-    let body: Vec<u8> = (0..10 << 20).map(|i| (i % 251) as u8).collect();
-    s.send_headers(id, &[(b":status", b"200")], false).unwrap();
-    s.send_data(id, body.clone(), true).unwrap();
-    pump(&mut c, &mut s);
-    let mut got = Vec::new();
-    let mut ended = false;
-    for e in events(&mut c) {
-        if let Event::Data {
-            data, end_stream, ..
-        } = e
-        {
-            got.extend_from_slice(&data);
-            ended |= end_stream;
+    // FLOW_CONTROL_ERROR otherwise). Then with a large connection window, so that the stream
+    // window is the binding limit.
+    for conn_window in [65_535, 1 << 20] {
+        let client_cfg = H2Config {
+            initial_window_size: 65_535,
+            connection_window_size: conn_window,
+            ..H2Config::default()
+        };
+        let (mut c, mut s) = pair(H2Config::default(), client_cfg);
+        let id = c.open_stream(&refs(&req("/x.Y/Z")), true).unwrap();
+        pump(&mut c, &mut s);
+        events(&mut s);
+        let body: Vec<u8> = (0..10 << 20).map(|i| (i % 251) as u8).collect();
+        s.send_headers(id, &[(b":status", b"200")], false).unwrap();
+        s.send_data(id, body.clone(), true).unwrap();
+        pump(&mut c, &mut s);
+        let mut got = Vec::new();
+        let mut ended = false;
+        for e in events(&mut c) {
+            if let Event::Data {
+                data, end_stream, ..
+            } = e
+            {
+                got.extend_from_slice(&data);
+                ended |= end_stream;
+            }
         }
+        assert!(ended);
+        assert_eq!(got.len(), body.len());
+        assert!(got == body);
     }
-    assert!(ended);
-    assert_eq!(got.len(), body.len());
-    assert!(got == body);
 }
 
 #[test]
@@ -459,4 +463,64 @@ fn occasional_resets_are_forgiven_over_time() {
         burst = burst.and(s.recv(&out));
     }
     assert!(burst.is_err(), "a burst of resets is cut off");
+}
+
+/// Total DATA payload bytes per stream in raw output.
+fn data_bytes(raw: &[u8]) -> HashMap<u32, usize> {
+    let mut m = HashMap::new();
+    let mut pos = 0;
+    while pos + 9 <= raw.len() {
+        let h = frame::FrameHeader::parse(&raw[pos..]);
+        if h.kind == kind::DATA {
+            *m.entry(h.stream).or_default() += h.len as usize;
+        }
+        pos += 9 + h.len as usize;
+    }
+    m
+}
+
+#[test]
+fn sender_never_exceeds_stream_or_connection_window() {
+    // Stream windows 64 KiB, connection window 100,000: with no WINDOW_UPDATE from the client,
+    // the server may send exactly 65,535 on one stream and 100,000 in total.
+    let client_cfg = H2Config {
+        initial_window_size: 65_535,
+        connection_window_size: 100_000,
+        ..H2Config::default()
+    };
+    let (mut c, mut s) = pair(H2Config::default(), client_cfg);
+    let a = c.open_stream(&refs(&req("/a.B/C")), true).unwrap();
+    let b = c.open_stream(&refs(&req("/a.B/C")), true).unwrap();
+    pump(&mut c, &mut s);
+    events(&mut s);
+    for id in [a, b] {
+        s.send_headers(id, &[(b":status", b"200")], false).unwrap();
+        s.send_data(id, vec![0; 1 << 20], true).unwrap();
+    }
+    let mut raw = Vec::new();
+    loop {
+        let out = s.output().to_vec();
+        if out.is_empty() {
+            break;
+        }
+        s.consume_output(out.len());
+        raw.extend_from_slice(&out);
+    }
+    let sent = data_bytes(&raw);
+    assert_eq!(sent.values().sum::<usize>(), 100_000, "{sent:?}");
+    assert!(sent.values().all(|&v| v <= 65_535), "{sent:?}");
+    // The client's WINDOW_UPDATEs release the rest.
+    c.recv(&raw).unwrap();
+    pump(&mut c, &mut s);
+    let total: usize = events(&mut c)
+        .into_iter()
+        .map(|e| {
+            if let Event::Data { data, .. } = e {
+                data.len()
+            } else {
+                0
+            }
+        })
+        .sum();
+    assert_eq!(total, 2 << 20);
 }
