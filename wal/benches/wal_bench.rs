@@ -15,6 +15,16 @@ use keel_wal::{Batch, Entry, Metadata, Wal};
 
 const RECORD: usize = 256;
 
+/// Pause after creating a WAL (`KEEL_BENCH_SETTLE_MS`, default 700).
+fn settle() -> Duration {
+    Duration::from_millis(
+        std::env::var("KEEL_BENCH_SETTLE_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(700),
+    )
+}
+
 fn scratch_dir() -> PathBuf {
     let base = std::env::var_os("KEEL_BENCH_DIR")
         .map(PathBuf::from)
@@ -83,7 +93,7 @@ fn wal_run(dir: &Path, producers: usize, secs: Duration) -> Run {
         .unwrap(),
     );
     // Let the pipeline finish zero-filling the next segment (a one-time start-up cost).
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(settle());
     let next = Arc::new(Mutex::new(1u64));
     let before = wal.stats();
     let start = Instant::now();
@@ -155,7 +165,7 @@ fn wal_event_loop_run(dir: &Path, in_flight: usize, secs: Duration) -> Run {
         },
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(700)); // see wal_run
+    std::thread::sleep(settle()); // see wal_run
     let (tx, rx) = mpsc::channel::<Instant>();
     let data = vec![0x5Au8; RECORD];
     let mut next = 1u64;
