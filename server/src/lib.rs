@@ -28,11 +28,15 @@
 //! as the lower crates' APIs land; see README.md for the status.
 
 pub mod config;
+pub mod convert;
 pub mod envelope;
 pub mod errors;
 pub mod health;
 pub mod log;
+pub mod member;
 pub mod metrics;
+pub mod raft_core;
+pub mod raft_log;
 pub mod sha1;
 pub mod sha256;
 pub mod url;

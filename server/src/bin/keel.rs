@@ -1,7 +1,7 @@
 //! `keel`: an etcd-compatible, Raft-replicated key-value store member.
 //!
-//! Flags are etcd's (`keel --help`). The member itself is not wired yet: after validating its
-//! configuration, `keel` exits with status 2 and says so.
+//! Flags are etcd's (`keel --help`). A bad flag exits with status 2 and a message naming it;
+//! a member that cannot start exits with status 1.
 
 use keel_server::config::{self, Command};
 use keel_server::log;
@@ -37,10 +37,9 @@ fn main() {
         cfg.member_id(),
         cfg.cluster_id()
     );
-    eprintln!(
-        "keel {}: the member is not built yet (flags are parsed and checked; the event loop, \
-         WAL, apply path and etcd v3 services are still being wired). See README.md.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+    if let Err(e) = keel_server::member::run(*cfg) {
+        keel_server::log_error!("{e}");
+        eprintln!("keel: {e}");
+        std::process::exit(1);
+    }
 }

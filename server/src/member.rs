@@ -1,0 +1,781 @@
+//! A running member: the event loop, the WAL, Raft, the apply thread and the KV service.
+//!
+//! ```text
+//!  main thread: net EventLoop ── Handler = Member
+//!     on_call (gRPC) ─► validate ─► register waiter ─► RaftCore.propose
+//!     on_timer (every --heartbeat-interval) ─► RaftCore.tick, expire waiters
+//!     pump ─► Ready: messages out │ entries+hard state ─► WAL.submit ──► WAL thread (fsync)
+//!     on_wake(WalDone) ─► RaftCore.wal_done ─► committed entries ─► apply thread     │
+//!     on_wake(Reply)   ─► ctx.reply / ctx.finish                  ▲                    │
+//!  apply thread: mvcc Store.apply_batch (one btree commit per batch) ─► waiters ─► wake┘
+//! ```
+//!
+//! Nothing on the loop thread blocks on disk: the WAL and the btree commits happen on their own
+//! threads and come back through the loop's waker. Each client is answered when the entry it
+//! proposed is applied (its request id is in the entry, see [`crate::envelope`]).
+//!
+//! Status of this wiring (see README): one member (no peers yet); KV Range/Put/DeleteRange/
+//! Txn/Compact, Lease grant/revoke, Maintenance Status/Alarm, Cluster MemberList, AuthStatus;
+//! linearizable ranges go through the log (ReadIndex is future work); serializable ranges are
+//! served locally.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use keel_consensus::{ConfState, Entry, EntryKind, Role};
+use keel_mvcc as mvcc;
+use keel_net::event_loop::{Ctx, EventLoop, Handler, LoopConfig, LoopWaker, TimerId};
+use keel_net::grpc::{CallEvent, CallId, GrpcConfig, Metadata};
+use keel_net::http1::{Http1Request, Http1Response};
+use keel_net::proto::etcdserverpb as pb;
+use keel_net::proto::Rpc;
+use keel_wal as wal;
+use prost::Message;
+
+use crate::config::Config;
+use crate::convert::{self, HeaderInfo};
+use crate::envelope::{Envelope, IdGenerator, Request};
+use crate::errors::{Code, EtcdError, Status};
+use crate::metrics::ServerMetrics;
+use crate::raft_core::{Output, RaftCore};
+use crate::raft_log::{open_log, OpenedLog};
+use crate::wait::Waiters;
+use crate::{log_debug, log_error, log_info, log_warn};
+
+const TICK_TIMER: u64 = 1;
+
+/// Something another thread hands to the loop.
+pub enum Wake {
+    /// The WAL finished the in-flight Ready (`Err` = the WAL failed: fatal).
+    WalDone(Result<(), String>),
+    /// A client's answer is ready: response bytes or an error status.
+    Reply(CallId, Result<Vec<u8>, Status>),
+}
+
+/// Why a member could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// State shared between the loop and the apply thread.
+struct Shared {
+    header: HeaderInfo,
+    term: AtomicU64,
+    applied: AtomicU64,
+}
+
+impl Shared {
+    fn header(&self) -> HeaderInfo {
+        HeaderInfo {
+            raft_term: self.term.load(Ordering::Relaxed),
+            ..self.header
+        }
+    }
+}
+
+/// A call being received.
+struct PendingCall {
+    rpc: Option<Rpc>,
+    path: String,
+    metadata: Metadata,
+    message: Option<Vec<u8>>,
+}
+
+/// The member: the loop's handler.
+pub struct Member {
+    cfg: Config,
+    id: u64,
+    core: RaftCore,
+    wal: Arc<wal::Wal>,
+    store: mvcc::Store,
+    waiters: Arc<Waiters<mvcc::Response>>,
+    ids: IdGenerator,
+    shared: Arc<Shared>,
+    metrics: Arc<ServerMetrics>,
+    apply_tx: mpsc::Sender<Vec<Entry>>,
+    waker: LoopWaker<Wake>,
+    calls: HashMap<CallId, PendingCall>,
+    tick_timer: Option<TimerId>,
+    max_request_bytes: usize,
+}
+
+/// A started member with its event loop, ready to [`RunningMember::run`].
+pub struct RunningMember {
+    event_loop: EventLoop<Wake>,
+    member: Member,
+    /// The client addresses actually bound.
+    pub client_addrs: Vec<std::net::SocketAddr>,
+}
+
+impl RunningMember {
+    /// Run the event loop until the process ends.
+    pub fn run(mut self) -> std::io::Result<()> {
+        self.event_loop.run(&mut self.member)
+    }
+}
+
+/// Open the member's storage, start its threads and bind its client URLs.
+pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, StartError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| StartError(format!("{what}: {e}"));
+    let members = cfg.initial_members();
+    if members.len() != 1 {
+        return Err(StartError(format!(
+            "--initial-cluster lists {} members; this keel build runs single-member clusters only \
+             (multi-member wiring is not done yet)",
+            members.len()
+        )));
+    }
+    let id = cfg.member_id();
+    let cluster_id = cfg.cluster_id();
+    let member_dir: PathBuf = cfg.data_dir.join("member");
+    let wal_dir = member_dir.join("wal");
+    std::fs::create_dir_all(&wal_dir)
+        .map_err(|e| err(&format!("cannot create {}", wal_dir.display()), &e))?;
+
+    // The state machine first: its consistent index tells Raft what is already applied.
+    let store_cfg = mvcc::StoreConfig {
+        min_lease_ttl: cfg.min_lease_ttl_secs(),
+        max_txn_ops: cfg.max_txn_ops as usize,
+        ..mvcc::StoreConfig::default()
+    };
+    let db_path = member_dir.join("db");
+    let store = mvcc::Store::open_path(&db_path, store_cfg)
+        .map_err(|e| err(&format!("cannot open {}", db_path.display()), &e))?;
+    let applied = store.consistent_index();
+
+    let wal_opts = wal::WalOptions {
+        logger: Arc::new(|line| crate::log::log(crate::log::Level::Warn, format_args!("{line}"))),
+        ..wal::WalOptions::default()
+    };
+    let conf = ConfState::with_voters(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    let OpenedLog {
+        wal,
+        storage,
+        fresh,
+    } = open_log(
+        &wal_dir,
+        wal::Metadata {
+            member_id: id,
+            cluster_id,
+        },
+        conf,
+        wal_opts,
+    )
+    .map_err(|e| err("cannot open the WAL", &e))?;
+    if fresh {
+        log_info!(
+            "starting a new member {id:x} in cluster {cluster_id:x}; data in {}",
+            cfg.data_dir.display()
+        );
+    } else {
+        log_info!(
+            "restarting member {id:x} in cluster {cluster_id:x} from {} (applied index {applied})",
+            cfg.data_dir.display()
+        );
+    }
+    let seed = id
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+    let mut core = RaftCore::new(
+        id,
+        storage,
+        cfg.election_ticks() as usize,
+        cfg.pre_vote,
+        applied,
+        seed,
+    )
+    .map_err(|e| err("cannot start raft", &e))?;
+    core.campaign_if_alone(id);
+
+    let max_request_bytes = cfg.max_request_bytes as usize;
+    let loop_cfg = LoopConfig {
+        grpc: GrpcConfig {
+            max_recv_message_size: max_request_bytes + 512 * 1024,
+            ..GrpcConfig::default()
+        },
+        ..LoopConfig::default()
+    };
+    let mut event_loop =
+        EventLoop::new(loop_cfg).map_err(|e| err("cannot create the event loop", &e))?;
+    let mut client_addrs = Vec::new();
+    for u in &cfg.listen_client_urls {
+        let addr = u
+            .listen_addr()
+            .map_err(|e| err("bad --listen-client-urls", &e))?;
+        let bound = event_loop
+            .listen(addr)
+            .map_err(|e| err(&format!("cannot listen on {u} ({addr})"), &e))?;
+        log_info!("serving client traffic on {u} ({bound})");
+        client_addrs.push(bound);
+    }
+    let waker = event_loop.waker();
+
+    let shared = Arc::new(Shared {
+        header: HeaderInfo {
+            cluster_id,
+            member_id: id,
+            raft_term: 0,
+        },
+        term: AtomicU64::new(core.term()),
+        applied: AtomicU64::new(applied),
+    });
+    let waiters = Arc::new(Waiters::new());
+    let (apply_tx, apply_rx) = mpsc::channel::<Vec<Entry>>();
+    {
+        let store = store.clone();
+        let waiters = waiters.clone();
+        let shared = shared.clone();
+        let metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name("keel-apply".into())
+            .spawn(move || apply_loop(apply_rx, store, waiters, shared, metrics))
+            .map_err(|e| err("cannot start the apply thread", &e))?;
+    }
+
+    let mut member = Member {
+        id,
+        core,
+        wal: Arc::new(wal),
+        store,
+        waiters,
+        ids: IdGenerator::new(id),
+        shared,
+        metrics,
+        apply_tx,
+        waker,
+        calls: HashMap::new(),
+        tick_timer: None,
+        max_request_bytes,
+        cfg,
+    };
+    let tick = member.cfg.heartbeat_interval;
+    member.tick_timer = Some(event_loop.ctx().add_timer_after(tick, TICK_TIMER));
+    member.pump();
+    Ok(RunningMember {
+        event_loop,
+        member,
+        client_addrs,
+    })
+}
+
+/// The apply thread: applies committed entries to mvcc in batches and answers waiting clients.
+fn apply_loop(
+    rx: mpsc::Receiver<Vec<Entry>>,
+    store: mvcc::Store,
+    waiters: Arc<Waiters<mvcc::Response>>,
+    shared: Arc<Shared>,
+    metrics: Arc<ServerMetrics>,
+) {
+    while let Ok(mut entries) = rx.recv() {
+        // Batch whatever else is queued: one btree commit for all of it.
+        while let Ok(more) = rx.try_recv() {
+            entries.extend(more);
+        }
+        let mut requests = Vec::with_capacity(entries.len());
+        let mut ids = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let (id, req) = match e.kind {
+                EntryKind::ConfChange => {
+                    log_warn!("ignoring configuration change entry {} (membership changes are not wired yet)", e.index);
+                    (0, mvcc::Request::Noop)
+                }
+                EntryKind::Normal if e.data.is_empty() => (0, mvcc::Request::Noop),
+                EntryKind::Normal => match Envelope::decode(&e.data) {
+                    Ok(env) => match to_store_request(&env.request) {
+                        Ok(r) => (env.id, r),
+                        Err(status) => {
+                            waiters.trigger(env.id, Err(status));
+                            (0, mvcc::Request::Noop)
+                        }
+                    },
+                    Err(err) => {
+                        log_error!("entry {}: {err}; applying it as a no-op", e.index);
+                        (0, mvcc::Request::Noop)
+                    }
+                },
+            };
+            ids.push(id);
+            requests.push((e.index, req));
+        }
+        let started = Instant::now();
+        let results = store.apply_batch(&requests);
+        metrics.backend_commit.observe_duration(started.elapsed());
+        for ((id, (index, _)), result) in ids.into_iter().zip(&requests).zip(results) {
+            match &result {
+                Err(mvcc::Error::AlreadyApplied { .. }) => continue,
+                Err(e @ (mvcc::Error::Storage(_) | mvcc::Error::Corrupt(_))) => {
+                    log_error!("applying entry {index} failed: {e}");
+                }
+                _ => {}
+            }
+            if id != 0 {
+                waiters.trigger(id, result.map_err(|e| convert::store_error(&e)));
+            }
+        }
+        if let Some(last) = entries.last() {
+            shared.applied.store(last.index, Ordering::Relaxed);
+            metrics.proposals_applied.set(last.index as f64);
+        }
+    }
+}
+
+/// The store's form of a replicated request.
+fn to_store_request(r: &Request) -> Result<mvcc::Request, Status> {
+    Ok(match r {
+        Request::Range(x) => mvcc::Request::Range(convert::range_request(x)),
+        Request::Put(x) => mvcc::Request::Put(convert::put_request(x)),
+        Request::DeleteRange(x) => mvcc::Request::DeleteRange(convert::delete_range_request(x)),
+        Request::Txn(x) => mvcc::Request::Txn(convert::txn_request(x)?),
+        Request::Compaction(x) => mvcc::Request::Compact(convert::compaction_request(x)),
+        Request::LeaseGrant(x) => mvcc::Request::LeaseGrant(convert::lease_grant_request(x)),
+        Request::LeaseRevoke(x) => mvcc::Request::LeaseRevoke(convert::lease_revoke_request(x)),
+        Request::LeaseCheckpoint(x) => mvcc::Request::LeaseCheckpoint(
+            x.checkpoints
+                .iter()
+                .map(|c| mvcc::LeaseCheckpoint {
+                    id: c.id,
+                    remaining_ttl: c.remaining_ttl,
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// Encode the store's response as the wire response of `rpc`.
+fn encode_response(rpc: Rpc, resp: mvcc::Response, h: &HeaderInfo) -> Result<Vec<u8>, Status> {
+    use mvcc::Response as R;
+    Ok(match (rpc, resp) {
+        (Rpc::Range, R::Range(r)) => convert::range_response(r, h).encode_to_vec(),
+        (Rpc::Put, R::Put(r)) => convert::put_response(r, h).encode_to_vec(),
+        (Rpc::DeleteRange, R::DeleteRange(r)) => {
+            convert::delete_range_response(r, h).encode_to_vec()
+        }
+        (Rpc::Txn, R::Txn(r)) => convert::txn_response(r, h).encode_to_vec(),
+        (Rpc::Compact, R::Compact(r)) => convert::compaction_response(r, h).encode_to_vec(),
+        (Rpc::LeaseGrant, R::LeaseGrant(r)) => convert::lease_grant_response(r, h).encode_to_vec(),
+        (Rpc::LeaseRevoke, R::LeaseRevoke(r)) => {
+            convert::lease_revoke_response(r, h).encode_to_vec()
+        }
+        (rpc, other) => {
+            return Err(Status::new(
+                Code::Internal,
+                format!("keel: {rpc:?} was answered with {other:?}"),
+            ));
+        }
+    })
+}
+
+fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
+    M::decode(bytes).map_err(|e| {
+        Status::new(
+            Code::Internal,
+            format!("grpc: error unmarshalling request: {e}"),
+        )
+    })
+}
+
+fn to_net_status(s: &Status) -> keel_net::grpc::Status {
+    keel_net::grpc::Status::new(
+        keel_net::grpc::Code::from_i32(s.code.as_u32() as i32),
+        s.message.to_string(),
+    )
+}
+
+impl Member {
+    /// Feed Raft's output to the WAL, the apply thread and (later) the peers, until Raft has
+    /// nothing more to do or waits for the WAL.
+    fn pump(&mut self) {
+        loop {
+            let mut out = Output::default();
+            let waker = self.waker.clone();
+            let on_durable = move || -> wal::Callback {
+                Box::new(move |r: Result<(), wal::WalError>| {
+                    let _ = waker.wake(Wake::WalDone(r.map_err(|e| e.to_string())));
+                })
+            };
+            if let Err(e) = self.core.poll(&self.wal, on_durable, &mut out) {
+                crate::log::fatal(format_args!("cannot write the WAL: {e}"));
+            }
+            let progressed = !out.is_empty();
+            self.handle_output(out);
+            if !progressed || self.core.is_persisting() {
+                break;
+            }
+        }
+    }
+
+    fn handle_output(&mut self, out: Output) {
+        if let Some((leader, role, term)) = out.leadership {
+            self.shared.term.store(term, Ordering::Relaxed);
+            self.metrics
+                .has_leader
+                .set(if leader != 0 { 1.0 } else { 0.0 });
+            self.metrics
+                .is_leader
+                .set(if role == Role::Leader { 1.0 } else { 0.0 });
+            if leader != 0 {
+                self.metrics.leader_changes.inc();
+            }
+            match role {
+                Role::Leader => log_info!("{:x} became leader at term {term}", self.id),
+                _ if leader != 0 => {
+                    log_info!("{:x} elected leader {leader:x} at term {term}", self.id)
+                }
+                _ => log_info!("{:x} is {role:?} at term {term}, no leader", self.id),
+            }
+        }
+        if !out.send.is_empty() {
+            log_debug!(
+                "dropping {} raft messages: peers are not wired yet",
+                out.send.len()
+            );
+        }
+        if let Some(last) = out.apply.last() {
+            self.metrics.proposals_committed.set(last.index as f64);
+        }
+        if !out.apply.is_empty() && self.apply_tx.send(out.apply).is_err() {
+            crate::log::fatal(format_args!("the apply thread is gone"));
+        }
+    }
+
+    fn finish_call(ctx: &mut Ctx<Wake>, call: CallId, result: Result<Vec<u8>, Status>) {
+        let r = match result {
+            Ok(bytes) => ctx.reply(call, &bytes),
+            Err(s) => ctx.finish(call, to_net_status(&s)),
+        };
+        if let Err(e) = r {
+            log_debug!("answer dropped: {e}");
+        }
+    }
+
+    /// Propose `request` and answer `call` when it is applied.
+    fn propose(&mut self, ctx: &mut Ctx<Wake>, call: CallId, rpc: Rpc, request: Request) {
+        let id = self.ids.next();
+        let data = Envelope { id, request }.encode();
+        if data.len() > self.max_request_bytes {
+            return Self::finish_call(ctx, call, Err(EtcdError::RequestTooLarge.status()));
+        }
+        if self.core.leader() == 0 {
+            return Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
+        }
+        let waker = self.waker.clone();
+        let shared = self.shared.clone();
+        let reply = Box::new(move |r: Result<mvcc::Response, Status>| {
+            let bytes = r.and_then(|resp| encode_response(rpc, resp, &shared.header()));
+            let _ = waker.wake(Wake::Reply(call, bytes));
+        });
+        let deadline = Instant::now() + self.cfg.request_timeout();
+        self.waiters.register(id, deadline, reply);
+        self.metrics
+            .proposals_pending
+            .set(self.waiters.len() as f64);
+        if let Err(e) = self.core.propose(data) {
+            self.metrics.proposals_failed.inc();
+            let status = match e {
+                keel_consensus::Error::ProposalDropped(_)
+                | keel_consensus::Error::NotLeader { .. } => EtcdError::NoLeader.status(),
+                other => Status::new(Code::Unknown, other.to_string()),
+            };
+            self.waiters.trigger(id, Err(status));
+        }
+    }
+
+    /// Handle one complete unary call.
+    fn dispatch(&mut self, ctx: &mut Ctx<Wake>, call: CallId, pc: PendingCall) {
+        let Some(rpc) = pc.rpc else {
+            let s = Status::new(Code::Unimplemented, format!("unknown method {}", pc.path));
+            return Self::finish_call(ctx, call, Err(s));
+        };
+        if pc.metadata.get_str("hasleader") == Some("true") && self.core.leader() == 0 {
+            return Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
+        }
+        let msg = pc.message.unwrap_or_default();
+        let result = self.handle_unary(ctx, call, rpc, &msg);
+        if let Some(r) = result {
+            Self::finish_call(ctx, call, r);
+        }
+    }
+
+    /// Returns `Some(answer)` for calls answered at once, `None` for calls answered later.
+    fn handle_unary(
+        &mut self,
+        ctx: &mut Ctx<Wake>,
+        call: CallId,
+        rpc: Rpc,
+        msg: &[u8],
+    ) -> Option<Result<Vec<u8>, Status>> {
+        let h = self.shared.header();
+        macro_rules! try_s {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(s) => return Some(Err(s)),
+                }
+            };
+        }
+        let validate = |req: &mvcc::Request, max: usize| {
+            mvcc::validate_request(req, max).map_err(|e| convert::store_error(&e))
+        };
+        let max_ops = self.cfg.max_txn_ops as usize;
+        match rpc {
+            Rpc::Range => {
+                let r: pb::RangeRequest = try_s!(decode(msg));
+                let m = convert::range_request(&r);
+                try_s!(validate(&mvcc::Request::Range(m.clone()), max_ops));
+                if r.serializable {
+                    self.metrics.ranges.inc();
+                    let resp = try_s!(self.store.range(&m).map_err(|e| convert::store_error(&e)));
+                    return Some(Ok(convert::range_response(resp, &h).encode_to_vec()));
+                }
+                self.metrics.ranges.inc();
+                self.propose(ctx, call, rpc, Request::Range(r));
+                None
+            }
+            Rpc::Put => {
+                let r: pb::PutRequest = try_s!(decode(msg));
+                try_s!(validate(
+                    &mvcc::Request::Put(convert::put_request(&r)),
+                    max_ops
+                ));
+                self.metrics.puts.inc();
+                self.propose(ctx, call, rpc, Request::Put(r));
+                None
+            }
+            Rpc::DeleteRange => {
+                let r: pb::DeleteRangeRequest = try_s!(decode(msg));
+                try_s!(validate(
+                    &mvcc::Request::DeleteRange(convert::delete_range_request(&r)),
+                    max_ops
+                ));
+                self.metrics.deletes.inc();
+                self.propose(ctx, call, rpc, Request::DeleteRange(r));
+                None
+            }
+            Rpc::Txn => {
+                let r: pb::TxnRequest = try_s!(decode(msg));
+                let m = try_s!(convert::txn_request(&r));
+                try_s!(validate(&mvcc::Request::Txn(m), max_ops));
+                self.metrics.txns.inc();
+                self.propose(ctx, call, rpc, Request::Txn(r));
+                None
+            }
+            Rpc::Compact => {
+                let r: pb::CompactionRequest = try_s!(decode(msg));
+                self.propose(ctx, call, rpc, Request::Compaction(r));
+                None
+            }
+            Rpc::LeaseGrant => {
+                let r: pb::LeaseGrantRequest = try_s!(decode(msg));
+                if r.ttl > mvcc::MAX_LEASE_TTL {
+                    return Some(Err(EtcdError::LeaseTtlTooLarge.status()));
+                }
+                self.propose(ctx, call, rpc, Request::LeaseGrant(r));
+                None
+            }
+            Rpc::LeaseRevoke => {
+                let r: pb::LeaseRevokeRequest = try_s!(decode(msg));
+                self.propose(ctx, call, rpc, Request::LeaseRevoke(r));
+                None
+            }
+            Rpc::Status => {
+                let st = self.store.status();
+                let rs = self.core.status();
+                let resp = pb::StatusResponse {
+                    header: Some(h.header(st.revision)),
+                    version: crate::version::EMULATED_ETCD_VERSION.to_string(),
+                    db_size: st.db_size as i64,
+                    leader: self.core.leader(),
+                    raft_index: rs.last_index,
+                    raft_term: rs.hard_state.term,
+                    raft_applied_index: self.shared.applied.load(Ordering::Relaxed),
+                    errors: Vec::new(),
+                    db_size_in_use: st.db_size_in_use as i64,
+                    is_learner: false,
+                    storage_version: String::new(),
+                    db_size_quota: self.cfg.quota_bytes().map(|q| q as i64).unwrap_or(0),
+                    downgrade_info: None,
+                };
+                Some(Ok(resp.encode_to_vec()))
+            }
+            Rpc::Alarm => {
+                let _: pb::AlarmRequest = try_s!(decode(msg));
+                let resp = pb::AlarmResponse {
+                    header: Some(h.header(self.store.current_revision())),
+                    alarms: Vec::new(),
+                };
+                Some(Ok(resp.encode_to_vec()))
+            }
+            Rpc::MemberList => {
+                let members = self
+                    .cfg
+                    .initial_members()
+                    .into_iter()
+                    .map(|m| pb::Member {
+                        id: m.id,
+                        client_urls: if m.id == self.id {
+                            self.cfg
+                                .advertise_client_urls
+                                .iter()
+                                .map(|u| u.to_string())
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
+                        name: m.name,
+                        peer_urls: m.peer_urls.iter().map(|u| u.to_string()).collect(),
+                        is_learner: false,
+                    })
+                    .collect();
+                Some(Ok(pb::MemberListResponse {
+                    header: Some(h.header(0)),
+                    members,
+                }
+                .encode_to_vec()))
+            }
+            Rpc::AuthStatus => Some(Ok(pb::AuthStatusResponse {
+                header: Some(h.header(0)),
+                enabled: false,
+                auth_revision: 0,
+            }
+            .encode_to_vec())),
+            other => Some(Err(Status::unimplemented(other.path()))),
+        }
+    }
+}
+
+impl Handler<Wake> for Member {
+    fn on_call(&mut self, ctx: &mut Ctx<Wake>, event: CallEvent) {
+        match event {
+            CallEvent::Started {
+                call,
+                path,
+                metadata,
+                ..
+            } => {
+                let rpc = Rpc::from_path(&path);
+                if let Some(r) = rpc {
+                    if r.method().kind.client_streams() || r.method().kind.server_streams() {
+                        let s = Status::new(
+                            Code::Unimplemented,
+                            format!("keel: streaming call {path} is not implemented yet"),
+                        );
+                        return Self::finish_call(ctx, call, Err(s));
+                    }
+                }
+                self.calls.insert(
+                    call,
+                    PendingCall {
+                        rpc,
+                        path,
+                        metadata,
+                        message: None,
+                    },
+                );
+            }
+            CallEvent::Message { call, message } => {
+                if let Some(pc) = self.calls.get_mut(&call) {
+                    if pc.message.is_some() {
+                        self.calls.remove(&call);
+                        let s = Status::new(
+                            Code::Internal,
+                            "grpc: unary call received more than one request message",
+                        );
+                        return Self::finish_call(ctx, call, Err(s));
+                    }
+                    pc.message = Some(message);
+                }
+            }
+            CallEvent::HalfClosed { call } => {
+                if let Some(pc) = self.calls.remove(&call) {
+                    self.dispatch(ctx, call, pc);
+                    self.pump();
+                }
+            }
+            CallEvent::Cancelled { call, .. } => {
+                self.calls.remove(&call);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<Wake>, _timer: TimerId, tag: u64) {
+        if tag == TICK_TIMER {
+            self.core.tick();
+            self.waiters.expire(Instant::now());
+            self.metrics
+                .proposals_pending
+                .set(self.waiters.len() as f64);
+            let tick = self.cfg.heartbeat_interval;
+            self.tick_timer = Some(ctx.add_timer_after(tick, TICK_TIMER));
+            self.pump();
+        }
+    }
+
+    fn on_wake(&mut self, ctx: &mut Ctx<Wake>, payload: Wake) {
+        match payload {
+            Wake::WalDone(Ok(())) => {
+                let mut out = Output::default();
+                self.core.wal_done(&mut out);
+                self.handle_output(out);
+                self.pump();
+            }
+            Wake::WalDone(Err(e)) => crate::log::fatal(format_args!("the WAL failed: {e}")),
+            Wake::Reply(call, result) => Self::finish_call(ctx, call, result),
+        }
+    }
+
+    fn on_http1(&mut self, _ctx: &mut Ctx<Wake>, request: &Http1Request) -> Http1Response {
+        let (path, query) = request
+            .path
+            .split_once('?')
+            .unwrap_or((request.path.as_str(), ""));
+        match (request.method.as_str(), path) {
+            ("GET", "/health") => {
+                let input = crate::health::HealthInput {
+                    alarms: Vec::new(),
+                    has_leader: self.core.leader() != 0,
+                    range: Ok(()),
+                };
+                let (status, body) = crate::health::health_response(
+                    &input,
+                    &crate::health::HealthQuery::parse(query),
+                );
+                Http1Response::new(status, "text/plain; charset=utf-8", body)
+            }
+            ("GET", "/version") => {
+                Http1Response::new(200, "application/json", crate::version::version_json())
+            }
+            ("GET", "/metrics") => {
+                let st = self.store.status();
+                self.metrics.db_total_size.set(st.db_size as f64);
+                Http1Response::new(
+                    200,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.metrics.render(),
+                )
+            }
+            _ => Http1Response::not_found(),
+        }
+    }
+}
+
+/// Run a member until the process is killed (the `keel` binary's main path).
+pub fn run(cfg: Config) -> Result<(), StartError> {
+    let metrics = Arc::new(ServerMetrics::new());
+    let running = start(cfg, metrics)?;
+    running
+        .run()
+        .map_err(|e| StartError(format!("event loop failed: {e}")))
+}

@@ -1,0 +1,360 @@
+//! End-to-end: the real `keel` binary on free ports with a temporary data directory, driven by
+//! the real `etcdctl` (ETCDCTL_API=3), as an operator would.
+//!
+//! Skipped (with a message) when `etcdctl` is not installed.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+fn etcdctl_available() -> bool {
+    Path::new(ETCDCTL).exists()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "keel-e2e-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A `keel` process, killed (SIGKILL) on drop.
+struct Keel {
+    child: Child,
+    port: u16,
+    peer: u16,
+    log: PathBuf,
+}
+
+impl Keel {
+    fn start(data_dir: &Path, port: u16, peer: u16) -> Keel {
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+        cmd.args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--listen-client-urls",
+            &format!("http://127.0.0.1:{port}"),
+            "--advertise-client-urls",
+            &format!("http://127.0.0.1:{port}"),
+            "--listen-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ]);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ETCD_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("start keel");
+        let mut k = Keel {
+            child,
+            port,
+            peer,
+            log,
+        };
+        k.wait_ready();
+        k
+    }
+
+    /// The member ID etcd (and keel) derive from the peer URL and the default cluster token.
+    fn member_id(&self) -> String {
+        let url = keel_server::url::Url::parse(&format!("http://127.0.0.1:{}", self.peer)).unwrap();
+        format!(
+            "{:x}",
+            keel_server::config::member_id(&[url], "etcd-cluster", None)
+        )
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "keel exited with {status}; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "keel did not listen on {}; log:\n{}",
+            self.port,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_stdin(args, None)
+    }
+
+    fn ctl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(ETCDCTL);
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .arg("--command-timeout=10s")
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run etcdctl");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Run etcdctl, assert success, return stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?} failed: {}\nkeel log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run etcdctl, assert failure, return stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            !out.status.success(),
+            "etcdctl {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn http_get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Keel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn put_get_delete_txn_compact_with_etcdctl() {
+    if !etcdctl_available() {
+        eprintln!("skipping: {ETCDCTL} not installed");
+        return;
+    }
+    let dir = temp_dir("kv");
+    let k = Keel::start(&dir, free_port(), free_port());
+
+    assert_eq!(k.ok(&["put", "foo", "bar"]), "OK\n");
+    assert_eq!(k.ok(&["get", "foo"]), "foo\nbar\n");
+    assert_eq!(k.ok(&["get", "foo", "--consistency=s"]), "foo\nbar\n");
+    assert_eq!(k.ok(&["put", "--prev-kv", "foo", "baz"]), "OK\nfoo\nbar\n");
+    for i in 0..5 {
+        k.ok(&["put", &format!("dir/{i}"), &format!("v{i}")]);
+    }
+    assert_eq!(
+        k.ok(&["get", "dir/", "--prefix", "--keys-only"]),
+        "dir/0\n\ndir/1\n\ndir/2\n\ndir/3\n\ndir/4\n\n"
+    );
+    assert!(k
+        .ok(&["get", "dir/", "--prefix", "-w", "json"])
+        .contains("\"count\":5"));
+    assert_eq!(k.ok(&["del", "dir/", "--prefix"]), "5\n");
+    assert_eq!(k.ok(&["get", "dir/", "--prefix"]), "");
+
+    // JSON output carries the header: 2 puts of foo, 5 puts under dir/, 1 delete → revision 9.
+    let json = k.ok(&["get", "foo", "-w", "json"]);
+    assert!(json.contains("\"revision\":9"), "{json}");
+    assert!(json.contains("\"raft_term\":"), "{json}");
+
+    // Txn: compare on value, success branch.
+    let out = k.ctl_stdin(
+        &["txn"],
+        Some("value(\"foo\") = \"baz\"\n\nput foo qux\nget foo\n\nput foo nope\n\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "SUCCESS\n\nOK\n\nfoo\nqux\n"
+    );
+    // Failure branch.
+    let out = k.ctl_stdin(
+        &["txn"],
+        Some("value(\"foo\") = \"zzz\"\n\nput foo nope\n\nget foo\n\n"),
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "FAILURE\n\nfoo\nqux\n"
+    );
+
+    // Errors carry etcd's messages.
+    assert!(k
+        .fails(&["put", "", "x"])
+        .contains("etcdserver: key is not provided"));
+    let out = k.ctl_stdin(&["txn"], Some("\nput a 1\nput a 2\n\n\n"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("etcdserver: duplicate key given in txn request"));
+    assert_eq!(k.ok(&["compaction", "3"]), "compacted revision 3\n");
+    assert!(k
+        .fails(&["get", "foo", "--rev=2"])
+        .contains("etcdserver: mvcc: required revision has been compacted"));
+    assert!(k
+        .fails(&["get", "foo", "--rev=1000"])
+        .contains("etcdserver: mvcc: required revision is a future revision"));
+
+    // Operator commands.
+    let status = k.ok(&["endpoint", "status"]);
+    assert!(
+        status.contains(&k.member_id()) && status.contains("3.5.0") && status.contains("true"),
+        "{status}"
+    );
+    let out = k.ctl(&["endpoint", "health"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let members = k.ok(&["member", "list"]);
+    assert!(
+        members.starts_with(&format!(
+            "{}, started, default, http://127.0.0.1:{}, http://127.0.0.1:{}",
+            k.member_id(),
+            k.peer,
+            k.port
+        )),
+        "{members}"
+    );
+    assert!(k
+        .ok(&["lease", "grant", "30"])
+        .contains("granted with TTL(30s)"));
+
+    // HTTP/1.1 on the client port.
+    assert_eq!(
+        k.http_get("/health"),
+        (200, r#"{"health":"true","reason":""}"#.to_string())
+    );
+    assert_eq!(
+        k.http_get("/version"),
+        (
+            200,
+            r#"{"etcdserver":"3.5.0","etcdcluster":"3.5.0"}"#.to_string()
+        )
+    );
+    let (code, metrics) = k.http_get("/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("etcd_server_has_leader 1"), "{metrics}");
+    assert!(metrics
+        .lines()
+        .any(|l| l.starts_with("process_resident_memory_bytes ")));
+    assert_eq!(k.http_get("/nope").0, 404);
+
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    if !etcdctl_available() {
+        eprintln!("skipping: {ETCDCTL} not installed");
+        return;
+    }
+    let dir = temp_dir("restart");
+    let (port, peer) = (free_port(), free_port());
+    let k = Keel::start(&dir, port, peer);
+    for i in 0..20 {
+        assert_eq!(
+            k.ok(&["put", &format!("key{i:02}"), &format!("value{i}")]),
+            "OK\n"
+        );
+    }
+    let before = k.ok(&["get", "key", "--prefix", "-w", "json"]);
+    k.kill(); // SIGKILL: no shutdown path runs
+
+    let k = Keel::start(&dir, port, peer);
+    let after = k.ok(&["get", "key", "--prefix", "-w", "json"]);
+    let kvs = |s: &str| {
+        s.split("\"kvs\":")
+            .nth(1)
+            .unwrap()
+            .split("\"count\"")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        kvs(&before),
+        kvs(&after),
+        "same keys, values and revisions after restart"
+    );
+    assert!(after.contains("\"count\":20"), "{after}");
+    // And the member keeps working, at the next revision.
+    assert_eq!(k.ok(&["put", "key20", "x"]), "OK\n");
+    assert!(k
+        .ok(&["get", "key20", "-w", "json"])
+        .contains("\"mod_revision\":22"));
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
