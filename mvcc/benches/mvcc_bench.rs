@@ -200,7 +200,8 @@ fn main() {
             .range(key(start).as_slice()..key(start + 1000).as_slice())
             .unwrap()
             .map(|e| e.unwrap().1.value().to_vec())
-            .count();
+            .collect::<Vec<_>>()
+            .len();
         assert_eq!(c, 1000);
     }
     println!(

@@ -94,26 +94,20 @@ impl Backend for BtreeBackend {
 
     fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error> {
         let mut tx = self.db.begin_write().map_err(storage_err)?;
-        let mut current: Option<(Bucket, keel_btree::BucketMut<'_>)> = None;
-        // Group consecutive ops per bucket to avoid reopening bucket handles.
-        for op in &ops {
-            let (b, key, value) = match op {
-                WriteOp::Put(b, k, v) => (*b, k, Some(v)),
-                WriteOp::Delete(b, k) => (*b, k, None),
-            };
-            if current.as_ref().map(|(cb, _)| *cb) != Some(b) {
-                drop(current.take());
-                current = Some((b, tx.bucket_mut(b.name()).map_err(storage_err)?));
-            }
-            let (_, bm) = current.as_mut().expect("set above");
-            match value {
-                Some(v) => bm.put(key, v).map_err(storage_err)?,
-                None => {
-                    bm.delete(key).map_err(storage_err)?;
+        // One bucket handle per bucket; ops keep their order within a bucket (a put then a
+        // delete of the same key in one batch must end deleted).
+        for bucket in Bucket::ALL {
+            let mut bm = tx.bucket_mut(bucket.name()).map_err(storage_err)?;
+            for op in &ops {
+                match op {
+                    WriteOp::Put(b, k, v) if *b == bucket => bm.put(k, v).map_err(storage_err)?,
+                    WriteOp::Delete(b, k) if *b == bucket => {
+                        bm.delete(k).map_err(storage_err)?;
+                    }
+                    _ => {}
                 }
             }
         }
-        drop(current);
         tx.commit().map_err(storage_err)
     }
 

@@ -95,9 +95,12 @@ struct RangeSpec {
     filters: [u8; 4],
 }
 
+/// (key, range_end, result selector, target selector, value).
+type CompareSpec = (Vec<u8>, Vec<u8>, u8, u8, i64);
+
 #[derive(Debug, Clone)]
 struct TxnSpec {
-    compares: Vec<(Vec<u8>, Vec<u8>, u8, u8, i64)>,
+    compares: Vec<CompareSpec>,
     success: Vec<Op>,
     failure: Vec<Op>,
     nested: Option<Box<TxnSpec>>,

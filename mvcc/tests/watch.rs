@@ -87,7 +87,7 @@ impl Env {
 fn varied_writes(i: usize) -> Vec<Request> {
     let k = format!("k/{}", i % 7);
     match i % 5 {
-        0 | 1 | 2 => vec![put(&k, &format!("v{i}"))],
+        0..=2 => vec![put(&k, &format!("v{i}"))],
         3 => vec![Request::DeleteRange(DeleteRangeRequest {
             key: k.into(),
             ..Default::default()

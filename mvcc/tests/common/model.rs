@@ -236,7 +236,7 @@ impl Model {
         match order {
             SortOrder::None => {}
             SortOrder::Ascend => kvs.sort_by_key(|kv| key_of(kv)),
-            SortOrder::Descend => kvs.sort_by(|a, b| key_of(b).cmp(&key_of(a))),
+            SortOrder::Descend => kvs.sort_by_key(|kv| std::cmp::Reverse(key_of(kv))),
         }
         let mut more = false;
         if r.limit > 0 && kvs.len() as i64 > r.limit {
