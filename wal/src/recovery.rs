@@ -208,7 +208,7 @@ fn corrupt(path: &std::path::Path, offset: u64, reason: String) -> WalError {
 /// Applies the recovery rule of the module docs. Never panics on any input bytes.
 pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
     let mut named = Vec::with_capacity(images.len());
-    for img in images {
+    for (i, img) in images.iter().enumerate() {
         let name = img
             .path
             .file_name()
@@ -217,9 +217,21 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
             .ok_or_else(|| WalError::Inconsistent {
                 reason: format!("{} is not a segment name", img.path.display()),
             })?;
-        named.push((name, img));
+        named.push((name, img.path.clone(), i));
     }
-    named.sort_by_key(|(n, _)| n.seq);
+    named.sort_by_key(|(n, _, _)| n.seq);
+    let order: Vec<usize> = named.iter().map(|(_, _, i)| *i).collect();
+    let named: Vec<(SegmentName, PathBuf)> = named.into_iter().map(|(n, p, _)| (n, p)).collect();
+    recover_segments(&named, |k| Ok(images[order[k]].bytes.as_slice()))
+}
+
+/// The recovery proper, over segments sorted by sequence number, loading one segment's bytes at
+/// a time through `load(position)` (so that [`crate::Wal::open`] never holds more than one
+/// segment file in memory).
+pub(crate) fn recover_segments<B: AsRef<[u8]>>(
+    named: &[(SegmentName, PathBuf)],
+    mut load: impl FnMut(usize) -> Result<B, WalError>,
+) -> Result<Recovery, WalError> {
     if named.is_empty() {
         return Err(WalError::Inconsistent {
             reason: "no segments".into(),
@@ -231,8 +243,8 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
                 reason: format!(
                     "segment {} is missing (found {} then {})",
                     w[0].0.seq + 1,
-                    w[0].1.path.display(),
-                    w[1].1.path.display()
+                    w[0].1.display(),
+                    w[1].1.display()
                 ),
             });
         }
@@ -244,8 +256,10 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
     let mut torn_tail = None;
     let mut last_valid_end = 0;
     let last = named.len() - 1;
-    for (i, (name, img)) in named.iter().enumerate() {
-        let scan = codec::scan(&img.bytes, seed);
+    for (i, (name, path)) in named.iter().enumerate() {
+        let bytes = load(i)?;
+        let scan = codec::scan(bytes.as_ref(), seed);
+        drop(bytes);
         let header_end = scan
             .records
             .iter()
@@ -254,14 +268,14 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
         match &scan.tail {
             Tail::Damaged { offset, reason, .. } if header_end.is_none() => {
                 return Err(corrupt(
-                    &img.path,
+                    path,
                     *offset,
                     format!("{reason} (inside the segment header, which is never torn)"),
                 ))
             }
             _ if header_end.is_none() => {
                 return Err(corrupt(
-                    &img.path,
+                    path,
                     scan.valid_end,
                     "segment header incomplete".into(),
                 ))
@@ -270,7 +284,7 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
         }
         match scan.tail {
             Tail::Clean => {}
-            Tail::BadPayload { offset, reason } => return Err(corrupt(&img.path, offset, reason)),
+            Tail::BadPayload { offset, reason } => return Err(corrupt(path, offset, reason)),
             Tail::Damaged {
                 offset,
                 reason,
@@ -279,14 +293,14 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
             } => {
                 if i != last {
                     return Err(corrupt(
-                        &img.path,
+                        path,
                         offset,
                         format!("{reason} (in a segment that is not the last one)"),
                     ));
                 }
                 if let Some(p) = later_group_start {
                     return Err(corrupt(
-                        &img.path,
+                        path,
                         offset,
                         format!(
                             "{reason}; an intact record of a later write group follows at offset {p}, so this is not a torn write"
@@ -294,7 +308,7 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
                     ));
                 }
                 torn_tail = Some(TornTail {
-                    path: img.path.clone(),
+                    path: path.clone(),
                     offset,
                     dropped_bytes: nonzero_end - offset,
                     reason,
@@ -309,7 +323,7 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
             let offset = r.offset;
             replay
                 .apply(r.record)
-                .map_err(|reason| corrupt(&img.path, offset, reason))?;
+                .map_err(|reason| corrupt(path, offset, reason))?;
         }
         if i == last {
             last_valid_end = scan.valid_end;
@@ -317,7 +331,7 @@ pub fn recover(images: &[SegmentImage]) -> Result<Recovery, WalError> {
         seed = Some(scan.end_crc);
         segments.push(SegmentInfo {
             name: name.clone(),
-            path: img.path.clone(),
+            path: path.clone(),
             max_marker,
         });
     }

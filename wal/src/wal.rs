@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::codec::MAX_PAYLOAD;
 use crate::error::WalError;
 use crate::record::{Entry, HardState, Metadata, SnapshotMarker};
-use crate::recovery::{recover, Recovered, SegmentImage};
+use crate::recovery::{recover_segments, Recovered};
 use crate::segment::{list_segments, Disk, FaultHook, TMP_EXT};
 use crate::stats::{Counters, WalStats};
 use crate::writer::{Queue, Request, Shared, Writer};
@@ -203,13 +203,10 @@ impl Wal {
         let counters = Arc::new(Counters::default());
         let disk = Disk::new(opts.fault_hook.clone(), counters.clone());
         remove_tmp_files(dir, &disk)?;
-        let mut images = Vec::with_capacity(names.len());
-        for (_, path) in names {
-            let bytes = std::fs::read(&path).map_err(|e| WalError::io("read", &path, &e))?;
-            images.push(SegmentImage { path, bytes });
-        }
-        let rec = recover(&images)?;
-        drop(images);
+        let rec = recover_segments(&names, |i| {
+            let path = &names[i].1;
+            std::fs::read(path).map_err(|e| WalError::io("read", path, &e))
+        })?;
 
         let segments = rec.segments.clone();
         let last = segments.last().expect("recover saw segments").clone();
