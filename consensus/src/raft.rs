@@ -353,6 +353,16 @@ impl<S: Storage> Raft<S> {
                 MessageType::Append | MessageType::Heartbeat | MessageType::Snapshot => {
                     self.become_follower(m.term, m.from)
                 }
+                MessageType::RequestVote => {
+                    // Figure 2 (Rules for Servers, Followers): the election timer restarts on
+                    // AppendEntries from the current leader or on *granting* a vote, not on
+                    // merely seeing a higher term. Keeping it running means a member whose
+                    // stale log makes it lose every election, but whose clock runs fast,
+                    // cannot starve the up-to-date members of their turn to campaign.
+                    let elapsed = self.election_elapsed;
+                    self.become_follower(m.term, NONE);
+                    self.election_elapsed = elapsed;
+                }
                 _ => self.become_follower(m.term, NONE),
             }
         } else if m.term < self.term {

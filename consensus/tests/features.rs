@@ -390,3 +390,43 @@ fn rejected_appends_backtrack_a_term_at_a_time() {
     assert_eq!(c.log_terms(2)[..53], c.log_terms(1)[..53]);
     assert!(rejections <= 3, "{rejections} rejections");
 }
+
+/// Figure 2: a follower's election timer restarts on a leader's AppendEntries or on granting a
+/// vote — not on rejecting a stale candidate that merely has a higher term. (The simulator
+/// found the livelock this prevents: a fast-ticking member with a stale log kept bumping the
+/// term and so kept resetting the timer of the only member that could win; seed 14686.)
+#[test]
+fn rejecting_a_stale_candidate_does_not_restart_the_election_timer() {
+    let mut counts = Vec::new();
+    for seed in 0..20 {
+        let mut s = keel_consensus::MemStorage::new_with_conf_state(
+            keel_consensus::ConfState::with_voters(&[1, 2, 3]),
+        );
+        s.append(&[keel_consensus::Entry::normal(1, 1, vec![])]);
+        s.set_hard_state(keel_consensus::HardState {
+            term: 1,
+            vote: 0,
+            commit: 0,
+        });
+        let mut n = keel_consensus::RawNode::new(&config(1), s, seed).unwrap();
+        for _ in 0..9 {
+            n.tick();
+        }
+        let mut m = Message::new(MessageType::RequestVote, 2, 1);
+        m.term = 5;
+        n.step(m).unwrap(); // empty log: rejected
+        assert_eq!(n.raft().term, 5);
+        assert_eq!(n.raft().vote, 0);
+        let mut ticks = 0;
+        while n.raft().role == Role::Follower {
+            n.tick();
+            ticks += 1;
+        }
+        counts.push(ticks);
+    }
+    assert!(counts.iter().all(|&c| c <= 10), "{counts:?}");
+    assert!(
+        counts.iter().any(|&c| c < 10),
+        "timer was restarted: {counts:?}"
+    );
+}

@@ -261,6 +261,9 @@ impl Sim {
                 self.heal();
             }
             if self.healing {
+                if std::env::var("KEEL_SIM_TRACE").is_ok() && (self.now - self.heal_at) % 50 == 0 {
+                    eprintln!("t={}\n{}", self.now, self.describe());
+                }
                 if self.live_and_converged() {
                     break;
                 }
