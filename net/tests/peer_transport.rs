@@ -822,3 +822,56 @@ fn a_new_connection_from_a_member_replaces_its_old_one() {
     let events = collect_until(&b.inbox, |e| matches!(e, PeerEvent::Message { .. }));
     assert_eq!(messages_from(&events, 1), vec![b"still open".to_vec()]);
 }
+
+#[test]
+fn one_shared_snapshot_to_two_followers_and_api_properties() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PeerTransport>();
+    send_sync::<Inbox>();
+
+    let (leader, f2, f3) = (start(1), start(2), start(3));
+    mesh(&[&leader, &f2, &f3]);
+    let data: Arc<[u8]> = (0..3_000_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    leader.transport.send_snapshot(2, 10, data.clone()).unwrap();
+    leader.transport.send_snapshot(3, 11, data.clone()).unwrap();
+    for (follower, id) in [(&f2, 10), (&f3, 11)] {
+        let events = collect_until(&follower.inbox, |e| matches!(e, PeerEvent::Snapshot { .. }));
+        match events.last() {
+            Some(PeerEvent::Snapshot {
+                from: 1,
+                snapshot_id,
+                data: got,
+            }) => {
+                assert_eq!(*snapshot_id, id);
+                assert!(got[..] == data[..]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut statuses = Vec::new();
+    collect_until(&leader.inbox, |e| {
+        if let PeerEvent::SnapshotStatus {
+            to,
+            snapshot_id,
+            result,
+        } = e
+        {
+            statuses.push((*to, *snapshot_id, result.clone()));
+        }
+        statuses.len() == 2
+    });
+    statuses.sort();
+    assert_eq!(statuses, vec![(2, 10, Ok(())), (3, 11, Ok(()))]);
+
+    let (mut cfg, _) = config(0, loopback());
+    assert!(matches!(
+        PeerTransport::start(cfg.clone(), || {}),
+        Err(keel_net::peer::TransportError::InvalidConfig(msg)) if msg.contains("local_id")
+    ));
+    cfg.local_id = 1;
+    cfg.snapshot_chunk_bytes = cfg.max_snapshot_chunk_bytes + 1;
+    assert!(PeerTransport::start(cfg, || {}).is_err());
+}

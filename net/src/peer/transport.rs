@@ -140,17 +140,21 @@ impl PeerTransport {
 
     /// Sends a snapshot to `to` on a separate connection, in the background. The outcome
     /// arrives later as [`PeerEvent::SnapshotStatus`] with this `snapshot_id`. One snapshot
-    /// per peer at a time.
-    pub fn send_snapshot(&self, to: u64, snapshot_id: u64, data: Vec<u8>) -> Result<(), SendError> {
+    /// per peer at a time. `data` may be a `Vec<u8>` or a shared buffer (`Arc<[u8]>`,
+    /// `Arc<Vec<u8>>`) so one snapshot can go to several followers without copies.
+    pub fn send_snapshot(
+        &self,
+        to: u64,
+        snapshot_id: u64,
+        data: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<(), SendError> {
         if self.core.stopping() {
             return Err(SendError::ShutDown);
         }
         let max = self.core.config.max_snapshot_bytes;
-        if data.len() as u64 > max {
-            return Err(SendError::TooLarge {
-                len: data.len() as u64,
-                max,
-            });
+        let len = data.as_ref().len() as u64;
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
         }
         let link = self
             .core
@@ -169,7 +173,7 @@ impl PeerTransport {
         let core = self.core.clone();
         let thread_link = link.clone();
         let spawned = self.core.spawn(format!("keel-peer-snap-{to:x}"), move || {
-            let result = send_snapshot(&core, &thread_link, snapshot_id, &data);
+            let result = send_snapshot(&core, &thread_link, snapshot_id, data.as_ref());
             drop(data);
             match &result {
                 Ok(()) => add(&thread_link.counters.snapshots_sent, 1),
