@@ -394,25 +394,30 @@ impl Writer {
 
             // 4. Housekeeping that must follow the durable records.
             let mut failure = None;
+            let mut released = Vec::new();
             for (index, cb) in releases {
-                let r = if failure.is_some() {
-                    Err(failure.clone().unwrap())
-                } else {
-                    self.release(index)
+                let r = match &failure {
+                    Some(e) => Err(WalError::clone(e)),
+                    None => self.release(index),
                 };
                 if let Err(e) = &r {
                     failure.get_or_insert(e.clone());
                 }
-                run_callback(cb, r, &self.logger);
+                released.push((cb, r));
             }
             if failure.is_none() && self.offset >= self.segment_size {
                 if let Err(e) = self.cut() {
                     failure = Some(e);
                 }
             }
+            // Poison before reporting, so that a producer told about the failure already sees
+            // the WAL refusing appends.
             if let Some(e) = failure {
                 poisoned = Some(e.to_string());
                 self.poison(&e);
+            }
+            for (cb, r) in released {
+                run_callback(cb, r, &self.logger);
             }
         }
     }

@@ -168,3 +168,67 @@ fn failed_segment_cut_poisons_without_losing_acknowledged_records() {
         check_nothing_acknowledged_is_lost(d.path(), &acked, 2048);
     }
 }
+
+#[test]
+fn failed_release_is_reported_and_poisons() {
+    let d = TempDir::new("release-fail");
+    let (hook, armed) = fail_from(IoOp::Remove, 1, io::ErrorKind::PermissionDenied);
+    let opts = WalOptions {
+        fault_hook: Some(hook),
+        ..small_opts(512)
+    };
+    let wal = Wal::create_with(d.path(), META, opts).unwrap();
+    for i in 1..=40 {
+        wal.append_sync(Batch::entries(vec![entry(i, 1, 64)]))
+            .unwrap();
+    }
+    wal.append_sync(Batch {
+        snapshot: Some(keel_wal::SnapshotMarker { index: 30, term: 1 }),
+        ..Batch::default()
+    })
+    .unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let r = wal.release_to(30);
+    assert!(
+        matches!(
+            &r,
+            Err(WalError::Io {
+                op: "remove",
+                kind: io::ErrorKind::PermissionDenied,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(wal.poisoned().is_some());
+    drop(wal);
+    let (_, rec) = Wal::open_with(d.path(), small_opts(512)).unwrap();
+    assert_eq!(rec.entries.len(), 10);
+    assert_eq!(rec.entries[0], entry(31, 1, 64));
+}
+
+#[test]
+fn a_panicking_callback_does_not_stop_the_writer() {
+    let d = TempDir::new("panic-callback");
+    let (logger, lines) = capture_logger();
+    let opts = WalOptions {
+        logger,
+        ..small_opts(1 << 20)
+    };
+    let wal = Wal::create_with(d.path(), META, opts).unwrap();
+    wal.submit(
+        Batch::entries(vec![entry(1, 1, 8)]),
+        Box::new(|_| panic!("callback bug")),
+    )
+    .unwrap();
+    wal.append_sync(Batch::entries(vec![entry(2, 1, 8)]))
+        .unwrap();
+    assert!(lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("callback panicked")));
+    drop(wal);
+    let (_, rec) = Wal::open_with(d.path(), small_opts(1 << 20)).unwrap();
+    assert_eq!(rec.entries.len(), 2);
+}
