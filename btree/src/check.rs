@@ -307,6 +307,13 @@ pub(crate) fn check_snapshot(
             }
         }
     }
+    if meta.commit_record != 0 {
+        c.load(
+            meta.commit_record,
+            &[Kind::CommitRecord],
+            "commit record run",
+        );
+    }
     for &(s, n) in &on_disk {
         c.mark(s, n, 2, "free extent");
     }

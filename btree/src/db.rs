@@ -24,6 +24,21 @@ pub fn valid_page_size(ps: u32) -> bool {
     ps.is_power_of_two() && (1024..=65536).contains(&ps)
 }
 
+/// How a commit makes itself durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// Write the pages, `fdatasync`, write the meta, `fdatasync` (bbolt's and LMDB's protocol).
+    /// A meta can only reach the disk after every page it names.
+    #[default]
+    TwoFsyncs,
+    /// Write the pages, a *commit record* listing every page run with its checksum, and the meta,
+    /// then one `fdatasync` (redb's "1PC+C"). The disk may persist the meta before the pages, so
+    /// open verifies every run of the newest commit against its record and falls back to the
+    /// previous commit if any is missing or torn. Same durability when `commit` returns, one
+    /// fsync instead of two.
+    OneFsync,
+}
+
 /// How to open a database.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -34,6 +49,8 @@ pub struct Options {
     /// `fdatasync` at every commit (the crash-safety guarantee). Default true. Turning it off is
     /// only for tests and bulk loads that would rebuild the file after a crash.
     pub sync: bool,
+    /// Two fsyncs per commit (default) or one fsync with a verified commit record.
+    pub commit_mode: CommitMode,
 }
 
 impl Default for Options {
@@ -42,6 +59,7 @@ impl Default for Options {
             page_size: DEFAULT_PAGE_SIZE,
             create: true,
             sync: true,
+            commit_mode: CommitMode::TwoFsyncs,
         }
     }
 }
@@ -88,6 +106,7 @@ pub(crate) struct WriterSlot {
 pub(crate) struct Shared {
     pub(crate) page_size: usize,
     pub(crate) sync: bool,
+    pub(crate) commit_mode: CommitMode,
     pub(crate) state: Mutex<State>,
     writer: Mutex<WriterSlot>,
     writer_cv: Condvar,
@@ -128,7 +147,8 @@ impl Shared {
         self.state.lock().storage.clone()
     }
 
-    /// Steps (1) and (2) of the commit: grow, write pages (coalesced, sorted), sync.
+    /// Steps (1) and (2) of the commit: grow, write pages (coalesced, sorted), sync (the sync is
+    /// left to the meta step in [`CommitMode::OneFsync`]).
     pub(crate) fn write_pages(
         &self,
         writes: &mut [(PageId, Vec<u8>)],
@@ -167,7 +187,7 @@ impl Shared {
             }
             i = j;
         }
-        if self.sync {
+        if self.sync && self.commit_mode == CommitMode::TwoFsyncs {
             storage.sync_data()?;
         }
         Ok(())
@@ -286,8 +306,8 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// Read both metas and pick the newest valid one.
-fn read_metas(storage: &dyn Storage, opts: &Options) -> Result<Meta> {
+/// Read both metas; returns the valid ones, newest first.
+fn read_metas(storage: &dyn Storage, opts: &Options) -> Result<Vec<Meta>> {
     let len = storage.len()?;
     let mut first = vec![0u8; (len.min(4096)) as usize];
     storage.read_at(&mut first, 0)?;
@@ -325,23 +345,17 @@ fn read_metas(storage: &dyn Storage, opts: &Options) -> Result<Meta> {
             Ok(m)
         };
         let (m0, m1) = (read(0), read(1));
-        let best = match (m0, m1) {
-            (Ok(a), Ok(b)) => Some(if b.txid > a.txid { b } else { a }),
-            (Ok(a), Err(_)) | (Err(_), Ok(a)) => Some(a),
+        let found = match (m0, m1) {
+            (Ok(a), Ok(b)) if b.txid > a.txid => vec![b, a],
+            (Ok(a), Ok(b)) => vec![a, b],
+            (Ok(a), Err(_)) | (Err(_), Ok(a)) => vec![a],
             (Err(a), Err(b)) => {
                 errors.push((a, b));
-                None
+                Vec::new()
             }
         };
-        if let Some(m) = best {
-            let need = m.page_count * m.page_size as u64;
-            if need > len {
-                return Err(Error::Truncated {
-                    expected: need,
-                    actual: len,
-                });
-            }
-            return Ok(m);
+        if !found.is_empty() {
+            return Ok(found);
         }
     }
     // No valid meta at any page size. Report the first (most likely) layout's reasons.
@@ -389,11 +403,73 @@ fn init_storage(storage: &dyn Storage, page_size: u32, txid: u64, sync: bool) ->
             catalog_root: 0,
             freelist: 0,
             page_count: 2,
+            commit_record: 0,
         };
         storage.write_at(&m.encode(t % 2), (t % 2) * ps)?;
     }
     if sync {
         storage.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Choose the newest meta whose commit is complete on disk.
+///
+/// A meta without a commit record (two-fsync commit) was written after its pages were durable,
+/// so it is complete if the file is long enough. A meta with a commit record (one-fsync commit)
+/// is complete if every run the record lists is present with the recorded checksum and txid.
+fn choose_meta(storage: &dyn Storage, mapping: &Mapping, metas: Vec<Meta>) -> Result<Meta> {
+    let len = storage.len()?;
+    let mut last_err = None;
+    for m in metas {
+        let need = m.page_count * m.page_size as u64;
+        let r = if need > len {
+            Err(Error::Truncated {
+                expected: need,
+                actual: len,
+            })
+        } else {
+            verify_commit(mapping, &m)
+        };
+        match r {
+            Ok(()) => return Ok(m),
+            // A two-fsync meta whose pages are missing means the file was damaged, not a crash.
+            Err(e) if m.commit_record == 0 => return Err(e),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.expect("read_metas returns at least one meta"))
+}
+
+/// Check every run of a one-fsync commit against its commit record.
+fn verify_commit(mapping: &Mapping, meta: &Meta) -> Result<()> {
+    if meta.commit_record == 0 {
+        return Ok(());
+    }
+    let src = PageSource::new(mapping, meta.page_count);
+    let rec = src.page(meta.commit_record, &[Kind::CommitRecord])?;
+    if rec.txid() != meta.txid {
+        return Err(Error::corrupt(
+            meta.commit_record,
+            format!(
+                "commit record of txid {}, meta is txid {}",
+                rec.txid(),
+                meta.txid
+            ),
+        ));
+    }
+    let ps = meta.page_size as usize;
+    for (p, n, c) in rec.commit_record_runs()? {
+        let pg = src.page(
+            p,
+            &[Kind::Branch, Kind::Leaf, Kind::Overflow, Kind::Freelist],
+        )?;
+        if pg.txid() != meta.txid || pg.stored_checksum() != c || pg.data.len() != n as usize * ps {
+            return Err(Error::corrupt(
+                p,
+                format!("run does not match the commit record of txid {}", meta.txid),
+            ));
+        }
     }
     Ok(())
 }
@@ -483,14 +559,16 @@ impl Db {
         if storage.len()? == 0 {
             init_storage(&*storage, opts.page_size, first_txid, opts.sync)?;
         }
-        let meta = read_metas(&*storage, &opts)?;
-        let ps = meta.page_size as usize;
+        let metas = read_metas(&*storage, &opts)?;
+        let ps = metas[0].page_size as usize;
         let mapping = Mapping::new(storage.map()?, ps);
+        let meta = choose_meta(&*storage, &mapping, metas)?;
         let freelist = load_freelist(&mapping, &meta)?;
         let file_len = storage.len()?;
         let shared = Shared {
             page_size: ps,
             sync: opts.sync,
+            commit_mode: opts.commit_mode,
             state: Mutex::new(State {
                 storage,
                 meta,
@@ -641,6 +719,7 @@ impl Db {
                 page_size: self.shared.page_size as u32,
                 create: true,
                 sync: self.shared.sync,
+                commit_mode: self.shared.commit_mode,
             };
             // The new file continues the txid sequence so snapshots stay ordered.
             let new_db = Db::open_storage_inner(storage.clone(), opts, None, rtx.meta.txid + 1)?;
@@ -650,7 +729,9 @@ impl Db {
             std::fs::rename(&tmp, &path)?;
             sync_dir(&path);
             let storage: Arc<dyn Storage> = Arc::new(FileStorage::open(&path, false)?);
-            let meta = read_metas(&*storage, &Options::default())?;
+            let metas = read_metas(&*storage, &Options::default())?;
+            let probe = Mapping::new(storage.map()?, self.shared.page_size);
+            let meta = choose_meta(&*storage, &probe, metas)?;
             Ok((storage, meta))
         })();
         drop(rtx);

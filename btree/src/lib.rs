@@ -145,7 +145,7 @@ mod txn;
 pub use bucket::{prefix_end, Bucket, BucketMut};
 pub use check::{BucketReport, Report};
 pub use cursor::{Cursor, Entry, Range};
-pub use db::{valid_page_size, Db, Options, Stats, DEFAULT_PAGE_SIZE};
+pub use db::{valid_page_size, CommitMode, Db, Options, Stats, DEFAULT_PAGE_SIZE};
 pub use error::{Error, PageId, Result};
 pub use storage::{CrashMode, FileStorage, MemStorage, Storage};
 pub use txn::{ReadTxn, WriteTxn};

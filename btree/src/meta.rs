@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = *b"KEELBTR\x01";
 /// On-disk format version.
 pub const VERSION: u32 = 1;
 /// Bytes of the meta body after the page header.
-pub const META_LEN: usize = 48;
+pub const META_LEN: usize = 56;
 
 /// The contents of a meta page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct Meta {
     pub freelist: PageId,
     /// High-water mark: pages `0..page_count` are in use or free; beyond is unallocated.
     pub page_count: u64,
+    /// First page of the commit record run listing every run this commit wrote with its
+    /// checksum (0 = none: the commit used two fsyncs and needs no verification on open).
+    pub commit_record: PageId,
 }
 
 /// Why a meta page was rejected.
@@ -67,6 +70,7 @@ impl Meta {
         wr_u64(&mut buf, b + 24, self.catalog_root);
         wr_u64(&mut buf, b + 32, self.freelist);
         wr_u64(&mut buf, b + 40, self.page_count);
+        wr_u64(&mut buf, b + 48, self.commit_record);
         let c = crc32fast::hash(&buf[4..HEADER + META_LEN]);
         wr_u32(&mut buf, 0, c);
         buf
@@ -116,6 +120,7 @@ impl Meta {
             catalog_root: rd_u64(buf, b + 24).unwrap_or(0),
             freelist: rd_u64(buf, b + 32).unwrap_or(0),
             page_count: rd_u64(buf, b + 40).unwrap_or(0),
+            commit_record: rd_u64(buf, b + 48).unwrap_or(0),
         };
         if !crate::db::valid_page_size(m.page_size) {
             return Err(MetaError::Invalid(format!(
@@ -126,6 +131,7 @@ impl Meta {
         if m.page_count < 2
             || (m.catalog_root != 0 && (m.catalog_root < 2 || m.catalog_root >= m.page_count))
             || (m.freelist != 0 && (m.freelist < 2 || m.freelist >= m.page_count))
+            || (m.commit_record != 0 && (m.commit_record < 2 || m.commit_record >= m.page_count))
         {
             return Err(MetaError::Invalid(format!("inconsistent fields: {m:?}")));
         }

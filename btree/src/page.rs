@@ -5,10 +5,10 @@
 //! ```text
 //! offset size field
 //!      0    4 checksum   CRC-32 of bytes 4..end of the run (meta: 4..HEADER+META_LEN)
-//!      4    1 kind       1 meta, 2 branch, 3 leaf, 4 overflow, 5 freelist
+//!      4    1 kind       1 meta, 2 branch, 3 leaf, 4 overflow, 5 freelist, 6 commit record
 //!      5    3 reserved   zero
 //!      8    4 count      branch/leaf: number of elements; overflow: value length;
-//!                        freelist: number of extents
+//!                        freelist: number of extents; commit record: number of runs
 //!     12    4 overflow   number of pages in the run after the first one
 //!     16    8 id         the page's own number (catches misdirected writes)
 //!     24    8 txid       the transaction that wrote the page
@@ -49,6 +49,8 @@ pub enum Kind {
     Overflow = 4,
     /// The list of free page extents.
     Freelist = 5,
+    /// The pages one commit wrote, with their checksums (single-fsync commits only).
+    CommitRecord = 6,
 }
 
 impl Kind {
@@ -59,6 +61,7 @@ impl Kind {
             3 => Kind::Leaf,
             4 => Kind::Overflow,
             5 => Kind::Freelist,
+            6 => Kind::CommitRecord,
             _ => return None,
         })
     }
@@ -410,7 +413,63 @@ pub(crate) fn encode_freelist(
     buf
 }
 
-/// Bytes a freelist with `n` extents needs.
+/// Encode a commit record run of exactly `pages` pages listing `runs` as
+/// `(first page, pages, stored checksum)`.
+pub(crate) fn encode_commit_record(
+    id: PageId,
+    txid: u64,
+    page_size: usize,
+    pages: u64,
+    runs: &[(PageId, u32, u32)],
+) -> Vec<u8> {
+    let mut buf = vec![0u8; pages as usize * page_size];
+    write_header(
+        &mut buf,
+        Kind::CommitRecord,
+        runs.len() as u32,
+        (pages - 1) as u32,
+        id,
+        txid,
+    );
+    for (i, (p, n, c)) in runs.iter().enumerate() {
+        wr_u64(&mut buf, HEADER + i * 16, *p);
+        wr_u32(&mut buf, HEADER + i * 16 + 8, *n);
+        wr_u32(&mut buf, HEADER + i * 16 + 12, *c);
+    }
+    seal(&mut buf);
+    buf
+}
+
+impl Page<'_> {
+    /// Commit record run: the `(first page, pages, checksum)` runs it lists.
+    pub(crate) fn commit_record_runs(&self) -> Result<Vec<(PageId, u32, u32)>> {
+        let mut out = Vec::with_capacity(self.count);
+        for i in 0..self.count {
+            let o = HEADER + i * 16;
+            match (
+                rd_u64(self.data, o),
+                rd_u32(self.data, o + 8),
+                rd_u32(self.data, o + 12),
+            ) {
+                (Some(p), Some(n), Some(c)) => out.push((p, n, c)),
+                _ => return Err(self.corrupt("commit record entry out of bounds")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The txid stored in the header.
+    pub(crate) fn txid(&self) -> u64 {
+        rd_u64(self.data, 24).unwrap_or(0)
+    }
+
+    /// The checksum stored in the header.
+    pub(crate) fn stored_checksum(&self) -> u32 {
+        rd_u32(self.data, 0).unwrap_or(0)
+    }
+}
+
+/// Bytes a freelist with `n` extents needs (a commit record with `n` runs needs the same).
 pub(crate) fn freelist_bytes(n: usize) -> usize {
     HEADER + n * 16
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::bucket::{Bucket, BucketMut};
 use crate::check::{self, Report};
-use crate::db::Shared;
+use crate::db::{CommitMode, Shared};
 use crate::error::{Error, PageId, Result};
 use crate::freelist::{Allocator, FreeList};
 use crate::mapping::{Mapping, PageSource};
@@ -284,6 +284,8 @@ impl WriteTxn {
     /// committed meta reaches (`pwrite`), growing the file first if needed; (2) `fdatasync`;
     /// (3) write the new meta into slot `txid % 2`; (4) `fdatasync`. A crash before (3) completes
     /// leaves the previous meta the newest valid one; after (4) the new state is durable.
+    /// With [`crate::CommitMode::OneFsync`], step (2) is skipped and step (1) also writes a
+    /// commit record that `open` checks before trusting the new meta.
     ///
     /// A transaction that changed nothing writes nothing (no fsync).
     ///
@@ -359,27 +361,60 @@ impl WriteTxn {
             mut writes,
             ..
         } = sp;
-        // The old freelist run is garbage after this commit.
-        if self.base.freelist != 0 {
-            match src.page(self.base.freelist, &[Kind::Freelist]) {
-                Ok(p) => freed.push((self.base.freelist, (p.data.len() / ps) as u64)),
+        // The old freelist run (and commit record) are garbage after this commit.
+        for (old, kind) in [
+            (self.base.freelist, Kind::Freelist),
+            (self.base.commit_record, Kind::CommitRecord),
+        ] {
+            if old == 0 {
+                continue;
+            }
+            match src.page(old, &[kind]) {
+                Ok(p) => freed.push((old, (p.data.len() / ps) as u64)),
                 Err(e) => {
                     allocator.undo();
                     return Err(e);
                 }
             }
         }
-        // The new freelist: free + pending + freed-now. Allocating its own run can only shrink it.
+        // The new freelist: free + pending + freed-now. Allocating its own run (and the commit
+        // record's) can only shrink it, so the estimate is an upper bound.
         let estimate = allocator.freelist.all_extents(&freed).len();
-        let freelist_page = if estimate == 0 {
+        let freelist_pages = if estimate == 0 {
             0
         } else {
-            let n = page::pages_for(page::freelist_bytes(estimate), ps);
-            let pid = allocator.alloc(n);
+            page::pages_for(page::freelist_bytes(estimate), ps)
+        };
+        let freelist_page = if freelist_pages == 0 {
+            0
+        } else {
+            allocator.alloc(freelist_pages)
+        };
+        let one_fsync = shared.commit_mode == CommitMode::OneFsync;
+        let record = if one_fsync {
+            let n = page::pages_for(page::freelist_bytes(writes.len() + 1), ps);
+            Some((allocator.alloc(n), n))
+        } else {
+            None
+        };
+        if freelist_page != 0 {
             let extents = allocator.freelist.all_extents(&freed);
             debug_assert!(extents.len() <= estimate);
-            writes.push((pid, page::encode_freelist(pid, txid, ps, n, &extents)));
-            pid
+            writes.push((
+                freelist_page,
+                page::encode_freelist(freelist_page, txid, ps, freelist_pages, &extents),
+            ));
+        }
+        let commit_record = match record {
+            None => 0,
+            Some((pid, n)) => {
+                let runs: Vec<(PageId, u32, u32)> = writes
+                    .iter()
+                    .map(|(p, b)| (*p, (b.len() / ps) as u32, page::rd_u32(b, 0).unwrap_or(0)))
+                    .collect();
+                writes.push((pid, page::encode_commit_record(pid, txid, ps, n, &runs)));
+                pid
+            }
         };
         let page_count = allocator.page_count;
         let meta = Meta {
@@ -388,6 +423,7 @@ impl WriteTxn {
             catalog_root,
             freelist: freelist_page,
             page_count,
+            commit_record,
         };
         if let Err(e) = shared.write_pages(&mut writes, page_count) {
             allocator.undo();

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use keel_btree::{CrashMode, Db, MemStorage, Options, Storage};
+use keel_btree::{CommitMode, CrashMode, Db, MemStorage, Options, Storage};
 
 type Model = BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>;
 
@@ -28,9 +28,10 @@ impl Rng {
     }
 }
 
-fn opts() -> Options {
+fn opts(mode: CommitMode) -> Options {
     Options {
         page_size: 1024,
+        commit_mode: mode,
         ..Options::default()
     }
 }
@@ -58,9 +59,9 @@ struct Outcome {
 }
 
 /// Run the seeded workload on `storage`; stops at the first error.
-fn workload(seed: u64, storage: &MemStorage, txns: usize) -> Outcome {
+fn workload(seed: u64, storage: &MemStorage, txns: usize, mode: CommitMode) -> Outcome {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let db = Db::open_storage(Arc::new(storage.clone()), opts()).expect("fresh open");
+    let db = Db::open_storage(Arc::new(storage.clone()), opts(mode)).expect("fresh open");
     let mut committed = Model::new();
     for t in 0..txns {
         let mut model = committed.clone();
@@ -124,18 +125,32 @@ fn workload(seed: u64, storage: &MemStorage, txns: usize) -> Outcome {
     }
 }
 
-fn verify_recovery(seed: u64, crash_op: u64, mode: CrashMode, img: Vec<u8>, out: &Outcome) {
-    let ctx = format!("seed {seed} crash at op {crash_op} mode {mode:?}");
+fn verify_recovery(
+    seed: u64,
+    crash_op: u64,
+    mode: CrashMode,
+    cm: CommitMode,
+    img: Vec<u8>,
+    out: &Outcome,
+) {
+    let ctx = format!("seed {seed} crash at op {crash_op} mode {mode:?} {cm:?}");
     let storage = MemStorage::from_bytes(img);
-    let db = Db::open_storage(Arc::new(storage.clone()), opts())
+    let db = Db::open_storage(Arc::new(storage.clone()), opts(cm))
         .unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
     db.check()
         .unwrap_or_else(|e| panic!("{ctx}: check failed: {e}"));
     let got = dump(&db);
     let is_committed = got == out.committed;
     let is_in_flight = out.in_flight.as_ref() == Some(&got);
+    // Two fsyncs: the in-flight commit may survive only if its data sync completed (its meta
+    // was written after that). One fsync: it may survive whenever its writes reached the disk
+    // (never when everything unsynced was lost), and then only complete (checked on open).
+    let in_flight_ok = match cm {
+        CommitMode::TwoFsyncs => out.in_flight_synced,
+        _ => mode != CrashMode::LoseUnsynced || out.in_flight_synced,
+    };
     assert!(
-        is_committed || (is_in_flight && out.in_flight_synced),
+        is_committed || (is_in_flight && in_flight_ok),
         "{ctx}: recovered state is neither the last committed state nor (after its data sync) the in-flight one"
     );
     // The recovered database keeps working: a new commit on top passes the check and reopens.
@@ -154,14 +169,19 @@ fn verify_recovery(seed: u64, crash_op: u64, mode: CrashMode, img: Vec<u8>, out:
     drop(db);
     let db = Db::open_storage(
         Arc::new(MemStorage::from_bytes(storage.live_bytes())),
-        opts(),
+        opts(cm),
     )
     .unwrap();
     db.check().unwrap();
     assert_eq!(db.begin_read().bucket(b"after").unwrap().len(), 50);
 }
 
-fn crash_sweep(seeds: std::ops::Range<u64>, txns: usize, max_points_per_seed: u64) -> usize {
+fn crash_sweep(
+    seeds: std::ops::Range<u64>,
+    txns: usize,
+    max_points_per_seed: u64,
+    cm: CommitMode,
+) -> usize {
     let mut cases = 0;
     for seed in seeds {
         // Dry run: count the operations after creation.
@@ -169,10 +189,10 @@ fn crash_sweep(seeds: std::ops::Range<u64>, txns: usize, max_points_per_seed: u6
         let base = {
             // Creation alone: two metas and a sync.
             let s = MemStorage::new();
-            drop(Db::open_storage(Arc::new(s.clone()), opts()).unwrap());
+            drop(Db::open_storage(Arc::new(s.clone()), opts(cm)).unwrap());
             s.ops()
         };
-        let full = workload(seed, &probe, txns);
+        let full = workload(seed, &probe, txns, cm);
         assert!(full.in_flight.is_none());
         let total = probe.ops() - base;
         let step = (total / max_points_per_seed).max(1);
@@ -188,13 +208,13 @@ fn crash_sweep(seeds: std::ops::Range<u64>, txns: usize, max_points_per_seed: u6
             {
                 let s = MemStorage::new();
                 s.fail_at_op(Some(base + op));
-                let out = workload(seed, &s, txns);
+                let out = workload(seed, &s, txns, cm);
                 assert!(
                     s.has_failed(),
                     "seed {seed}: op {op} of {total} never reached"
                 );
                 let img = s.crash_image(mode);
-                verify_recovery(seed, op, mode, img, &out);
+                verify_recovery(seed, op, mode, cm, img, &out);
                 cases += 1;
                 let _ = mi;
             }
@@ -207,9 +227,21 @@ fn crash_sweep(seeds: std::ops::Range<u64>, txns: usize, max_points_per_seed: u6
 #[test]
 fn crash_at_every_storage_operation() {
     // Small databases, every operation of the first seeds, sampled points for more seeds.
-    let n = crash_sweep(0..3, 12, u64::MAX);
-    let m = crash_sweep(3..40, 25, 30);
-    eprintln!("crash cases: {}", n + m);
+    let n = crash_sweep(0..3, 12, u64::MAX, CommitMode::TwoFsyncs);
+    let m = crash_sweep(3..40, 25, 30, CommitMode::TwoFsyncs);
+    eprintln!("crash cases (two fsyncs): {}", n + m);
+    assert!(
+        n + m > 2000,
+        "expected thousands of crash cases, ran {}",
+        n + m
+    );
+}
+
+#[test]
+fn crash_at_every_storage_operation_one_fsync() {
+    let n = crash_sweep(0..2, 12, u64::MAX, CommitMode::OneFsync);
+    let m = crash_sweep(40..70, 25, 30, CommitMode::OneFsync);
+    eprintln!("crash cases (one fsync): {}", n + m);
     assert!(
         n + m > 2000,
         "expected thousands of crash cases, ran {}",
@@ -222,20 +254,21 @@ fn soak_crashes_if_requested() {
     if std::env::var("KEEL_SOAK").is_err() {
         return;
     }
-    let n = crash_sweep(100..400, 40, 60);
+    let n = crash_sweep(100..400, 40, 60, CommitMode::TwoFsyncs)
+        + crash_sweep(400..700, 40, 60, CommitMode::OneFsync);
     eprintln!("soak crash cases: {n}");
 }
 
 #[test]
 fn lose_unsynced_after_clean_commits_keeps_everything() {
     let s = MemStorage::new();
-    let out = workload(7, &s, 30);
+    let out = workload(7, &s, 30, CommitMode::TwoFsyncs);
     assert!(out.in_flight.is_none());
     let db = Db::open_storage(
         Arc::new(MemStorage::from_bytes(
             s.crash_image(CrashMode::LoseUnsynced),
         )),
-        opts(),
+        opts(CommitMode::TwoFsyncs),
     )
     .unwrap();
     assert_eq!(dump(&db), out.committed);

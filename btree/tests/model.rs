@@ -97,7 +97,7 @@ fn check_reader(r: &ReadTxn, expect: &Model) {
     }
 }
 
-fn run(ops: Vec<Op>) {
+fn run(ops: Vec<Op>, one_fsync: bool) {
     let path = std::env::temp_dir().join(format!(
         "keel-btree-model-{}-{:?}",
         std::process::id(),
@@ -107,6 +107,11 @@ fn run(ops: Vec<Op>) {
     let opts = Options {
         page_size: 1024,
         sync: false,
+        commit_mode: if one_fsync {
+            keel_btree::CommitMode::OneFsync
+        } else {
+            keel_btree::CommitMode::TwoFsyncs
+        },
         ..Options::default()
     };
     let mut db = Db::open(&path, opts.clone()).unwrap();
@@ -223,8 +228,8 @@ fn run(ops: Vec<Op>) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn matches_btreemap(ops in proptest::collection::vec(op(), 1..400)) {
-        run(ops);
+    fn matches_btreemap(ops in proptest::collection::vec(op(), 1..400), one_fsync in any::<bool>()) {
+        run(ops, one_fsync);
     }
 }
 

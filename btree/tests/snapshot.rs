@@ -237,3 +237,34 @@ fn second_open_of_same_file_is_refused() {
     drop(db);
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn one_fsync_database_snapshots_restores_and_defragments() {
+    let opts = Options {
+        commit_mode: keel_btree::CommitMode::OneFsync,
+        ..Options::default()
+    };
+    let path = tmp("onefsync");
+    let db = Db::open(&path, opts.clone()).unwrap();
+    for b in 0..10 {
+        fill(&db, b * 1000, (b + 1) * 1000, 100);
+    }
+    let want = dump(&db);
+    let mut snap = Vec::new();
+    db.snapshot_to(&mut snap).unwrap();
+    let p2 = tmp("onefsync-restored");
+    let restored = Db::restore(&mut snap.as_slice(), &p2, opts.clone()).unwrap();
+    assert_eq!(dump(&restored), want);
+    drop(restored);
+    std::fs::remove_file(&p2).unwrap();
+    db.defragment().unwrap();
+    assert_eq!(dump(&db), want);
+    fill(&db, 20_000, 20_100, 5);
+    db.check().unwrap();
+    let want = dump(&db);
+    drop(db);
+    let db = Db::open(&path, opts).unwrap();
+    assert_eq!(dump(&db), want);
+    drop(db);
+    std::fs::remove_file(&path).unwrap();
+}
