@@ -250,3 +250,35 @@ fn connect_fails_cleanly_when_nothing_listens() {
         Err(ClientError::Connect(_))
     ));
 }
+
+#[test]
+fn goaway_moves_the_client_to_a_new_connection() {
+    let srv = start();
+    let mut c = client(srv.addr);
+    assert_eq!(c.unary("/test.Echo/Unary", b"1").unwrap(), b"1");
+    srv.waker.wake(grpc_support::Wake::GoAway).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // The server sent GOAWAY and closed the idle connection; the next call must not be lost.
+    for i in 0..5u8 {
+        assert_eq!(c.unary("/test.Echo/Unary", &[i]).unwrap(), [i]);
+    }
+}
+
+#[test]
+fn huge_grpc_timeout_is_no_problem() {
+    let srv = start();
+    let mut c = client(srv.addr);
+    // 99999999H (the largest legal value) must not overflow the server's deadline arithmetic.
+    let s = c
+        .open_stream(
+            "/test.Echo/Bidi",
+            &[],
+            Some(Duration::from_secs(u64::MAX / 4)),
+        )
+        .unwrap();
+    c.send(s, b"x").unwrap();
+    assert_eq!(
+        c.recv(s, Duration::from_secs(5)).unwrap(),
+        Some(b"x".to_vec())
+    );
+}

@@ -138,6 +138,13 @@ fn status_from_trailers(fields: &[HeaderField]) -> Result<(), ClientError> {
     }
 }
 
+/// `now + timeout`, saturating at a far-away instant instead of overflowing.
+fn far_deadline(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
 impl Client {
     /// Connects to the first reachable endpoint (`host:port` strings).
     pub fn connect<A: AsRef<str>>(
@@ -223,7 +230,7 @@ impl Client {
         metadata: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = far_deadline(timeout);
         let h = self.start(path, metadata, Some(timeout))?;
         let stream = h.stream;
         {
@@ -251,12 +258,58 @@ impl Client {
         Ok(call.messages.pop_front().expect("one message"))
     }
 
+    /// Processes whatever the server already sent, without blocking: a GOAWAY or a closed
+    /// socket is noticed before a new call is sent on a dying connection (then, if no call is
+    /// open on it, the connection is dropped and the call goes to a fresh one).
+    fn absorb_pending_input(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if conn.socket.set_nonblocking(true).is_err() {
+            return;
+        }
+        let dead;
+        loop {
+            match conn.socket.read(&mut self.buf) {
+                Ok(0) => {
+                    dead = true;
+                    break;
+                }
+                Ok(n) => {
+                    let r = conn.h2.recv(&self.buf[..n]);
+                    conn.process_events();
+                    if r.is_err() {
+                        dead = true;
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    dead = e.kind() != io::ErrorKind::WouldBlock;
+                    break;
+                }
+            }
+        }
+        let _ = conn.socket.set_nonblocking(false);
+        if dead {
+            for st in conn.calls.values_mut() {
+                if st.status.is_none() {
+                    st.status = Some(Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())));
+                }
+            }
+        }
+        if (dead || conn.h2.is_finished()) && conn.calls.values().all(|c| c.status.is_some()) {
+            self.drop_connection();
+        }
+    }
+
     fn start(
         &mut self,
         path: &str,
         metadata: &[(&str, &str)],
         timeout: Option<Duration>,
     ) -> Result<StreamHandle, ClientError> {
+        self.absorb_pending_input();
         self.ensure_connected()?;
         let authority = self.conn.as_ref().expect("connected").authority.clone();
         let timeout_value = timeout.map(format_timeout);
@@ -360,7 +413,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, ClientError> {
         self.check(h)?;
-        let deadline = Instant::now() + timeout;
+        let deadline = far_deadline(timeout);
         let s = h.stream;
         self.wait(deadline, |c| {
             c.calls

@@ -273,9 +273,24 @@ impl<W> Ctx<W> {
         self.timers.add(at, TimerKind::User(tag))
     }
 
-    /// Registers a timer firing after `delay`.
+    /// Registers a timer firing after `delay` (saturating at about a century).
     pub fn add_timer_after(&mut self, delay: Duration, tag: u64) -> TimerId {
-        self.add_timer(Instant::now() + delay, tag)
+        let now = Instant::now();
+        let at = now
+            .checked_add(delay)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        self.add_timer(at, tag)
+    }
+
+    /// Bytes of response data queued for a call and not yet written (flow control or a slow
+    /// reader): lets a streaming producer such as Watch apply backpressure. `None` if the call
+    /// is gone.
+    pub fn queued_bytes(&mut self, call: CallId) -> Option<usize> {
+        let g = self.grpc_conn(call).ok()?;
+        if !g.is_open(call.stream) {
+            return None;
+        }
+        Some(g.h2().queued_bytes(call.stream))
     }
 
     /// Cancels a timer; returns whether it was still pending.

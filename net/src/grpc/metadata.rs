@@ -76,8 +76,10 @@ pub fn format_timeout(d: Duration) -> String {
     let ms = d.as_millis().max(1);
     if ms < 100_000_000 {
         format!("{ms}m")
+    } else if d.as_secs() < 100_000_000 {
+        format!("{}S", d.as_secs())
     } else {
-        format!("{}S", (d.as_secs()).min(99_999_999))
+        format!("{}H", (d.as_secs() / 3600).min(99_999_999))
     }
 }
 
@@ -136,6 +138,9 @@ mod tests {
 
     #[test]
     fn timeouts() {
+        assert_eq!(format_timeout(Duration::from_secs(u64::MAX)), "99999999H");
+        assert_eq!(format_timeout(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(format_timeout(Duration::from_millis(1500)), "1500m");
         assert_eq!(
             parse_timeout(b"4992641u"),
             Some(Duration::from_micros(4_992_641))

@@ -333,7 +333,8 @@ impl GrpcServerConn {
                 deadline_timer: None,
             },
         );
-        let deadline = timeout.map(|t: Duration| Instant::now() + t);
+        // A deadline too far to represent is no deadline.
+        let deadline = timeout.and_then(|t: Duration| Instant::now().checked_add(t));
         out.push(CallEvent::Started {
             call: self.id(stream),
             path,

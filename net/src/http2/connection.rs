@@ -747,6 +747,19 @@ impl Connection {
         self.streams.len()
     }
 
+    /// Bytes of DATA queued on `stream` and not yet written to the output (0 if unknown).
+    pub fn queued_bytes(&self, stream: u32) -> usize {
+        self.streams.get(&stream).map_or(0, |st| {
+            st.queue
+                .iter()
+                .map(|o| match o {
+                    Outbound::Data { buf, pos, .. } => buf.len() - pos,
+                    Outbound::Headers { .. } => 0,
+                })
+                .sum()
+        })
+    }
+
     /// Whether `stream` is still open for sending by us.
     pub fn can_send(&self, stream: u32) -> bool {
         self.streams.get(&stream).is_some_and(|s| !s.send_closed)

@@ -32,6 +32,8 @@ pub const METHODS: &[&str] = &[
 
 pub enum Wake {
     Stop,
+    /// Graceful shutdown of every connection (GOAWAY).
+    GoAway,
     /// Reply to a call from "another thread" (simulates the apply thread).
     Reply(CallId, Vec<u8>),
 }
@@ -253,6 +255,7 @@ impl Handler<Wake> for TestService {
     fn on_wake(&mut self, ctx: &mut Ctx<Wake>, payload: Wake) {
         match payload {
             Wake::Stop => ctx.stop(),
+            Wake::GoAway => ctx.go_away_all(),
             Wake::Reply(call, msg) => {
                 let _ = ctx.reply(call, &msg);
             }

@@ -509,6 +509,12 @@ fn sender_never_exceeds_stream_or_connection_window() {
     let sent = data_bytes(&raw);
     assert_eq!(sent.values().sum::<usize>(), 100_000, "{sent:?}");
     assert!(sent.values().all(|&v| v <= 65_535), "{sent:?}");
+    for id in [a, b] {
+        assert_eq!(
+            s.queued_bytes(id),
+            (1 << 20) - sent.get(&id).copied().unwrap_or(0)
+        );
+    }
     // The client's WINDOW_UPDATEs release the rest.
     c.recv(&raw).unwrap();
     pump(&mut c, &mut s);
