@@ -14,7 +14,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use keel_btree::{Db, Options};
+use keel_btree::{CommitMode, Db, Options};
 use redb::{Durability, ReadableDatabase, TableDefinition};
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -70,11 +70,15 @@ fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-fn bench_keel(dir: &Path, n: u64, reads: u64, scans: u64) -> Figures {
+fn bench_keel(dir: &Path, n: u64, reads: u64, scans: u64, mode: CommitMode) -> Figures {
     let path = dir.join("keel.db");
     let _ = std::fs::remove_file(&path);
     let mut f = Figures::default();
-    let db = Db::open(&path, Options::default()).unwrap();
+    let opts = Options {
+        commit_mode: mode,
+        ..Options::default()
+    };
+    let db = Db::open(&path, opts).unwrap();
     let mut w = db.begin_write().unwrap();
     w.create_bucket(b"kv").unwrap();
     w.commit().unwrap();
@@ -215,10 +219,6 @@ fn bench_redb(dir: &Path, n: u64, reads: u64, scans: u64) -> Figures {
     f
 }
 
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
-}
-
 fn main() {
     let n: u64 = std::env::var("BENCH_N")
         .ok()
@@ -243,22 +243,31 @@ fn main() {
     // The machine is shared: run both stores in alternating order, several rounds, and keep
     // each metric's best (minimum) time, so a noisy moment penalizes neither side.
     let mut ks: Vec<Figures> = Vec::new();
+    let mut k1s: Vec<Figures> = Vec::new();
     let mut rs: Vec<Figures> = Vec::new();
+    let only_keel = std::env::var("BENCH_ONLY_KEEL").is_ok();
     for round in 0..rounds {
+        let keel2 = |ks: &mut Vec<Figures>| {
+            ks.push(bench_keel(&dir, n, reads, scans, CommitMode::TwoFsyncs))
+        };
+        let keel1 = |k1s: &mut Vec<Figures>| {
+            k1s.push(bench_keel(&dir, n, reads, scans, CommitMode::OneFsync))
+        };
         if round % 2 == 0 {
-            ks.push(bench_keel(&dir, n, reads, scans));
-            if std::env::var("BENCH_ONLY_KEEL").is_ok() {
-                println!("{:?}", ks.last());
-                continue;
-            }
-            rs.push(bench_redb(&dir, n, reads, scans));
-        } else {
-            if std::env::var("BENCH_ONLY_KEEL").is_err() {
+            keel2(&mut ks);
+            keel1(&mut k1s);
+            if !only_keel {
                 rs.push(bench_redb(&dir, n, reads, scans));
             }
-            ks.push(bench_keel(&dir, n, reads, scans));
+        } else {
+            if !only_keel {
+                rs.push(bench_redb(&dir, n, reads, scans));
+            }
+            keel1(&mut k1s);
+            keel2(&mut ks);
         }
-        eprintln!("round {round}: keel {:?}", ks.last().unwrap());
+        eprintln!("round {round}: keel (2 fsyncs) {:?}", ks.last().unwrap());
+        eprintln!("round {round}: keel (1 fsync) {:?}", k1s.last().unwrap());
         if let Some(r) = rs.last() {
             eprintln!("round {round}: redb {r:?}");
         }
@@ -279,9 +288,13 @@ fn main() {
         }
         b
     };
-    let (k, r) = (best(&ks), best(&rs));
+    let (k, k1, r) = (best(&ks), best(&k1s), best(&rs));
     assert_eq!(
         k.checksum, r.checksum,
+        "both stores must return the same data"
+    );
+    assert_eq!(
+        k1.checksum, r.checksum,
         "both stores must return the same data"
     );
     println!(
@@ -291,72 +304,93 @@ fn main() {
             .trim()
     );
     let per = |d: Duration, ops: u64| d.as_nanos() as f64 / ops as f64;
-    println!("| metric | keel-btree | redb 4 | keel / redb |");
-    println!("|---|---|---|---|");
-    let row = |name: &str, kv: f64, rv: f64, unit: &str| {
+    println!("| metric | keel (2 fsyncs, default) | keel (1 fsync) | redb 4 (1 fsync) | keel 2f / redb | keel 1f / redb |");
+    println!("|---|---|---|---|---|---|");
+    let row = |name: &str, kv: f64, k1v: f64, rv: f64, unit: &str| {
         println!(
-            "| {name} | {kv:.1} {unit} | {rv:.1} {unit} | {:.2}x |",
-            kv / rv
+            "| {name} | {kv:.2} {unit} | {k1v:.2} {unit} | {rv:.2} {unit} | {:.2}x | {:.2}x |",
+            kv / rv,
+            k1v / rv
         );
     };
+    let secs = |d: Duration| d.as_secs_f64();
     row(
-        &format!("insert {n} keys, {} commits (total)", n / BATCH),
-        k.insert.as_secs_f64(),
-        r.insert.as_secs_f64(),
+        &format!("insert {n} keys, {} commits", n / BATCH),
+        secs(k.insert),
+        secs(k1.insert),
+        secs(r.insert),
         "s",
     );
     row(
         "insert, per key",
         per(k.insert, n) / 1000.0,
+        per(k1.insert, n) / 1000.0,
         per(r.insert, n) / 1000.0,
         "µs",
     );
     row(
+        "insert, CPU time (user+sys)",
+        k.insert_cpu,
+        k1.insert_cpu,
+        r.insert_cpu,
+        "s",
+    );
+    row(
         &format!("random point read ({reads} reads, one txn)"),
         per(k.reads, reads),
+        per(k1.reads, reads),
         per(r.reads, reads),
-        "ns/read",
+        "ns",
     );
     row(
         &format!("scan of {SCAN} keys ({scans} scans)"),
         per(k.scans, scans) / 1000.0,
+        per(k1.scans, scans) / 1000.0,
         per(r.scans, scans) / 1000.0,
-        "µs/scan",
+        "µs",
     );
     row(
         &format!("delete every other key ({} commits)", n / BATCH),
-        k.delete_half.as_secs_f64(),
-        r.delete_half.as_secs_f64(),
+        secs(k.delete_half),
+        secs(k1.delete_half),
+        secs(r.delete_half),
+        "s",
+    );
+    row(
+        "delete, CPU time (user+sys)",
+        k.delete_cpu,
+        k1.delete_cpu,
+        r.delete_cpu,
         "s",
     );
     row(
         "defragment / compact",
-        k.defrag.as_secs_f64(),
-        r.defrag.as_secs_f64(),
+        secs(k.defrag),
+        secs(k1.defrag),
+        secs(r.defrag),
         "s",
     );
-    let srow = |name: &str, kv: u64, rv: u64| {
-        println!(
-            "| {name} | {} | {} | {:.2}x |",
-            mib(kv),
-            mib(rv),
-            kv as f64 / rv as f64
-        );
-    };
-    srow(
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    row(
         &format!("file size after {n} keys"),
-        k.size_full,
-        r.size_full,
+        mb(k.size_full),
+        mb(k1.size_full),
+        mb(r.size_full),
+        "MiB",
     );
-    srow(
+    row(
         "file size after deleting half",
-        k.size_after_delete,
-        r.size_after_delete,
+        mb(k.size_after_delete),
+        mb(k1.size_after_delete),
+        mb(r.size_after_delete),
+        "MiB",
     );
-    srow(
+    row(
         "file size after defragment / compact",
-        k.size_defrag,
-        r.size_defrag,
+        mb(k.size_defrag),
+        mb(k1.size_defrag),
+        mb(r.size_defrag),
+        "MiB",
     );
     let _ = std::fs::remove_dir(&dir);
 }
