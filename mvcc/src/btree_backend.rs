@@ -10,9 +10,15 @@ use std::ops::Bound;
 use std::path::Path;
 
 fn storage_err(e: keel_btree::Error) -> Error {
+    use keel_btree::Error as B;
     match e {
-        keel_btree::Error::Io(io) => Error::Storage(io.to_string()),
-        other => Error::Corrupt(other.to_string()),
+        B::NotADatabase
+        | B::UnsupportedVersion(_)
+        | B::Truncated { .. }
+        | B::BothMetasCorrupt { .. }
+        | B::Corrupt { .. }
+        | B::CheckFailed(_) => Error::Corrupt(e.to_string()),
+        other => Error::Storage(other.to_string()),
     }
 }
 

@@ -202,10 +202,65 @@ enum Step {
     Batch(Vec<Op>),
     /// Close and reopen the store, then re-apply the last batch (must be skipped).
     Reopen,
+    /// Watch everything from a (possibly compacted) revision: exactly the model's events, or a
+    /// cancel with the compaction revision.
+    WatchFrom(RevSel),
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![10 => prop::collection::vec(op(), 1..5).prop_map(Step::Batch), 1 => Just(Step::Reopen)]
+    prop_oneof![
+        10 => prop::collection::vec(op(), 1..5).prop_map(Step::Batch),
+        1 => Just(Step::Reopen),
+        1 => rev_sel().prop_map(Step::WatchFrom),
+    ]
+}
+
+/// Runs catch-up rounds and drains until the stream is quiet.
+fn settle(store: &Store, stream: &WatchStream) -> Vec<WatchResponse> {
+    let mut out = vec![];
+    for _ in 0..10_000 {
+        let left = store.sync_watchers().unwrap();
+        let n = stream.drain_into(&mut out);
+        if left == 0 && n == 0 {
+            break;
+        }
+    }
+    out
+}
+
+fn events_of(resps: &[WatchResponse]) -> Vec<Event> {
+    resps.iter().flat_map(|r| r.events.clone()).collect()
+}
+
+const EVERYTHING: (&[u8], &[u8]) = (&[0], &[0]);
+
+/// A watcher started in the past: (stream, start revision, events so far, compaction revision
+/// when it started).
+type Extra = (WatchStream, i64, Vec<Event>, i64);
+
+/// Every past-start watcher got exactly the model's events from its start to now; then they
+/// are dropped (before a reopen, or at the end).
+fn check_extras(extras: &mut Vec<Extra>, model: &Model) -> Result<(), TestCaseError> {
+    for (_, from, got, compact) in extras.drain(..) {
+        let mut want = model.events(EVERYTHING.0, EVERYTHING.1, from, model.rev());
+        want.retain(|e| !(e.kind == EventType::Delete && e.kv.mod_revision == compact));
+        prop_assert_eq!(got, want, "watcher from {}", from);
+    }
+    Ok(())
+}
+
+/// A watcher on every key that lives across the whole run, resumed after each reopen from the
+/// revision after the last event it received (what an etcd client does).
+fn follow(store: &Store, from: i64) -> WatchStream {
+    let stream = store.watch_stream(|| {});
+    let req = WatchCreateRequest {
+        key: EVERYTHING.0.to_vec(),
+        range_end: EVERYTHING.1.to_vec(),
+        start_revision: from,
+        ..Default::default()
+    };
+    stream.watch(&req).unwrap();
+    stream
 }
 
 fn to_range(s: &RangeSpec, cur: i64) -> RangeRequest {
@@ -348,6 +403,9 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut model = Model::new();
     let mut idx = 0u64;
     let mut last_batch: Vec<(u64, Request)> = vec![];
+    let mut follower = follow(&store, 0);
+    let mut followed: Vec<Event> = vec![];
+    let mut extras: Vec<Extra> = vec![];
     for step in steps {
         match step {
             Step::Batch(ops) => {
@@ -368,9 +426,46 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 }
                 last_batch = entries;
             }
+            Step::WatchFrom(sel) => {
+                let from = resolve(sel, model.rev()).max(1);
+                let stream = store.watch_stream(|| {});
+                let req = WatchCreateRequest {
+                    key: vec![0],
+                    range_end: vec![0],
+                    start_revision: from,
+                    ..Default::default()
+                };
+                let id = stream.watch(&req).unwrap();
+                let resps = settle(&store, &stream);
+                prop_assert!(resps[0].created && resps[0].watch_id == id);
+                if from < model.compact {
+                    prop_assert!(
+                        resps
+                            .iter()
+                            .any(|r| r.canceled && r.compact_revision == model.compact),
+                        "no cancel: {:?}",
+                        resps
+                    );
+                    prop_assert!(events_of(&resps).is_empty());
+                } else {
+                    // As in etcd (keyIndex.compact), compacting at R drops a tombstone at R, so a
+                    // watch starting exactly at the compaction revision misses deletes at R.
+                    let mut want = model.events(EVERYTHING.0, EVERYTHING.1, from, model.rev());
+                    want.retain(|e| {
+                        !(e.kind == EventType::Delete && e.kv.mod_revision == model.compact)
+                    });
+                    prop_assert_eq!(events_of(&resps), want);
+                    // keep it: later writes must reach it through the synced path
+                    extras.push((stream, from, events_of(&resps), model.compact));
+                }
+            }
             Step::Reopen => {
+                check_extras(&mut extras, &model)?;
+                drop(follower);
                 drop(store);
                 store = open(&dir);
+                let resume = followed.last().map_or(0, |e| e.kv.mod_revision + 1);
+                follower = follow(&store, resume);
                 prop_assert_eq!(store.consistent_index(), model.consistent_index);
                 let status = store.status();
                 prop_assert_eq!(status.compact_revision, model.compact);
@@ -389,8 +484,19 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
         }
         compare_all_reads(&store, &model)?;
+        followed.extend(events_of(&settle(&store, &follower)));
+        for (stream, _, got, _) in &mut extras {
+            got.extend(events_of(&settle(&store, stream)));
+        }
     }
+    check_extras(&mut extras, &model)?;
+    // The long-lived watcher saw every event exactly once, in order, across reopens.
+    prop_assert_eq!(
+        &followed,
+        &model.events(EVERYTHING.0, EVERYTHING.1, 2, model.rev())
+    );
     // Leases' attached keys after everything (and after a final reopen).
+    drop(follower);
     drop(store);
     let store = open(&dir);
     compare_all_reads(&store, &model)?;
