@@ -36,11 +36,12 @@
 //!
 //! | kind | what it holds |
 //! |---|---|
-//! | meta (pages 0 and 1) | magic, version, page size, txid, root of the bucket catalog, first page of the freelist, `page_count` (high-water mark), CRC-32 |
+//! | meta (pages 0 and 1) | magic, version, page size, txid, root of the bucket catalog, first page of the freelist, `page_count` (high-water mark), commit record page (0 if none), CRC-32 |
 //! | branch | sorted `(key, child page)` elements; the key is the smallest key of that child's subtree |
 //! | leaf | sorted `(key, value)` elements; a value longer than about a quarter page lives in an overflow run and the leaf stores its page id |
 //! | overflow | one large value in a run of contiguous pages |
 //! | freelist | the free pages as `(first, count)` extents |
+//! | commit record | (one-fsync commits only) the runs the commit wrote, with their checksums |
 //!
 //! A node normally fills one page; a node holding one key too big for a page becomes a run of
 //! several pages. The **catalog** is itself a B+tree mapping bucket names to `(root page, key
@@ -79,6 +80,19 @@
 //! free at `t - 1` only once no state from `t - 1` on can reach it. Those are the pages *freed* by
 //! `t - 1` or earlier. So the crash test requires that a page freed by transaction `f` (pending
 //! `f`) is written only after `f` has committed. The next rule gives exactly that.
+//!
+//! ### The one-fsync variant ([`CommitMode::OneFsync`])
+//!
+//! Steps 1 and 3 can be merged under one `fdatasync`, as redb's default "1PC+C" does. The commit
+//! also writes a *commit record*, a run listing every page run the commit wrote together with
+//! that run's checksum, and the meta names it. The disk may now persist the meta before some of
+//! the pages. So on open, the newest meta is trusted only if its commit record and every listed
+//! run are present with the recorded checksum and the commit's txid. Otherwise `open` uses the
+//! other meta. That fallback is safe for the same reason as above: the previous commit finished
+//! its fsync before this one started, and this one wrote only pages that were free in it. A
+//! stale page left over from an earlier use of the same page id carries an older txid and a
+//! different checksum, so it cannot pass for a page of the new commit. The default remains the
+//! two-fsync protocol, where a meta never reaches the disk before its pages.
 //!
 //! ## Readers, page reuse, and the memory map
 //!
