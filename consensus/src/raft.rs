@@ -366,20 +366,35 @@ impl<S: Storage> Raft<S> {
                 _ => self.become_follower(m.term, NONE),
             }
         } else if m.term < self.term {
-            if (self.check_quorum || self.pre_vote)
-                && matches!(m.msg_type, MessageType::Append | MessageType::Heartbeat)
-            {
-                // A stale leader (say, healed from a partition) would otherwise never learn the
-                // new term, because pre-vote/check-quorum keep our term from reaching it
-                // through elections. Answer so it steps down.
-                let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from);
-                resp.index = self.log.last_index();
-                self.send(resp);
-            } else if m.msg_type == MessageType::RequestPreVote {
-                let mut resp = Message::new(MessageType::RequestPreVoteResponse, self.id, m.from);
-                resp.term = self.term;
-                resp.reject = true;
-                self.send(resp);
+            match m.msg_type {
+                MessageType::Append | MessageType::Heartbeat => {
+                    // Figure 2: a stale AppendEntries is rejected with our current term, "for
+                    // leader to update itself". Without this answer a stale leader that no
+                    // longer receives our (higher-term) vote requests — say because our
+                    // configuration is older than its own — would never step down, and we
+                    // would never accept its log.
+                    //
+                    // The reply acknowledges nothing (a rejection of index 0): by the time it
+                    // arrives, its recipient may have become leader of *our* term, and must not
+                    // mistake it for an acknowledgement of our log (the simulator found that
+                    // bug, seed 4748, when this reply carried our last index).
+                    let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from);
+                    resp.reject = true;
+                    self.send(resp);
+                }
+                MessageType::RequestVote | MessageType::RequestPreVote => {
+                    // §5.1: stale requests are rejected, carrying our term.
+                    let resp_type = if m.msg_type == MessageType::RequestVote {
+                        MessageType::RequestVoteResponse
+                    } else {
+                        MessageType::RequestPreVoteResponse
+                    };
+                    let mut resp = Message::new(resp_type, self.id, m.from);
+                    resp.term = self.term;
+                    resp.reject = true;
+                    self.send(resp);
+                }
+                _ => {}
             }
             return Ok(());
         }

@@ -55,18 +55,41 @@ fn s5_1_every_role_adopts_a_higher_term_and_becomes_follower() {
     }
 }
 
-/// §5.1: "If a server receives a request with a stale term number, it rejects the request."
+/// §5.1: "If a server receives a request with a stale term number, it rejects the request";
+/// Figure 2: the reply carries "currentTerm, for leader to update itself".
 #[test]
-fn s5_1_stale_term_messages_are_ignored() {
+fn s5_1_stale_term_requests_are_rejected_with_the_current_term() {
     let mut n = node_with_log(1, &[1, 2, 3], &[1], 2);
     handle(&mut n);
     n.step(append(2, 1, 1, (1, 1), &[(2, 1)], 2)).unwrap();
     assert_eq!(n.last_index(), 1, "stale append must not change the log");
     assert_eq!(n.raft().term, 2);
-    assert!(
-        msgs(&mut n).is_empty(),
-        "without pre-vote/check-quorum nothing is answered"
+    let m = msgs(&mut n);
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        (m[0].msg_type, m[0].to, m[0].term),
+        (MessageType::AppendResponse, 2, 2)
     );
+    // The reply must acknowledge nothing: its recipient may be leader of term 2 by the time it
+    // arrives (regression: seed 4748 lost a committed entry when it carried our last index).
+    assert!(m[0].reject && m[0].index == 0, "{:?}", m[0]);
+
+    n.step(msg(MessageType::RequestVote, 3, 1, 1)).unwrap();
+    assert_eq!(n.raft().vote, 0, "no vote for a stale candidate");
+    let m = msgs(&mut n);
+    assert_eq!(
+        (m[0].msg_type, m[0].reject, m[0].term),
+        (MessageType::RequestVoteResponse, true, 2)
+    );
+
+    // The stale leader learns the newer term from the reply and steps down (§5.1).
+    let mut leader = node(2, &[1, 2, 3], |_| {});
+    make_leader(&mut leader);
+    let mut r = msg(MessageType::AppendResponse, 1, 2, 2);
+    r.index = 1;
+    leader.step(r).unwrap();
+    assert_eq!(leader.raft().role, Role::Follower);
+    assert_eq!(leader.raft().term, 2);
 }
 
 // ------------------------------------------------------------------------------ §5.2

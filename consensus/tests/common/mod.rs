@@ -216,11 +216,9 @@ pub fn make_leader(raw: &mut RawNode<MemStorage>) {
     raw.campaign();
     handle(raw);
     let term = raw.raft().term;
-    let mut m = Message::new(
-        keel_consensus::MessageType::RequestVoteResponse,
-        2,
-        raw.raft().id,
-    );
+    let id = raw.raft().id;
+    let voter = if id == 2 { 3 } else { 2 };
+    let mut m = Message::new(keel_consensus::MessageType::RequestVoteResponse, voter, id);
     m.term = term;
     raw.step(m).unwrap();
     assert_eq!(raw.raft().role, Role::Leader);

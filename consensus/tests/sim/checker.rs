@@ -40,6 +40,8 @@ pub struct Checker {
     committed_seen_in_term: BTreeMap<u64, u64>,
     /// State Machine Safety: index -> (entry digest, state hash after applying it).
     applied: HashMap<u64, (u64, u64)>,
+    /// Who first applied each index, and the entry's term (for failure reports).
+    applied_by: HashMap<u64, (u64, u64)>,
     /// The largest commit index any member knows: a read started now must see it.
     pub max_commit_known: u64,
     /// Pending reads: context -> minimum acceptable read index.
@@ -136,11 +138,19 @@ impl Checker {
     /// their states agree after it.
     pub fn applied(&mut self, node: u64, e: &Entry, state_after: u64) -> Result<(), String> {
         let d = (entry_digest(e), state_after);
+        self.applied_by.entry(e.index).or_insert((node, e.term));
         match self.applied.insert(e.index, d) {
             Some(old) if old != d => Err(format!(
                 "state machine safety: member {node} applied a different entry or reached a \
-                 different state at index {} (term {})",
-                e.index, e.term
+                 different state at index {} (term {}): entry digest {:x} vs {:x} first \
+                 applied by {:?} (member, term), state {:x} vs {:x}",
+                e.index,
+                e.term,
+                d.0,
+                old.0,
+                self.applied_by.get(&e.index),
+                d.1,
+                old.1
             )),
             _ => Ok(()),
         }

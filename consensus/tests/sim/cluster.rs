@@ -256,7 +256,9 @@ impl Sim {
     /// Runs the whole scenario: chaos, then heal and wait for liveness.
     pub fn run(mut self) -> Result<Stats, String> {
         loop {
-            self.step().map_err(|e| format!("step {}: {e}", self.now))?;
+            if let Err(e) = self.step() {
+                return Err(format!("step {}: {e}\n{}", self.now, self.describe()));
+            }
             if !self.healing && self.now >= self.p.chaos_steps {
                 self.heal();
             }
