@@ -97,6 +97,11 @@ impl MessageDecoder {
         Ok(len)
     }
 
+    /// Bytes held for an incomplete message.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Call at end of stream: an incomplete message is an error.
     pub fn finish(&self) -> Result<(), FramingError> {
         if self.buf.is_empty() {

@@ -67,6 +67,10 @@ pub struct GrpcConfig {
     /// If set, calls to other paths are answered UNIMPLEMENTED by the library (grpc-go's
     /// wording) and never reach the handler.
     pub methods: Option<HashSet<String>>,
+    /// Cap on the bytes one connection may hold in incomplete request messages across all its
+    /// calls (flow-control credit is returned as data arrives, so this is what bounds memory);
+    /// the call that would exceed it is answered RESOURCE_EXHAUSTED.
+    pub max_buffered_per_connection: usize,
     /// HTTP/2 settings and limits.
     pub h2: H2Config,
 }
@@ -76,6 +80,7 @@ impl Default for GrpcConfig {
         GrpcConfig {
             max_recv_message_size: 3 * 512 * 1024 + 512 * 1024,
             methods: None,
+            max_buffered_per_connection: 64 << 20,
             h2: H2Config::default(),
         }
     }
@@ -114,6 +119,9 @@ pub struct GrpcServerConn {
     generation: u32,
     max_recv: usize,
     methods: Option<HashSet<String>>,
+    max_buffered: usize,
+    /// Sum of `decoder.buffered()` over all calls.
+    buffered: usize,
 }
 
 const RESPONSE_HEADERS: [(&[u8], &[u8]); 2] =
@@ -129,7 +137,16 @@ impl GrpcServerConn {
             generation,
             max_recv: config.max_recv_message_size,
             methods: config.methods.clone(),
+            max_buffered: config.max_buffered_per_connection,
+            buffered: 0,
         }
+    }
+
+    /// Removes a call, keeping the buffered-bytes account right.
+    fn remove_call(&mut self, stream: u32) -> Option<CallState> {
+        let c = self.calls.remove(&stream)?;
+        self.buffered -= c.decoder.buffered();
+        Some(c)
     }
 
     fn id(&self, stream: u32) -> CallId {
@@ -172,7 +189,7 @@ impl GrpcServerConn {
         let mut streams: Vec<u32> = self.calls.keys().copied().collect();
         streams.sort_unstable();
         for s in streams {
-            let c = self.calls.remove(&s).expect("listed");
+            let c = self.remove_call(s).expect("listed");
             timers.extend(c.deadline_timer);
             out.push(CallEvent::Cancelled {
                 call: self.id(s),
@@ -208,7 +225,9 @@ impl GrpcServerConn {
                         continue;
                     };
                     let mut msgs = Vec::new();
+                    let before = call.decoder.buffered();
                     let pushed = call.decoder.push(&data, &mut msgs);
+                    self.buffered = self.buffered + call.decoder.buffered() - before;
                     for m in msgs {
                         out.push(CallEvent::Message {
                             call: self.id(stream),
@@ -224,6 +243,14 @@ impl GrpcServerConn {
                         self.reject(stream, Status::new(code, e.to_string()), out);
                         continue;
                     }
+                    if self.buffered > self.max_buffered {
+                        let msg = format!(
+                            "grpc: connection holds more than {} bytes of incomplete messages",
+                            self.max_buffered
+                        );
+                        self.reject(stream, Status::new(Code::ResourceExhausted, msg), out);
+                        continue;
+                    }
                     if end_stream {
                         self.half_close(stream, out);
                     }
@@ -233,7 +260,7 @@ impl GrpcServerConn {
                     remote,
                     code,
                 } => {
-                    if let Some(_c) = self.calls.remove(&stream) {
+                    if let Some(_c) = self.remove_call(stream) {
                         let reason = if remote {
                             CancelReason::ClientReset
                         } else {
@@ -407,7 +434,7 @@ impl GrpcServerConn {
     /// call's deadline timer so the loop can cancel it.
     pub fn finish(&mut self, stream: u32, status: &Status) -> Result<Option<TimerId>, CallError> {
         let id = self.id(stream);
-        let call = self.calls.remove(&stream).ok_or(CallError::Gone(id))?;
+        let call = self.remove_call(stream).ok_or(CallError::Gone(id))?;
         let r = if call.headers_sent {
             let code = (status.code as i32).to_string();
             let msg = percent_encode(&status.message);
@@ -442,7 +469,7 @@ impl GrpcServerConn {
 
     /// Resets a call's stream (server-side cancellation) and forgets it.
     pub fn cancel(&mut self, stream: u32) -> Option<TimerId> {
-        let call = self.calls.remove(&stream)?;
+        let call = self.remove_call(stream)?;
         self.h2.reset_stream(stream, ErrorCode::Cancel);
         call.deadline_timer
     }
@@ -455,5 +482,70 @@ impl GrpcServerConn {
     /// Number of open calls.
     pub fn open_calls(&self) -> usize {
         self.calls.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pump(c: &mut Connection, s: &mut GrpcServerConn, out: &mut Vec<CallEvent>) {
+        for _ in 0..100 {
+            let a = c.output().to_vec();
+            c.consume_output(a.len());
+            s.recv(&a, out).unwrap();
+            let b = s.h2.output().to_vec();
+            s.h2.consume_output(b.len());
+            c.recv(&b).unwrap();
+            if a.is_empty() && b.is_empty() {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn incomplete_messages_are_bounded_per_connection() {
+        let cfg = GrpcConfig {
+            max_buffered_per_connection: 100_000,
+            ..GrpcConfig::default()
+        };
+        let mut server = GrpcServerConn::new(&cfg, 0, 0);
+        let mut client = Connection::new(Role::Client, H2Config::default());
+        let mut out = Vec::new();
+        let req: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":path", b"/a.B/C"),
+            (b"content-type", b"application/grpc"),
+        ];
+        let mut streams = Vec::new();
+        for _ in 0..3 {
+            let id = client.open_stream(&req, false).unwrap();
+            // Announce 60,000 bytes, send 45,000 of them.
+            let mut partial = vec![0, 0, 0, 0xea, 0x60];
+            partial.extend_from_slice(&[1; 45_000]);
+            client.send_data(id, partial, false).unwrap();
+            streams.push(id);
+            pump(&mut client, &mut server, &mut out);
+        }
+        let rejected: Vec<u32> = out
+            .iter()
+            .filter_map(|e| match e {
+                CallEvent::Cancelled {
+                    call,
+                    reason: CancelReason::Rejected(s),
+                } if s.code == Code::ResourceExhausted => Some(call.stream),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            rejected,
+            vec![streams[2]],
+            "the third call crosses 100,000 bytes"
+        );
+        assert_eq!(server.buffered, 2 * 45_005);
+        // Finishing a call releases its bytes.
+        server.finish(streams[0], &Status::ok()).unwrap();
+        assert_eq!(server.buffered, 45_005);
     }
 }
