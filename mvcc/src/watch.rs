@@ -356,12 +356,13 @@ impl WatchHub {
                 if w.min_rev < compact {
                     self.remove_watcher(wk);
                     if let Some(s) = self.streams.get(&wk.0) {
+                        // Exactly what etcd 3.4 sends: no header revision, no cancel_reason
+                        // (clients derive the error from compact_revision).
                         s.queue.push_control(WatchResponse {
-                            revision: current,
+                            revision: 0,
                             watch_id: wk.1,
                             canceled: true,
                             compact_revision: compact,
-                            cancel_reason: "mvcc: required revision has been compacted".into(),
                             ..Default::default()
                         });
                     }

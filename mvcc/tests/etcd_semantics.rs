@@ -608,3 +608,85 @@ fn reads_around_the_compaction_point() {
     let h = env.store.hash_kv(0).unwrap();
     assert_eq!((h.compact_revision, h.hash_revision), (3, 5));
 }
+
+#[test]
+fn watch_at_and_below_the_compaction_revision() {
+    // etcd 3.4: put w1 (7), delete w1 (8), put w1 (9), compact 8; a watch from 7 gets
+    // `created` then {canceled, compact_revision 8, no header revision}; a watch from 8 gets only
+    // the put at 9: the tombstone at the compaction revision is gone with its generation.
+    let mut env = Env::new();
+    for i in 0..5 {
+        env.put(&format!("pad{i}"), "x"); // revisions 2..6
+    }
+    env.put("w1", "1");
+    env.apply(Request::DeleteRange(DeleteRangeRequest {
+        key: b"w1".to_vec(),
+        ..Default::default()
+    }))
+    .unwrap();
+    env.put("w1", "2");
+    env.compact(8).unwrap();
+    let stream = env.store.watch_stream(|| {});
+    let a = stream
+        .watch(&WatchCreateRequest {
+            key: b"w1".to_vec(),
+            start_revision: 7,
+            ..Default::default()
+        })
+        .unwrap();
+    let b = stream
+        .watch(&WatchCreateRequest {
+            key: b"w1".to_vec(),
+            start_revision: 8,
+            ..Default::default()
+        })
+        .unwrap();
+    env.store.sync_watchers().unwrap();
+    let mut out = vec![];
+    stream.drain_into(&mut out);
+    let of = |id: i64| {
+        out.iter()
+            .filter(|r| r.watch_id == id)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let ra = of(a);
+    assert_eq!(
+        ra[0],
+        WatchResponse {
+            revision: 9,
+            watch_id: a,
+            created: true,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        ra[1],
+        WatchResponse {
+            revision: 0,
+            watch_id: a,
+            canceled: true,
+            compact_revision: 8,
+            ..Default::default()
+        }
+    );
+    let rb = of(b);
+    assert_eq!(rb.len(), 2);
+    assert_eq!(rb[1].events.len(), 1);
+    assert_eq!(
+        (rb[1].events[0].kind, rb[1].events[0].kv.mod_revision),
+        (EventType::Put, 9)
+    );
+    assert_eq!(rb[1].revision, 9);
+    // a progress request on a stream whose watchers are all synced: watch_id -1, current revision
+    let s2 = env.store.watch_stream(|| {});
+    s2.request_progress();
+    assert_eq!(
+        s2.try_recv(),
+        Some(WatchResponse {
+            revision: 9,
+            watch_id: -1,
+            ..Default::default()
+        })
+    );
+}
