@@ -38,6 +38,7 @@ pub(crate) struct Core {
     pub counters: TransportCounters,
     pub last_inbound_error: Mutex<Option<String>>,
     pub inbound_active: AtomicUsize,
+    acceptor_waker: mio::Waker,
     stop: AtomicBool,
     registry: Mutex<Registry>,
 }
@@ -55,7 +56,12 @@ impl Drop for SocketGuard {
 }
 
 impl Core {
-    pub fn new(config: PeerTransportConfig, local_addr: SocketAddr, events: EventSink) -> Self {
+    pub fn new(
+        config: PeerTransportConfig,
+        local_addr: SocketAddr,
+        events: EventSink,
+        acceptor_waker: mio::Waker,
+    ) -> Self {
         Core {
             config,
             local_addr,
@@ -64,6 +70,7 @@ impl Core {
             counters: TransportCounters::default(),
             last_inbound_error: Mutex::new(None),
             inbound_active: AtomicUsize::new(0),
+            acceptor_waker,
             stop: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
         }
@@ -184,15 +191,10 @@ impl Core {
         for link in self.peers.read().values() {
             link.wake();
         }
-        // Unblock the acceptor's blocking accept() by connecting to it.
-        let mut wake_addr = self.local_addr;
-        if wake_addr.ip().is_unspecified() {
-            wake_addr.set_ip(match wake_addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
+        // Stop the acceptor, which sleeps in mio's poll.
+        if let Err(e) = self.acceptor_waker.wake() {
+            self.log(&format!("cannot wake the acceptor for shutdown: {e}"));
         }
-        let _ = TcpStream::connect_timeout(&wake_addr, std::time::Duration::from_millis(200));
         loop {
             let threads: Vec<JoinHandle<()>> = {
                 let mut reg = self.registry.lock();

@@ -61,6 +61,8 @@ pub enum TransportError {
     Bind(io::Error),
     /// Starting a thread failed.
     Spawn(io::Error),
+    /// Setting up the acceptor's poll (mio) failed.
+    Poll(io::Error),
     /// A peer with this id already exists.
     PeerExists(u64),
     /// No peer with this id.
@@ -75,6 +77,7 @@ impl fmt::Display for TransportError {
             TransportError::InvalidConfig(msg) => write!(f, "invalid peer transport config: {msg}"),
             TransportError::Bind(e) => write!(f, "cannot listen for peers: {e}"),
             TransportError::Spawn(e) => write!(f, "cannot start a peer transport thread: {e}"),
+            TransportError::Poll(e) => write!(f, "cannot set up the peer acceptor's poll: {e}"),
             TransportError::PeerExists(id) => write!(f, "peer {id:#x} already exists"),
             TransportError::UnknownPeer(id) => write!(f, "unknown peer {id:#x}"),
             TransportError::SelfPeer(id) => write!(f, "peer id {id:#x} is this member's own id"),
@@ -85,7 +88,7 @@ impl fmt::Display for TransportError {
 impl std::error::Error for TransportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TransportError::Bind(e) | TransportError::Spawn(e) => Some(e),
+            TransportError::Bind(e) | TransportError::Spawn(e) | TransportError::Poll(e) => Some(e),
             _ => None,
         }
     }

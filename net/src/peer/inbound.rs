@@ -4,6 +4,9 @@ use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+
+use mio::{Events, Poll, Token};
 
 use super::core::Core;
 use super::frame::{read_frame, FrameError, FrameKind, FRAME_HEADER_LEN};
@@ -12,38 +15,65 @@ use super::inbox::PeerEvent;
 use super::snapshot::receive_snapshots;
 use super::stats::add;
 
-/// Body of the acceptor thread.
-pub(crate) fn run_acceptor(core: Arc<Core>, listener: TcpListener) {
+/// Token of the listening socket in the acceptor's poll.
+pub(crate) const LISTENER: Token = Token(0);
+/// Token of the waker that shutdown uses to stop the acceptor.
+pub(crate) const STOP: Token = Token(1);
+
+/// Body of the acceptor thread: waits in mio's `poll` for the (non-blocking) listener to become
+/// readable or for the shutdown waker, then accepts until the backlog is empty.
+pub(crate) fn run_acceptor(core: Arc<Core>, listener: TcpListener, mut poll: Poll) {
+    let mut events = Events::with_capacity(8);
+    let mut retry_soon = false;
     loop {
-        let accepted = listener.accept();
-        if core.stopping() {
-            return;
-        }
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                core.log(&format!("accept failed: {e}"));
-                // Out of file descriptors and similar: do not spin.
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                continue;
+        // After an accept error (e.g. out of file descriptors) the pending connection would not
+        // produce a new readiness edge, so poll with a timeout and try again.
+        let timeout = retry_soon.then_some(Duration::from_millis(50));
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() != ErrorKind::Interrupted {
+                core.log(&format!("acceptor poll failed: {e}"));
+                std::thread::sleep(Duration::from_millis(50));
             }
-        };
-        let active = core.inbound_active.fetch_add(1, Ordering::AcqRel);
-        if active >= core.config.max_inbound_connections {
-            core.inbound_active.fetch_sub(1, Ordering::AcqRel);
-            refuse_busy(&core, stream, remote);
-            continue;
         }
-        let conn_core = core.clone();
-        let spawned = core.spawn(format!("keel-peer-in-{remote}"), move || {
-            serve_connection(&conn_core, stream, remote);
-            conn_core.inbound_active.fetch_sub(1, Ordering::AcqRel);
-        });
-        if let Err(e) = spawned {
-            core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+        retry_soon = false;
+        loop {
             if core.stopping() {
                 return;
             }
+            let (stream, remote) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    core.log(&format!("accept failed: {e}"));
+                    retry_soon = true;
+                    break;
+                }
+            };
+            // Accepted sockets are used with blocking reads and writes (with timeouts).
+            if stream.set_nonblocking(false).is_err() {
+                continue;
+            }
+            accept_one(&core, stream, remote);
+        }
+    }
+}
+
+fn accept_one(core: &Arc<Core>, stream: TcpStream, remote: SocketAddr) {
+    let active = core.inbound_active.fetch_add(1, Ordering::AcqRel);
+    if active >= core.config.max_inbound_connections {
+        core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+        refuse_busy(core, stream, remote);
+        return;
+    }
+    let conn_core = core.clone();
+    let spawned = core.spawn(format!("keel-peer-in-{remote}"), move || {
+        serve_connection(&conn_core, stream, remote);
+        conn_core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+    });
+    if let Err(e) = spawned {
+        core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+        if !core.stopping() {
             core.log(&format!("cannot start a reader for {remote}: {e}"));
         }
     }

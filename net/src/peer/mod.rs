@@ -16,7 +16,8 @@
 //!
 //! # Threading model (no async runtime)
 //! Plain `std` threads and blocking sockets:
-//! - one **acceptor** thread blocks in `accept()`;
+//! - one **acceptor** thread sleeps in mio's `poll` on the listener and accepts (shutdown wakes
+//!   it with a `mio::Waker`);
 //! - one **reader** thread per inbound connection (at most `max_inbound_connections`) does the
 //!   handshake, reads frames, and pushes events into the inbox;
 //! - one **writer** thread per peer owns that peer's message-lane connection: it dials (with

@@ -1,13 +1,17 @@
 //! [`PeerTransport`]: the public face of the peer transport.
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Waker};
 
 use super::config::PeerTransportConfig;
 use super::core::Core;
 use super::error::{SendError, TransportError};
-use super::inbound::run_acceptor;
+use super::inbound::{run_acceptor, LISTENER, STOP};
 use super::inbox::{inbox, Inbox, PeerEvent};
 use super::outbound::{run_writer, PeerLink};
 use super::snapshot::send_snapshot;
@@ -33,11 +37,22 @@ impl PeerTransport {
         config.validate().map_err(TransportError::InvalidConfig)?;
         let listener = TcpListener::bind(config.listen_addr).map_err(TransportError::Bind)?;
         let local_addr = listener.local_addr().map_err(TransportError::Bind)?;
+        // The acceptor sleeps in mio's poll on the non-blocking listener; shutdown wakes it
+        // through a mio::Waker.
+        listener
+            .set_nonblocking(true)
+            .map_err(TransportError::Poll)?;
+        let poll = Poll::new().map_err(TransportError::Poll)?;
+        let listener_fd = listener.as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&listener_fd), LISTENER, Interest::READABLE)
+            .map_err(TransportError::Poll)?;
+        let acceptor_waker = Waker::new(poll.registry(), STOP).map_err(TransportError::Poll)?;
         let (sink, inbox) = inbox(config.inbox_capacity, Box::new(wake));
-        let core = Arc::new(Core::new(config, local_addr, sink));
+        let core = Arc::new(Core::new(config, local_addr, sink, acceptor_waker));
         let acceptor_core = core.clone();
         core.spawn(format!("keel-peer-accept-{local_addr}"), move || {
-            run_acceptor(acceptor_core, listener)
+            run_acceptor(acceptor_core, listener, poll)
         })
         .map_err(TransportError::Spawn)?;
         Ok((PeerTransport { core }, inbox))
