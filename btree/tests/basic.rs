@@ -154,3 +154,93 @@ fn stats_track_sizes() {
     assert_eq!(db.stats().open_read_txns, 0);
     db.check().unwrap();
 }
+
+#[test]
+fn reopen_uses_the_files_page_size() {
+    let path = tmp("pagesize");
+    {
+        let db = Db::open(
+            &path,
+            Options {
+                page_size: 8192,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let mut w = db.begin_write().unwrap();
+        w.create_bucket(b"b").unwrap();
+        for i in 0..3000u32 {
+            w.bucket_mut(b"b")
+                .unwrap()
+                .put(&i.to_be_bytes(), &[1; 50])
+                .unwrap();
+        }
+        w.commit().unwrap();
+        assert_eq!(db.stats().page_size, 8192);
+    }
+    let db = Db::open(&path, Options::default()).unwrap();
+    assert_eq!(db.stats().page_size, 8192);
+    assert_eq!(db.begin_read().bucket(b"b").unwrap().len(), 3000);
+    db.check().unwrap();
+    assert!(matches!(
+        Db::open(
+            tmp("badps"),
+            Options {
+                page_size: 1000,
+                ..Options::default()
+            }
+        ),
+        Err(Error::InvalidOptions(_))
+    ));
+    drop(db);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn read_txn_moves_to_another_thread_and_outlives_the_db_handle() {
+    let db = Db::in_memory().unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.create_bucket(b"b").unwrap();
+    w.bucket_mut(b"b").unwrap().put(b"k", b"old").unwrap();
+    w.commit().unwrap();
+    let r = db.begin_read();
+    let mut w = db.begin_write().unwrap();
+    w.bucket_mut(b"b").unwrap().put(b"k", b"new").unwrap();
+    w.commit().unwrap();
+    drop(db);
+    let h = std::thread::spawn(move || {
+        assert!(r.bucket(b"k").is_err());
+        r.bucket(b"b")
+            .unwrap()
+            .get(b"k")
+            .unwrap()
+            .map(<[u8]>::to_vec)
+    });
+    assert_eq!(h.join().unwrap(), Some(b"old".to_vec()));
+}
+
+#[test]
+fn prefix_and_seek_for_prev() {
+    fn check(b: keel_btree::Bucket<'_>) {
+        let p: Vec<&[u8]> = b.prefix(b"ab").map(|e| e.unwrap().0).collect();
+        assert_eq!(p, vec![&b"ab"[..], b"abc", b"abd"]);
+        let mut c = b.cursor();
+        assert_eq!(c.seek_for_prev(b"abcz").unwrap().unwrap().0, b"abc");
+        assert_eq!(c.seek_for_prev(b"abd").unwrap().unwrap().0, b"abd");
+        assert!(c.seek_for_prev(b"0").unwrap().is_none());
+        assert_eq!(c.seek_for_prev(b"zzz").unwrap().unwrap().0, b"ba");
+        assert!(c.seek(b"bb").unwrap().is_none());
+        assert_eq!(c.seek(b"aa").unwrap().unwrap().0, b"ab");
+        assert_eq!(c.current().unwrap().unwrap().1, b"ab");
+    }
+    let db = Db::in_memory().unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.create_bucket(b"b").unwrap();
+    for k in [&b"a"[..], b"ab", b"abc", b"abd", b"b", b"ba"] {
+        w.bucket_mut(b"b").unwrap().put(k, k).unwrap();
+    }
+    // Inside the write transaction (dirty nodes) and after commit (pages): same answers.
+    check(w.bucket(b"b").unwrap());
+    w.commit().unwrap();
+    check(db.begin_read().bucket(b"b").unwrap());
+}

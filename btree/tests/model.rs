@@ -226,7 +226,11 @@ fn run(ops: Vec<Op>, one_fsync: bool) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // KEEL_SOAK=1 runs many more sequences.
+    #![proptest_config(ProptestConfig {
+        cases: if std::env::var("KEEL_SOAK").is_ok() { 2000 } else { 64 },
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn matches_btreemap(ops in proptest::collection::vec(op(), 1..400), one_fsync in any::<bool>()) {
         run(ops, one_fsync);
