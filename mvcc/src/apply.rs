@@ -1,6 +1,6 @@
 //! The write path: applying replicated requests inside one backend batch.
 //!
-//! A [`Batch`] collects, for a whole `apply_batch` call, the backend writes (`ops`), the values
+//! A `Batch` collects, for a whole `apply_batch` call, the backend writes (`ops`), the values
 //! written but not yet committed (`pending`, so later requests of the same batch can read
 //! them), and the watch events. The in-memory index and lease table are updated as each request
 //! applies; the backend commit happens once at the end (see `Store::apply_batch`).

@@ -65,3 +65,15 @@ pub use revision::Revision;
 pub use store::{LeaseRenewal, Store, WatchStream};
 pub use types::*;
 pub use validate::validate_request;
+
+#[cfg(test)]
+mod thread_safety {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn store_and_streams_cross_threads() {
+        assert_send_sync::<crate::Store>();
+        assert_send_sync::<crate::WatchStream>();
+        assert_send_sync::<crate::Error>();
+    }
+}

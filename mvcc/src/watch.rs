@@ -3,11 +3,11 @@
 //! The design is etcd's `watchable_store`:
 //! * A watcher is **synced** when it has seen everything up to the current revision. Synced
 //!   watchers are indexed by key (a hash map for single keys, an [`IntervalIndex`] for ranges).
-//!   After each commit, [`WatchHub::publish`] looks up, for each event, the watchers it
+//!   After each commit, `WatchHub::publish` looks up, for each event, the watchers it
 //!   concerns, and pushes one response per watcher into its stream's queue. Cost per write:
 //!   one hash lookup and one interval stab per event, independent of the number of watchers.
 //! * A watcher is **unsynced** while it catches up from history (it started in the past, or it
-//!   fell behind). [`WatchHub::sync`] takes up to 512 of them, scans the history window they
+//!   fell behind). `WatchHub::sync` takes up to 512 of them, scans the history window they
 //!   need **once** for all of them, and hands each its events (at most 1000 revisions per
 //!   round). A watcher that reaches the current revision moves to the synced group. Because a
 //!   sync round runs under the store's read lock, no commit happens in the middle of it, so the
