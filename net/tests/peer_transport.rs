@@ -875,3 +875,23 @@ fn one_shared_snapshot_to_two_followers_and_api_properties() {
     cfg.snapshot_chunk_bytes = cfg.max_snapshot_chunk_bytes + 1;
     assert!(PeerTransport::start(cfg, || {}).is_err());
 }
+
+#[test]
+fn connections_beyond_the_limit_are_refused_as_busy() {
+    let (mut cfg, log) = config(2, loopback());
+    cfg.max_inbound_connections = 1;
+    cfg.handshake_timeout = Duration::from_secs(10);
+    let b = start_with(cfg, log);
+    b.transport.add_peer(1, free_addr()).unwrap();
+    let _holder = raw_peer(&b, 1, Lane::Messages); // occupies the only slot
+    let mut s = TcpStream::connect(b.transport.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&hello(1, 2, Lane::Messages)).unwrap();
+    let mut reply = [0u8; REPLY_LEN];
+    s.read_exact(&mut reply).unwrap();
+    let err = Reply::decode(&reply).unwrap_err();
+    assert!(err.to_string().contains("too many connections"), "{err}");
+    wait_until("busy logged", || {
+        b.logged("too many inbound connections (limit 1)")
+    });
+}
