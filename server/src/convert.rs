@@ -328,6 +328,62 @@ pub fn lease_revoke_response(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Watch
+// ---------------------------------------------------------------------------------------------
+
+/// `WatchCreateRequest` to the store's form, with etcd's key normalisation (`v3rpc/watch.go`):
+/// an empty key means `"\0"`, the smallest key.
+pub fn watch_create_request(r: &pb::WatchCreateRequest) -> mvcc::WatchCreateRequest {
+    use pb::watch_create_request::FilterType as F;
+    mvcc::WatchCreateRequest {
+        key: if r.key.is_empty() {
+            vec![0]
+        } else {
+            r.key.clone()
+        },
+        range_end: r.range_end.clone(),
+        start_revision: r.start_revision,
+        progress_notify: r.progress_notify,
+        filters: r
+            .filters
+            .iter()
+            .filter_map(|f| match F::try_from(*f) {
+                Ok(F::Noput) => Some(mvcc::WatchFilter::NoPut),
+                Ok(F::Nodelete) => Some(mvcc::WatchFilter::NoDelete),
+                Err(_) => None,
+            })
+            .collect(),
+        prev_kv: r.prev_kv,
+        watch_id: r.watch_id,
+    }
+}
+
+/// A store watch response as the wire message, with a full header.
+pub fn watch_response(r: mvcc::WatchResponse, h: &HeaderInfo) -> pb::WatchResponse {
+    pb::WatchResponse {
+        header: Some(h.header(r.revision)),
+        watch_id: r.watch_id,
+        created: r.created,
+        canceled: r.canceled,
+        compact_revision: r.compact_revision,
+        cancel_reason: r.cancel_reason,
+        fragment: false,
+        events: r
+            .events
+            .into_iter()
+            .map(|e| mvccpb::Event {
+                r#type: match e.kind {
+                    mvcc::EventType::Put => mvccpb::event::EventType::Put as i32,
+                    mvcc::EventType::Delete => mvccpb::event::EventType::Delete as i32,
+                },
+                kv: Some(key_value_owned(e.kv)),
+                prev_kv: e.prev_kv.map(key_value_owned),
+            })
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
 

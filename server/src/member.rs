@@ -47,6 +47,9 @@ use crate::wait::Waiters;
 use crate::{log_debug, log_error, log_info, log_warn};
 
 const TICK_TIMER: u64 = 1;
+const PROGRESS_TIMER: u64 = 2;
+/// etcd's watch progress-notify interval (`--experimental-watch-progress-notify-interval`).
+const PROGRESS_NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Something another thread hands to the loop.
 pub enum Wake {
@@ -54,6 +57,16 @@ pub enum Wake {
     WalDone(Result<(), String>),
     /// A client's answer is ready: response bytes or an error status.
     Reply(CallId, Result<Vec<u8>, Status>),
+    /// A watch stream has responses queued.
+    WatchReady(CallId),
+}
+
+/// An open streaming call.
+enum Stream {
+    /// `Watch`: the store's stream of watchers for this call.
+    Watch(mvcc::WatchStream),
+    /// `LeaseKeepAlive`.
+    KeepAlive,
 }
 
 /// Why a member could not start.
@@ -106,8 +119,14 @@ pub struct Member {
     apply_tx: mpsc::Sender<Vec<Entry>>,
     waker: LoopWaker<Wake>,
     calls: HashMap<CallId, PendingCall>,
+    streams: HashMap<CallId, Stream>,
     tick_timer: Option<TimerId>,
     max_request_bytes: usize,
+    /// Origin of the leader-local lease clock (monotonic milliseconds).
+    clock: Instant,
+    /// Leases whose expiry revoke was proposed, and when (to re-propose after a second).
+    revoking: HashMap<i64, Instant>,
+    is_leader: bool,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -257,12 +276,19 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         apply_tx,
         waker,
         calls: HashMap::new(),
+        streams: HashMap::new(),
         tick_timer: None,
         max_request_bytes,
+        clock: Instant::now(),
+        revoking: HashMap::new(),
+        is_leader: false,
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
     member.tick_timer = Some(event_loop.ctx().add_timer_after(tick, TICK_TIMER));
+    event_loop
+        .ctx()
+        .add_timer_after(PROGRESS_NOTIFY_INTERVAL, PROGRESS_TIMER);
     member.pump();
     Ok(RunningMember {
         event_loop,
@@ -395,6 +421,134 @@ fn to_net_status(s: &Status) -> keel_net::grpc::Status {
 }
 
 impl Member {
+    /// Milliseconds on the member's monotonic lease clock.
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    /// Propose a request nobody waits for (lease expiry, checkpoints).
+    fn propose_internal(&mut self, request: Request) {
+        let data = Envelope { id: 0, request }.encode();
+        if let Err(e) = self.core.propose(data) {
+            log_debug!("internal proposal dropped: {e}");
+        }
+    }
+
+    /// Leader only: revoke leases whose deadline passed (etcd's lessor `revokeExpiredLeases`).
+    fn expire_leases(&mut self) {
+        if !self.is_leader {
+            return;
+        }
+        let now = Instant::now();
+        self.revoking
+            .retain(|_, at| now.duration_since(*at) < std::time::Duration::from_secs(1));
+        for id in self.store.lease_expired(self.now_ms()) {
+            if self.revoking.contains_key(&id) {
+                continue;
+            }
+            log_info!("lease {id:x} expired; revoking it");
+            self.revoking.insert(id, now);
+            self.propose_internal(Request::LeaseRevoke(pb::LeaseRevokeRequest { id }));
+        }
+    }
+
+    /// Send every response queued on a watch stream.
+    fn drain_watch(&mut self, ctx: &mut Ctx<Wake>, call: CallId) {
+        let Some(Stream::Watch(ws)) = self.streams.get(&call) else {
+            return;
+        };
+        let mut queued = Vec::new();
+        ws.drain_into(&mut queued);
+        let h = self.shared.header();
+        for r in queued {
+            let bytes = convert::watch_response(r, &h).encode_to_vec();
+            if ctx.send_message(call, &bytes).is_err() {
+                self.streams.remove(&call);
+                return;
+            }
+        }
+    }
+
+    /// One request message on a streaming call.
+    fn stream_message(&mut self, ctx: &mut Ctx<Wake>, call: CallId, message: &[u8]) {
+        match self.streams.get(&call) {
+            Some(Stream::Watch(ws)) => {
+                let req: pb::WatchRequest = match decode(message) {
+                    Ok(r) => r,
+                    Err(s) => {
+                        self.streams.remove(&call);
+                        return Self::finish_call(ctx, call, Err(s));
+                    }
+                };
+                use pb::watch_request::RequestUnion as U;
+                match req.request_union {
+                    Some(U::CreateRequest(c)) => {
+                        if let Err(e) = ws.watch(&convert::watch_create_request(&c)) {
+                            // etcd answers a failed create with created+canceled and the reason.
+                            let h = self.shared.header();
+                            let resp = pb::WatchResponse {
+                                header: Some(h.header(self.store.current_revision())),
+                                watch_id: -1,
+                                created: true,
+                                canceled: true,
+                                cancel_reason: e.etcd_message(),
+                                ..Default::default()
+                            };
+                            let _ = ctx.send_message(call, &resp.encode_to_vec());
+                        }
+                    }
+                    Some(U::CancelRequest(c)) => {
+                        ws.cancel(c.watch_id);
+                    }
+                    Some(U::ProgressRequest(_)) => ws.request_progress(),
+                    None => {}
+                }
+                self.drain_watch(ctx, call);
+            }
+            Some(Stream::KeepAlive) => {
+                let req: pb::LeaseKeepAliveRequest = match decode(message) {
+                    Ok(r) => r,
+                    Err(s) => {
+                        self.streams.remove(&call);
+                        return Self::finish_call(ctx, call, Err(s));
+                    }
+                };
+                if !self.is_leader {
+                    self.streams.remove(&call);
+                    return Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
+                }
+                // etcd: a lease that is gone (or expired) answers TTL 0, not an error.
+                let ttl = match self.store.lease_renew(req.id, self.now_ms()) {
+                    Ok(renewal) => {
+                        if renewal.clear_checkpoint {
+                            let cp = pb::LeaseCheckpoint {
+                                id: req.id,
+                                remaining_ttl: 0,
+                            };
+                            self.propose_internal(Request::LeaseCheckpoint(
+                                pb::LeaseCheckpointRequest {
+                                    checkpoints: vec![cp],
+                                },
+                            ));
+                        }
+                        renewal.ttl
+                    }
+                    Err(_) => 0,
+                };
+                let h = self.shared.header();
+                let resp = pb::LeaseKeepAliveResponse {
+                    header: Some(h.header(self.store.current_revision())),
+                    id: req.id,
+                    ttl,
+                };
+                if ctx.send_message(call, &resp.encode_to_vec()).is_err() {
+                    self.streams.remove(&call);
+                }
+            }
+            None => {}
+        }
+    }
+
     /// Feed Raft's output to the WAL, the apply thread and (later) the peers, until Raft has
     /// nothing more to do or waits for the WAL.
     fn pump(&mut self) {
@@ -429,6 +583,14 @@ impl Member {
             if leader != 0 {
                 self.metrics.leader_changes.inc();
             }
+            let leading = role == Role::Leader;
+            if leading && !self.is_leader {
+                // Only the leader tracks lease expiry; a new leader restarts every deadline.
+                self.store.lease_promote(self.now_ms());
+            } else if !leading && self.is_leader {
+                self.store.lease_demote();
+            }
+            self.is_leader = leading;
             match role {
                 Role::Leader => log_info!("{:x} became leader at term {term}", self.id),
                 _ if leader != 0 => {
@@ -590,6 +752,42 @@ impl Member {
                 self.propose(ctx, call, rpc, Request::LeaseRevoke(r));
                 None
             }
+            Rpc::LeaseTimeToLive => {
+                let r: pb::LeaseTimeToLiveRequest = try_s!(decode(msg));
+                let rev = self.store.current_revision();
+                let resp = match self.store.lease_time_to_live(r.id, r.keys, self.now_ms()) {
+                    Ok(t) => pb::LeaseTimeToLiveResponse {
+                        header: Some(h.header(rev)),
+                        id: t.id,
+                        ttl: t.ttl,
+                        granted_ttl: t.granted_ttl,
+                        keys: t.keys,
+                    },
+                    // etcd answers an unknown lease with TTL -1, not an error.
+                    Err(mvcc::Error::LeaseNotFound) => pb::LeaseTimeToLiveResponse {
+                        header: Some(h.header(rev)),
+                        id: r.id,
+                        ttl: -1,
+                        granted_ttl: 0,
+                        keys: vec![],
+                    },
+                    Err(e) => return Some(Err(convert::store_error(&e))),
+                };
+                Some(Ok(resp.encode_to_vec()))
+            }
+            Rpc::LeaseLeases => {
+                let leases = self
+                    .store
+                    .lease_list()
+                    .into_iter()
+                    .map(|id| pb::LeaseStatus { id })
+                    .collect();
+                let resp = pb::LeaseLeasesResponse {
+                    header: Some(h.header(self.store.current_revision())),
+                    leases,
+                };
+                Some(Ok(resp.encode_to_vec()))
+            }
             Rpc::Status => {
                 let st = self.store.status();
                 let rs = self.core.status();
@@ -666,27 +864,42 @@ impl Handler<Wake> for Member {
                 ..
             } => {
                 let rpc = Rpc::from_path(&path);
-                if let Some(r) = rpc {
-                    if r.method().kind.client_streams() || r.method().kind.server_streams() {
+                match rpc {
+                    Some(Rpc::Watch) => {
+                        let waker = self.waker.clone();
+                        let ws = self.store.watch_stream(move || {
+                            let _ = waker.wake(Wake::WatchReady(call));
+                        });
+                        self.streams.insert(call, Stream::Watch(ws));
+                    }
+                    Some(Rpc::LeaseKeepAlive) => {
+                        self.streams.insert(call, Stream::KeepAlive);
+                    }
+                    Some(r)
+                        if r.method().kind.client_streams() || r.method().kind.server_streams() =>
+                    {
                         let s = Status::new(
                             Code::Unimplemented,
                             format!("keel: streaming call {path} is not implemented yet"),
                         );
-                        return Self::finish_call(ctx, call, Err(s));
+                        Self::finish_call(ctx, call, Err(s));
+                    }
+                    _ => {
+                        let pc = PendingCall {
+                            rpc,
+                            path,
+                            metadata,
+                            message: None,
+                        };
+                        self.calls.insert(call, pc);
                     }
                 }
-                self.calls.insert(
-                    call,
-                    PendingCall {
-                        rpc,
-                        path,
-                        metadata,
-                        message: None,
-                    },
-                );
             }
             CallEvent::Message { call, message } => {
-                if let Some(pc) = self.calls.get_mut(&call) {
+                if self.streams.contains_key(&call) {
+                    self.stream_message(ctx, call, &message);
+                    self.pump();
+                } else if let Some(pc) = self.calls.get_mut(&call) {
                     if pc.message.is_some() {
                         self.calls.remove(&call);
                         let s = Status::new(
@@ -699,6 +912,14 @@ impl Handler<Wake> for Member {
                 }
             }
             CallEvent::HalfClosed { call } => {
+                // etcd keeps a watch stream open after the client stops sending; a keep-alive
+                // stream ends with OK.
+                if let Some(Stream::KeepAlive) = self.streams.get(&call) {
+                    self.streams.remove(&call);
+                    if let Err(e) = ctx.finish(call, keel_net::grpc::Status::ok()) {
+                        log_debug!("answer dropped: {e}");
+                    }
+                }
                 if let Some(pc) = self.calls.remove(&call) {
                     self.dispatch(ctx, call, pc);
                     self.pump();
@@ -706,13 +927,29 @@ impl Handler<Wake> for Member {
             }
             CallEvent::Cancelled { call, .. } => {
                 self.calls.remove(&call);
+                self.streams.remove(&call);
             }
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<Wake>, _timer: TimerId, tag: u64) {
+        if tag == PROGRESS_TIMER {
+            for s in self.streams.values() {
+                if let Stream::Watch(ws) = s {
+                    ws.progress_notify();
+                }
+            }
+            ctx.add_timer_after(PROGRESS_NOTIFY_INTERVAL, PROGRESS_TIMER);
+        }
         if tag == TICK_TIMER {
             self.core.tick();
+            self.expire_leases();
+            // Watchers behind the current revision catch up from history (etcd: every 100 ms).
+            if self.streams.values().any(|s| matches!(s, Stream::Watch(_))) {
+                if let Err(e) = self.store.sync_watchers() {
+                    log_error!("watch catch-up failed: {e}");
+                }
+            }
             self.waiters.expire(Instant::now());
             self.metrics
                 .proposals_pending
@@ -733,6 +970,7 @@ impl Handler<Wake> for Member {
             }
             Wake::WalDone(Err(e)) => crate::log::fatal(format_args!("the WAL failed: {e}")),
             Wake::Reply(call, result) => Self::finish_call(ctx, call, result),
+            Wake::WatchReady(call) => self.drain_watch(ctx, call),
         }
     }
 
