@@ -6,6 +6,8 @@
 //! keep-alive (HTTP/1.1 default; `Connection: close` and HTTP/1.0 close). Not supported:
 //! chunked request bodies (501) and pipelining beyond sequential processing.
 
+#![warn(missing_docs)]
+
 /// Largest request head accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Largest request body accepted.
@@ -66,10 +68,13 @@ impl Http1Response {
 pub enum Parse {
     /// Need more bytes.
     Incomplete,
-    /// A request and the number of bytes it used; `keep_alive` tells whether to continue.
+    /// A complete request.
     Request {
+        /// The request.
         request: Http1Request,
+        /// Bytes of the buffer it used.
         consumed: usize,
+        /// Whether the connection stays open after the response.
         keep_alive: bool,
     },
     /// Malformed or unsupported: answer with this status and close.

@@ -7,6 +7,8 @@
 //! not retried: it may have been applied) and the next call reconnects, trying the endpoints in
 //! turn starting after the one that failed.
 
+#![warn(missing_docs)]
+
 use crate::grpc::{encode_message, format_timeout, percent_decode, Code, MessageDecoder, Status};
 use crate::hpack::HeaderField;
 use crate::http2::{Connection, ErrorCode, Event, H2Config, Role};

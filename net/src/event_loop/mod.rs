@@ -11,6 +11,8 @@
 //! repeated until `WouldBlock`); responses are buffered per connection and written when the
 //! socket accepts them, so a client that stops reading only stalls itself.
 
+#![warn(missing_docs)]
+
 mod conn;
 mod timer;
 mod waker;

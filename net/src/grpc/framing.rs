@@ -5,6 +5,7 @@ use std::fmt;
 
 /// Why a message stream could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // variant fields are named as in RFC 9113 / RFC 7541
 pub enum FramingError {
     /// The announced length exceeds the configured maximum.
     TooLarge { len: usize, max: usize },

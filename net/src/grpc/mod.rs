@@ -2,6 +2,8 @@
 //! layer ([`GrpcServerConn`], driven by the event loop) and the event-style server API
 //! ([`CallEvent`] in, `Ctx::send_message` / `Ctx::finish` out).
 
+#![warn(missing_docs)]
+
 mod framing;
 mod metadata;
 mod server;

@@ -46,17 +46,34 @@ pub enum CancelReason {
 pub enum CallEvent {
     /// A new call: its method path (`/etcdserverpb.KV/Put`), metadata and deadline.
     Started {
+        /// The call, for responses.
         call: CallId,
+        /// The `:path`, e.g. `/etcdserverpb.KV/Put`.
         path: String,
+        /// Custom request headers (`token`, `hasleader`, ...).
         metadata: Metadata,
+        /// From `grpc-timeout`; the loop enforces it (DEADLINE_EXCEEDED + `Cancelled`).
         deadline: Option<Instant>,
     },
     /// One complete request message (protobuf bytes, without the 5-byte gRPC prefix).
-    Message { call: CallId, message: Vec<u8> },
+    Message {
+        /// The call.
+        call: CallId,
+        /// The message bytes.
+        message: Vec<u8>,
+    },
     /// The client finished sending (END_STREAM). A unary call is complete now.
-    HalfClosed { call: CallId },
+    HalfClosed {
+        /// The call.
+        call: CallId,
+    },
     /// The call is over without a response from the handler (see [`CancelReason`]).
-    Cancelled { call: CallId, reason: CancelReason },
+    Cancelled {
+        /// The call (now gone: responses to it are dropped).
+        call: CallId,
+        /// Why it ended.
+        reason: CancelReason,
+    },
 }
 
 /// Server-side gRPC settings.

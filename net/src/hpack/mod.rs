@@ -11,6 +11,8 @@
 //!
 //! Every malformed input is an [`HpackError`]; the decoder never panics (proptested).
 
+#![warn(missing_docs)]
+
 mod decoder;
 mod encoder;
 mod huffman;
@@ -51,6 +53,7 @@ impl HeaderField {
 /// Why a header block could not be decoded. Each of these is a connection error of type
 /// COMPRESSION_ERROR in HTTP/2 (RFC 9113 §4.3).
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[allow(missing_docs)] // variant fields are named as in RFC 9113 / RFC 7541
 pub enum HpackError {
     /// The block ended in the middle of a representation.
     Truncated,

@@ -67,6 +67,7 @@ impl Default for H2Config {
 
 /// Something that happened on the connection, for the owner to act on.
 #[derive(Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // variant fields are named as in RFC 9113 / RFC 7541
 pub enum Event {
     /// A complete header block: request headers (server), response headers (client), or
     /// trailers (any header block after the first on a stream).

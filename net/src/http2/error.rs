@@ -76,6 +76,7 @@ impl fmt::Display for ErrorCode {
 
 /// A protocol violation found while processing input.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // variant fields are named as in RFC 9113 / RFC 7541
 pub enum H2Error {
     /// The whole connection is unusable: a GOAWAY with `code` has been queued and the transport
     /// should be closed once the output is flushed.

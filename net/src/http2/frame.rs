@@ -19,6 +19,7 @@ pub const MAX_WINDOW: u32 = (1 << 31) - 1;
 
 /// Frame type codes (§6).
 pub mod kind {
+    #![allow(missing_docs)] // the RFC's names are the documentation
     pub const DATA: u8 = 0x0;
     pub const HEADERS: u8 = 0x1;
     pub const PRIORITY: u8 = 0x2;
@@ -33,6 +34,7 @@ pub mod kind {
 
 /// Frame flags (§6).
 pub mod flag {
+    #![allow(missing_docs)] // the RFC's names are the documentation
     pub const END_STREAM: u8 = 0x1;
     pub const ACK: u8 = 0x1;
     pub const END_HEADERS: u8 = 0x4;
@@ -42,6 +44,7 @@ pub mod flag {
 
 /// SETTINGS identifiers (§6.5.2).
 pub mod setting {
+    #![allow(missing_docs)] // the RFC's names are the documentation
     pub const HEADER_TABLE_SIZE: u16 = 0x1;
     pub const ENABLE_PUSH: u16 = 0x2;
     pub const MAX_CONCURRENT_STREAMS: u16 = 0x3;
@@ -77,6 +80,7 @@ impl FrameHeader {
 
 /// A parsed frame borrowing its payload.
 #[derive(Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // variant fields are named as in RFC 9113 / RFC 7541
 pub enum Frame<'a> {
     /// DATA (§6.1). `flow_len` is the whole payload length including padding: it is what counts
     /// against flow-control windows.

@@ -18,6 +18,8 @@
 //! [`H2Error::Connection`]; the owner flushes the output and closes the transport. Stream errors
 //! reset only that stream (RST_STREAM) and surface as [`Event::Reset`].
 
+#![warn(missing_docs)]
+
 mod connection;
 mod error;
 pub mod frame;
