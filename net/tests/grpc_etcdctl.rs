@@ -54,6 +54,36 @@ fn etcdctl_put_get_watch_and_errors() {
     assert!(none.status.success());
     assert_eq!(stdout(&none), "");
 
+    // A 1 MiB value both ways: grpc-go's client starts with 64 KiB windows, so this needs our
+    // WINDOW_UPDATEs (request) and our send-side flow control (response).
+    let big: String = (0..(1 << 20))
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={addr}"))
+        .args(["put", "big"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(big.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).trim(), "OK");
+    let got = etcdctl(addr, &["get", "big", "--print-value-only"]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(stdout(&got).trim_end().len(), big.len());
+    assert!(stdout(&got).trim_end() == big);
+
     // Unknown service → UNIMPLEMENTED with grpc-go's message, as a trailers-only response.
     let lease = etcdctl(addr, &["lease", "grant", "10"]);
     assert!(!lease.status.success());
