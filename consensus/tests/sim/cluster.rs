@@ -136,6 +136,7 @@ pub struct Stats {
     pub snapshots_sent: u64,
     pub reads_checked: u64,
     pub conf_changes: u64,
+    pub timeout_now: u64,
     pub fingerprint: u64,
 }
 
@@ -379,6 +380,9 @@ impl Sim {
         for m in due {
             let (from, to) = (m.from, m.to);
             let is_snap = m.msg_type == MessageType::Snapshot;
+            if m.msg_type == MessageType::TimeoutNow {
+                self.stats.timeout_now += 1;
+            }
             let ti = (to - 1) as usize;
             let deliverable = !self.removed.contains(&from)
                 && !self.removed.contains(&to)

@@ -56,6 +56,7 @@ fn simulation_holds_all_invariants() {
                 total.snapshots_sent += s.snapshots_sent;
                 total.reads_checked += s.reads_checked;
                 total.conf_changes += s.conf_changes;
+                total.timeout_now += s.timeout_now;
             }
             Err(e) => panic!(
                 "seed {seed} failed: {e}\nreplay with: KEEL_SIM_SEED={seed} cargo test --release \
@@ -71,6 +72,10 @@ fn simulation_holds_all_invariants() {
         assert!(total.snapshots_sent > 0, "no snapshot was ever sent");
         assert!(total.reads_checked > 0, "no read was checked");
         assert!(total.conf_changes > 0, "no membership change applied");
+        assert!(
+            total.timeout_now > 0,
+            "no leadership transfer reached TimeoutNow"
+        );
     }
 }
 
