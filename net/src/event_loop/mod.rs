@@ -85,7 +85,13 @@ impl Default for LoopConfig {
 enum TimerKind {
     User(u64),
     CallDeadline(CallId),
-    Handshake { conn: usize, generation: u32 },
+    Handshake {
+        conn: usize,
+        generation: u32,
+    },
+    /// Accepting failed (e.g. EMFILE): edge-triggered readiness will not fire again for the
+    /// connections already waiting, so try again shortly.
+    RetryAccept(usize),
 }
 
 /// Work for the handler, queued while processing I/O and delivered right after.
@@ -397,6 +403,7 @@ impl<W> Ctx<W> {
                     self.dispatch.extend(out.drain(..).map(Dispatch::Call));
                     self.scratch_events = out;
                 }
+                TimerKind::RetryAccept(listener) => self.accept(listener),
                 TimerKind::Handshake { conn, generation } => {
                     let undecided = matches!(
                         self.conns.get(conn).and_then(|c| c.as_ref()),
@@ -507,8 +514,14 @@ impl<W> Ctx<W> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // EMFILE and friends: stop accepting for this round; the listener stays readable.
-                Err(_) => return,
+                // EMFILE and friends: retry from a timer (the edge has been consumed).
+                Err(_) => {
+                    self.timers.add(
+                        Instant::now() + Duration::from_millis(50),
+                        TimerKind::RetryAccept(listener),
+                    );
+                    return;
+                }
             }
         }
     }
