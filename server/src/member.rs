@@ -59,7 +59,12 @@ pub enum Wake {
     Reply(CallId, Result<Vec<u8>, Status>),
     /// A watch stream has responses queued.
     WatchReady(CallId),
+    /// The apply thread applied entries up to this index.
+    Applied(u64),
 }
+
+/// Linearizable reads waiting for their read index (thesis §6.4).
+type ReadBatch = Vec<(CallId, mvcc::RangeRequest)>;
 
 /// An open streaming call.
 enum Stream {
@@ -127,6 +132,12 @@ pub struct Member {
     /// Leases whose expiry revoke was proposed, and when (to re-propose after a second).
     revoking: HashMap<i64, Instant>,
     is_leader: bool,
+    /// Linearizable reads received since the last ReadIndex request.
+    read_batch: ReadBatch,
+    /// ReadIndex requests in flight: context id → (deadline, reads).
+    reads_in_flight: HashMap<u64, (Instant, ReadBatch)>,
+    /// Reads whose read index is known, waiting for the apply thread to reach it.
+    reads_ready: Vec<(u64, Instant, ReadBatch)>,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -258,9 +269,10 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         let waiters = waiters.clone();
         let shared = shared.clone();
         let metrics = metrics.clone();
+        let waker = waker.clone();
         std::thread::Builder::new()
             .name("keel-apply".into())
-            .spawn(move || apply_loop(apply_rx, store, waiters, shared, metrics))
+            .spawn(move || apply_loop(apply_rx, store, waiters, shared, metrics, waker))
             .map_err(|e| err("cannot start the apply thread", &e))?;
     }
 
@@ -282,6 +294,9 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         clock: Instant::now(),
         revoking: HashMap::new(),
         is_leader: false,
+        read_batch: Vec::new(),
+        reads_in_flight: HashMap::new(),
+        reads_ready: Vec::new(),
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -304,6 +319,7 @@ fn apply_loop(
     waiters: Arc<Waiters<mvcc::Response>>,
     shared: Arc<Shared>,
     metrics: Arc<ServerMetrics>,
+    waker: LoopWaker<Wake>,
 ) {
     while let Ok(mut entries) = rx.recv() {
         // Batch whatever else is queued: one btree commit for all of it.
@@ -354,6 +370,7 @@ fn apply_loop(
         if let Some(last) = entries.last() {
             shared.applied.store(last.index, Ordering::Relaxed);
             metrics.proposals_applied.set(last.index as f64);
+            let _ = waker.wake(Wake::Applied(last.index));
         }
     }
 }
@@ -431,6 +448,60 @@ impl Member {
         let data = Envelope { id: 0, request }.encode();
         if let Err(e) = self.core.propose(data) {
             log_debug!("internal proposal dropped: {e}");
+        }
+    }
+
+    /// Serve the linearizable reads whose read index the apply thread has reached.
+    fn serve_reads(&mut self) {
+        if self.reads_ready.is_empty() {
+            return;
+        }
+        let applied = self.shared.applied.load(Ordering::Acquire);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_ready)
+            .into_iter()
+            .partition(|(index, _, _)| *index <= applied);
+        self.reads_ready = waiting;
+        let h = self.shared.header();
+        for (_, _, batch) in ready {
+            for (call, req) in batch {
+                let result = self
+                    .store
+                    .range(&req)
+                    .map(|r| convert::range_response(r, &h).encode_to_vec())
+                    .map_err(|e| convert::store_error(&e));
+                let _ = self.waker.wake(Wake::Reply(call, result));
+            }
+        }
+    }
+
+    /// Fail reads whose ReadIndex never came back, or whose index is not applied in time.
+    fn expire_reads(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .reads_in_flight
+            .iter()
+            .filter(|(_, (d, _))| *d <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((_, batch)) = self.reads_in_flight.remove(&id) {
+                for (call, _) in batch {
+                    let _ = self
+                        .waker
+                        .wake(Wake::Reply(call, Err(EtcdError::Timeout.status())));
+                }
+            }
+        }
+        let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_ready)
+            .into_iter()
+            .partition(|(_, d, _)| *d <= now);
+        self.reads_ready = keep;
+        for (_, _, batch) in late {
+            for (call, _) in batch {
+                let _ = self.waker.wake(Wake::Reply(
+                    call,
+                    Err(EtcdError::TimeoutWaitAppliedIndex.status()),
+                ));
+            }
         }
     }
 
@@ -552,6 +623,25 @@ impl Member {
     /// Feed Raft's output to the WAL, the apply thread and (later) the peers, until Raft has
     /// nothing more to do or waits for the WAL.
     fn pump(&mut self) {
+        if !self.read_batch.is_empty() {
+            // One ReadIndex round for every read that arrived since the last one.
+            let batch = std::mem::take(&mut self.read_batch);
+            let ctx_id = self.ids.next();
+            match self.core.read_index(ctx_id.to_le_bytes().to_vec()) {
+                Ok(()) => {
+                    let deadline = Instant::now() + self.cfg.request_timeout();
+                    self.reads_in_flight.insert(ctx_id, (deadline, batch));
+                }
+                Err(e) => {
+                    log_debug!("read index refused: {e}");
+                    for (call, _) in batch {
+                        let _ = self
+                            .waker
+                            .wake(Wake::Reply(call, Err(EtcdError::NoLeader.status())));
+                    }
+                }
+            }
+        }
         loop {
             let mut out = Output::default();
             let waker = self.waker.clone();
@@ -599,6 +689,16 @@ impl Member {
                 _ => log_info!("{:x} is {role:?} at term {term}, no leader", self.id),
             }
         }
+        for rs in out.read_states {
+            let Ok(bytes) = <[u8; 8]>::try_from(rs.context.as_slice()) else {
+                continue;
+            };
+            if let Some((deadline, batch)) = self.reads_in_flight.remove(&u64::from_le_bytes(bytes))
+            {
+                self.reads_ready.push((rs.index, deadline, batch));
+            }
+        }
+        self.serve_reads();
         if !out.send.is_empty() {
             log_debug!(
                 "dropping {} raft messages: peers are not wired yet",
@@ -703,7 +803,12 @@ impl Member {
                     return Some(Ok(convert::range_response(resp, &h).encode_to_vec()));
                 }
                 self.metrics.ranges.inc();
-                self.propose(ctx, call, rpc, Request::Range(r));
+                // Linearizable: wait for a ReadIndex confirmed by a quorum, then for the apply
+                // thread to reach it, then read locally (thesis §6.4).
+                if self.core.leader() == 0 {
+                    return Some(Err(EtcdError::NoLeader.status()));
+                }
+                self.read_batch.push((call, m));
                 None
             }
             Rpc::Put => {
@@ -951,6 +1056,7 @@ impl Handler<Wake> for Member {
                 }
             }
             self.waiters.expire(Instant::now());
+            self.expire_reads(Instant::now());
             self.metrics
                 .proposals_pending
                 .set(self.waiters.len() as f64);
@@ -971,6 +1077,7 @@ impl Handler<Wake> for Member {
             Wake::WalDone(Err(e)) => crate::log::fatal(format_args!("the WAL failed: {e}")),
             Wake::Reply(call, result) => Self::finish_call(ctx, call, result),
             Wake::WatchReady(call) => self.drain_watch(ctx, call),
+            Wake::Applied(_) => self.serve_reads(),
         }
     }
 

@@ -371,7 +371,13 @@ fn watch_lease_lock_and_elect_with_etcdctl() {
     // A live watch sees puts and deletes in order, with previous values.
     let mut watch = Command::new(ETCDCTL)
         .env("ETCDCTL_API", "3")
-        .args([&format!("--endpoints={}", k.endpoint()), "watch", "w", "--prefix", "--prev-kv"])
+        .args([
+            &format!("--endpoints={}", k.endpoint()),
+            "watch",
+            "w",
+            "--prefix",
+            "--prev-kv",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -383,12 +389,20 @@ fn watch_lease_lock_and_elect_with_etcdctl() {
     std::thread::sleep(Duration::from_millis(500));
     let _ = watch.kill();
     let out = watch.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "PUT\nw1\na\nPUT\nw1\na\nw1\nb\nDELETE\nw1\nb\nw1\n\n");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "PUT\nw1\na\nPUT\nw1\na\nw1\nb\nDELETE\nw1\nb\nw1\n\n"
+    );
 
     // A watch from an old revision replays history (revisions 2..4).
     let mut replay = Command::new(ETCDCTL)
         .env("ETCDCTL_API", "3")
-        .args([&format!("--endpoints={}", k.endpoint()), "watch", "w1", "--rev=1"])
+        .args([
+            &format!("--endpoints={}", k.endpoint()),
+            "watch",
+            "w1",
+            "--rev=1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -396,25 +410,45 @@ fn watch_lease_lock_and_elect_with_etcdctl() {
     std::thread::sleep(Duration::from_millis(800));
     let _ = replay.kill();
     let out = replay.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "PUT\nw1\na\nPUT\nw1\nb\nDELETE\nw1\n\n");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "PUT\nw1\na\nPUT\nw1\nb\nDELETE\nw1\n\n"
+    );
 
     // Leases: attached keys, time-to-live, list, keep-alive, expiry deletes the key.
     let grant = k.ok(&["lease", "grant", "2"]);
     let id = grant.split_whitespace().nth(1).unwrap().to_string();
     k.ok(&["put", "--lease", &id, "ephemeral", "v"]);
     let ttl = k.ok(&["lease", "timetolive", &id, "--keys"]);
-    assert!(ttl.contains("granted with TTL(2s)") && ttl.contains("attached keys([ephemeral])"), "{ttl}");
+    assert!(
+        ttl.contains("granted with TTL(2s)") && ttl.contains("attached keys([ephemeral])"),
+        "{ttl}"
+    );
     assert!(k.ok(&["lease", "list"]).contains(&id));
-    assert!(k.ok(&["lease", "keep-alive", "--once", &id]).contains("keepalived with TTL(2)"));
+    assert!(k
+        .ok(&["lease", "keep-alive", "--once", &id])
+        .contains("keepalived with TTL(2)"));
     std::thread::sleep(Duration::from_millis(3500));
-    assert_eq!(k.ok(&["get", "ephemeral"]), "", "the key went with its lease");
-    assert!(k.ok(&["lease", "timetolive", &id]).contains("already expired"));
+    assert_eq!(
+        k.ok(&["get", "ephemeral"]),
+        "",
+        "the key went with its lease"
+    );
+    assert!(k
+        .ok(&["lease", "timetolive", &id])
+        .contains("already expired"));
 
     // etcdctl's lock and elect recipes (Txn on create_revision, sorted ranges, Watch, leases).
     assert_eq!(k.ok(&["lock", "mylock", "echo", "got-lock"]), "got-lock\n");
     let holder = Command::new(ETCDCTL)
         .env("ETCDCTL_API", "3")
-        .args([&format!("--endpoints={}", k.endpoint()), "lock", "l2", "sleep", "1"])
+        .args([
+            &format!("--endpoints={}", k.endpoint()),
+            "lock",
+            "l2",
+            "sleep",
+            "1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -422,7 +456,10 @@ fn watch_lease_lock_and_elect_with_etcdctl() {
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     assert_eq!(k.ok(&["lock", "l2", "echo", "second"]), "second\n");
-    assert!(started.elapsed() >= Duration::from_millis(400), "the second locker waited for the first");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the second locker waited for the first"
+    );
     let _ = holder.wait_with_output();
 
     k.kill();
