@@ -55,6 +55,8 @@
 //! assert_eq!(event, Some(PeerEvent::Message { from: 1, payload: b"MsgApp".to_vec() }));
 //! ```
 
+#![warn(missing_docs)]
+
 mod backoff;
 mod config;
 mod core;

@@ -17,6 +17,8 @@
 //! `RangeRequest::decode(bytes)`, which returns a [`prost::DecodeError`] (never a panic) for
 //! malformed input.
 
+#![warn(missing_docs)]
+
 pub mod authpb;
 pub mod etcdserverpb;
 pub mod methods;
