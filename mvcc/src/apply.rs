@@ -13,10 +13,11 @@ use crate::backend::{BackendRead, Bucket, WriteOp};
 use crate::codec::{decode_kv, encode_kv, encode_lease};
 use crate::error::Error;
 use crate::key_index::TreeIndex;
-use crate::lease::{id_candidate, Lease, LeaseTable, MAX_LEASE_TTL};
+use crate::lease::{id_candidate, Lease, LeaseClock, LeaseTable, MAX_LEASE_TTL};
 use crate::read::{kvs_in, range};
 use crate::revision::Revision;
 use crate::types::*;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 
 /// Meta-bucket keys.
@@ -101,6 +102,7 @@ pub(crate) struct Batch<'a> {
     pub st: &'a mut State,
     pub reader: &'a dyn BackendRead,
     pub config: &'a StoreConfig,
+    pub clock: &'a Mutex<LeaseClock>,
     pub pending: HashMap<Revision, KeyValue>,
     /// Every history key written in this batch (for compaction inside the batch).
     pub written: Vec<[u8; crate::revision::REV_KEY_LEN]>,
@@ -113,11 +115,13 @@ impl<'a> Batch<'a> {
         st: &'a mut State,
         reader: &'a dyn BackendRead,
         config: &'a StoreConfig,
+        clock: &'a Mutex<LeaseClock>,
     ) -> Batch<'a> {
         Batch {
             st,
             reader,
             config,
+            clock,
             pending: HashMap::new(),
             written: Vec::new(),
             ops: Vec::new(),
@@ -494,9 +498,8 @@ impl<'a> Batch<'a> {
             return Err(Error::LeaseExists);
         }
         let ttl = g.ttl.max(self.config.min_lease_ttl);
-        let mut lease = Lease::new(ttl, 0);
-        lease.deadline_ms = self.st.leases.deadline_for(ttl);
-        self.st.leases.leases.insert(id, lease);
+        self.st.leases.leases.insert(id, Lease::new(ttl, 0));
+        self.clock.lock().granted(id, ttl);
         self.ops.push(WriteOp::Put(
             Bucket::Lease,
             id.to_be_bytes().to_vec(),

@@ -25,8 +25,6 @@ pub(crate) struct Lease {
     pub remaining_ttl: i64,
     /// Attached keys.
     pub keys: BTreeSet<Vec<u8>>,
-    /// Expiry time in caller milliseconds; only set on the primary.
-    pub deadline_ms: Option<u64>,
 }
 
 impl Lease {
@@ -35,7 +33,6 @@ impl Lease {
             ttl,
             remaining_ttl,
             keys: BTreeSet::new(),
-            deadline_ms: None,
         }
     }
 
@@ -55,11 +52,35 @@ pub(crate) struct LeaseTable {
     pub leases: BTreeMap<i64, Lease>,
     /// Key -> lease, for keys that carry one (etcd's lessor `itemMap`).
     pub key_lease: HashMap<Vec<u8>, i64>,
+}
+
+/// The leader-local half: deadlines from the caller's clock. Kept apart from the replicated
+/// state (behind its own small lock) so keep-alives never wait for a batch being committed.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseClock {
     /// True between `lease_promote` and `lease_demote`.
     pub primary: bool,
     /// The latest clock reading the caller passed in (used to start deadlines of leases granted
     /// while primary, since applying has no clock).
     pub last_now_ms: u64,
+    /// Expiry time (caller milliseconds) per lease; only on the primary.
+    pub deadlines: HashMap<i64, u64>,
+}
+
+impl LeaseClock {
+    /// Starts the deadline of a lease just granted (when primary).
+    pub fn granted(&mut self, id: i64, ttl_secs: i64) {
+        if self.primary {
+            let d = self
+                .last_now_ms
+                .saturating_add((ttl_secs.max(0) as u64).saturating_mul(1000));
+            self.deadlines.insert(id, d);
+        }
+    }
+
+    pub fn observe(&mut self, now_ms: u64) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+    }
 }
 
 impl LeaseTable {
@@ -91,21 +112,6 @@ impl LeaseTable {
             self.key_lease.remove(k);
         }
         Some(lease)
-    }
-
-    pub fn deadline_for(&self, ttl_secs: i64) -> Option<u64> {
-        if self.primary {
-            Some(
-                self.last_now_ms
-                    .saturating_add((ttl_secs.max(0) as u64).saturating_mul(1000)),
-            )
-        } else {
-            None
-        }
-    }
-
-    pub fn observe_clock(&mut self, now_ms: u64) {
-        self.last_now_ms = self.last_now_ms.max(now_ms);
     }
 }
 

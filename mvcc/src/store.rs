@@ -8,18 +8,20 @@ use crate::backend::{Backend, BackendRead, Bucket};
 use crate::codec::{decode_kv, decode_lease, decode_lease_id, decode_u64};
 use crate::crc32c::Crc32c;
 use crate::error::Error;
-use crate::lease::Lease;
+use crate::lease::{Lease, LeaseClock};
 use crate::read::range;
 use crate::revision::Revision;
 use crate::types::*;
 use crate::watch::{StreamQueue, WatchHub};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 struct Core {
     backend: Box<dyn Backend>,
     st: State,
+    /// Values of the batch being committed (visible in the index, not yet in the backend).
+    pending: HashMap<Revision, KeyValue>,
     poisoned: Option<String>,
 }
 
@@ -35,6 +37,10 @@ impl Core {
 }
 
 struct Inner {
+    /// Serializes `apply_batch` and watcher catch-up rounds.
+    apply_lock: Mutex<()>,
+    /// Leader-local lease deadlines (lock order: after `core`).
+    lease_clock: Mutex<LeaseClock>,
     core: RwLock<Core>,
     hub: Mutex<WatchHub>,
     config: StoreConfig,
@@ -61,7 +67,7 @@ fn lookup_prev(core: &Core, reader: &dyn BackendRead, key: &[u8], at: i64) -> Op
         return None;
     }
     let found = core.st.index.get(key, at)?;
-    fetch_kv(reader, &HashMap::new(), found.modified).ok()
+    fetch_kv(reader, &core.pending, found.modified).ok()
 }
 
 impl Store {
@@ -144,9 +150,12 @@ impl Store {
         }
         Ok(Store {
             inner: Arc::new(Inner {
+                apply_lock: Mutex::new(()),
+                lease_clock: Mutex::new(LeaseClock::default()),
                 core: RwLock::new(Core {
                     backend,
                     st,
+                    pending: HashMap::new(),
                     poisoned: None,
                 }),
                 hub: Mutex::new(WatchHub::default()),
@@ -162,17 +171,26 @@ impl Store {
     /// consistent index is written in the same commit as the data, so a crash either keeps both
     /// or neither. Watch events are published after the commit is durable.
     pub fn apply_batch(&self, entries: &[(u64, Request)]) -> Vec<Result<Response, Error>> {
+        // One batch at a time; catch-up rounds also wait for a batch to be durable.
+        let _applying = self.inner.apply_lock.lock();
         let mut guard = self.inner.core.write();
         if let Err(e) = guard.check() {
             return entries.iter().map(|_| Err(e.clone())).collect();
         }
         let core = &mut *guard;
+        // The previous batch is durable: its values are in the backend now.
+        core.pending.clear();
         let reader = match core.backend.read() {
             Ok(r) => r,
             Err(e) => return entries.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut results = Vec::with_capacity(entries.len());
-        let mut batch = Batch::new(&mut core.st, &*reader, &self.inner.config);
+        let mut batch = Batch::new(
+            &mut core.st,
+            &*reader,
+            &self.inner.config,
+            &self.inner.lease_clock,
+        );
         let mut fatal = None;
         let mut applied_any = false;
         for (index, req) in entries {
@@ -208,11 +226,19 @@ impl Store {
         batch.close();
         let ops = std::mem::take(&mut batch.ops);
         let events = std::mem::take(&mut batch.events);
+        let pending = std::mem::take(&mut batch.pending);
         drop(batch);
         drop(reader);
-        if let Err(e) = core.backend.commit(ops) {
+        // Readers may go on while the batch is written and fsynced: the index already shows
+        // the batch and its values are served from `pending` until the backend has them. (The
+        // entries are durable in the Raft log already, as in etcd, whose reads see its
+        // uncommitted backend buffer.)
+        core.pending = pending;
+        let guard = RwLockWriteGuard::downgrade(guard);
+        if let Err(e) = guard.backend.commit(ops) {
+            drop(guard);
             let m = e.to_string();
-            core.poisoned = Some(m.clone());
+            self.inner.core.write().poisoned = Some(m.clone());
             return entries
                 .iter()
                 .map(|_| Err(Error::Storage(m.clone())))
@@ -243,8 +269,7 @@ impl Store {
         let core = self.inner.core.read();
         core.check()?;
         let reader = core.backend.read()?;
-        let pending = HashMap::new();
-        let fetch = |rev| fetch_kv(&*reader, &pending, rev);
+        let fetch = |rev| fetch_kv(&*reader, &core.pending, rev);
         let cur = core.st.current_rev;
         range(&core.st.index, &fetch, req, cur, core.st.compact_rev, cur)
     }
@@ -273,7 +298,12 @@ impl Store {
             core.check()?;
             let core = &mut *core;
             let reader = core.backend.read()?;
-            let mut batch = Batch::new(&mut core.st, &*reader, &self.inner.config);
+            let mut batch = Batch::new(
+                &mut core.st,
+                &*reader,
+                &self.inner.config,
+                &self.inner.lease_clock,
+            );
             match batch.apply(0, &Request::Txn(req.clone()))? {
                 Response::Txn(t) => Ok(t),
                 _ => unreachable!("txn request yields txn response"),
@@ -409,6 +439,9 @@ impl Store {
     /// revisions). The server calls this periodically (etcd: every 100 ms) and after clients
     /// drained their queues. Returns the number of watchers still catching up.
     pub fn sync_watchers(&self) -> Result<usize, Error> {
+        // Never during a batch's commit: the history scan reads the backend, which must hold
+        // every revision up to the current one.
+        let _applying = self.inner.apply_lock.lock();
         let core = self.inner.core.read();
         core.check()?;
         let reader = core.backend.read()?;
@@ -469,69 +502,81 @@ impl Store {
     /// Becomes the lease primary (the member is now leader): every lease gets a deadline of
     /// `now_ms` + its checkpointed remaining TTL, or its full TTL.
     pub fn lease_promote(&self, now_ms: u64) {
-        let mut core = self.inner.core.write();
-        let t = &mut core.st.leases;
-        t.observe_clock(now_ms);
-        t.primary = true;
-        for l in t.leases.values_mut() {
-            l.deadline_ms = Some(now_ms.saturating_add(l.refresh_ttl().max(0) as u64 * 1000));
-        }
+        let core = self.inner.core.read();
+        let mut clock = self.inner.lease_clock.lock();
+        clock.observe(now_ms);
+        clock.primary = true;
+        clock.deadlines = core
+            .st
+            .leases
+            .leases
+            .iter()
+            .map(|(id, l)| {
+                (
+                    *id,
+                    now_ms.saturating_add(l.refresh_ttl().max(0) as u64 * 1000),
+                )
+            })
+            .collect();
     }
 
     /// Stops being primary (leadership lost): deadlines are forgotten.
     pub fn lease_demote(&self) {
-        let mut core = self.inner.core.write();
-        core.st.leases.primary = false;
-        for l in core.st.leases.leases.values_mut() {
-            l.deadline_ms = None;
-        }
+        let mut clock = self.inner.lease_clock.lock();
+        clock.primary = false;
+        clock.deadlines.clear();
     }
 
     /// Renews a lease (LeaseKeepAlive, on the leader): the deadline restarts from the full TTL.
     /// Returns the TTL. If the lease had a checkpoint, the caller should propose a
     /// `LeaseCheckpoint { id, remaining_ttl: 0 }` so a future leader does not use a stale one.
+    /// Never waits for a batch being committed.
     pub fn lease_renew(&self, id: i64, now_ms: u64) -> Result<LeaseRenewal, Error> {
-        let mut core = self.inner.core.write();
-        let t = &mut core.st.leases;
-        t.observe_clock(now_ms);
-        let primary = t.primary;
-        let l = t.leases.get_mut(&id).ok_or(Error::LeaseNotFound)?;
-        if primary && l.deadline_ms.is_some_and(|d| d <= now_ms) {
-            return Err(Error::LeaseNotFound); // expired, revoke pending (etcd: ErrLeaseNotFound)
-        }
-        let had_checkpoint = l.remaining_ttl > 0;
-        if primary {
-            l.deadline_ms = Some(now_ms.saturating_add(l.ttl.max(0) as u64 * 1000));
+        let core = self.inner.core.read();
+        let mut clock = self.inner.lease_clock.lock();
+        clock.observe(now_ms);
+        let l = core.st.leases.leases.get(&id).ok_or(Error::LeaseNotFound)?;
+        if clock.primary {
+            if clock.deadlines.get(&id).is_some_and(|d| *d <= now_ms) {
+                return Err(Error::LeaseNotFound); // expired, revoke pending (etcd: ErrLeaseNotFound)
+            }
+            clock
+                .deadlines
+                .insert(id, now_ms.saturating_add(l.ttl.max(0) as u64 * 1000));
         }
         Ok(LeaseRenewal {
             ttl: l.ttl,
-            clear_checkpoint: had_checkpoint,
+            clear_checkpoint: l.remaining_ttl > 0,
         })
     }
 
     /// Leases whose deadline is at or before `now_ms` (empty unless primary). The leader
     /// proposes a `LeaseRevoke` for each.
     pub fn lease_expired(&self, now_ms: u64) -> Vec<i64> {
-        let mut core = self.inner.core.write();
-        let t = &mut core.st.leases;
-        t.observe_clock(now_ms);
-        t.leases
+        let core = self.inner.core.read();
+        let mut clock = self.inner.lease_clock.lock();
+        clock.observe(now_ms);
+        let mut out: Vec<i64> = clock
+            .deadlines
             .iter()
-            .filter(|(_, l)| l.deadline_ms.is_some_and(|d| d <= now_ms))
+            .filter(|(id, d)| **d <= now_ms && core.st.leases.leases.contains_key(id))
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Remaining TTLs to checkpoint (leader only): one entry per lease with a deadline, with
     /// its remaining seconds (at least 1). Propose them as `Request::LeaseCheckpoint`.
     pub fn lease_checkpoints(&self, now_ms: u64) -> Vec<LeaseCheckpoint> {
         let core = self.inner.core.read();
+        let clock = self.inner.lease_clock.lock();
         core.st
             .leases
             .leases
-            .iter()
-            .filter_map(|(id, l)| {
-                let d = l.deadline_ms?;
+            .keys()
+            .filter_map(|id| {
+                let d = clock.deadlines.get(id)?;
                 let remaining = (d.saturating_sub(now_ms) / 1000).max(1) as i64;
                 Some(LeaseCheckpoint {
                     id: *id,
@@ -541,19 +586,20 @@ impl Store {
             .collect()
     }
 
-    /// LeaseTimeToLive.
+    /// LeaseTimeToLive: remaining seconds (truncated; -1 once expired) on the primary; on
+    /// other members the checkpointed remaining TTL, or the granted TTL.
     pub fn lease_time_to_live(
         &self,
         id: i64,
         keys: bool,
         now_ms: u64,
     ) -> Result<LeaseTimeToLiveResponse, Error> {
-        let mut core = self.inner.core.write();
-        let t = &mut core.st.leases;
-        t.observe_clock(now_ms);
-        let l = t.leases.get(&id).ok_or(Error::LeaseNotFound)?;
-        let ttl = match l.deadline_ms {
-            Some(d) if d > now_ms => ((d - now_ms) / 1000) as i64,
+        let core = self.inner.core.read();
+        let mut clock = self.inner.lease_clock.lock();
+        clock.observe(now_ms);
+        let l = core.st.leases.leases.get(&id).ok_or(Error::LeaseNotFound)?;
+        let ttl = match clock.deadlines.get(&id) {
+            Some(d) if *d > now_ms => ((d - now_ms) / 1000) as i64,
             Some(_) => -1,
             None => l.refresh_ttl(),
         };
