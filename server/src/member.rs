@@ -61,6 +61,8 @@ pub enum Wake {
     WatchReady(CallId),
     /// The apply thread applied entries up to this index.
     Applied(u64),
+    /// One message of a server-streaming answer (more follow).
+    Send(CallId, Vec<u8>),
 }
 
 /// Linearizable reads waiting for their read index (thesis §6.4).
@@ -373,6 +375,96 @@ fn apply_loop(
             let _ = waker.wake(Wake::Applied(last.index));
         }
     }
+}
+
+/// Size of the blobs the Snapshot stream sends (etcd: 32 KiB).
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+
+/// Hash, HashKV, Defragment and Snapshot, on their own thread; answers through the loop.
+fn maintenance(
+    rpc: Rpc,
+    msg: &[u8],
+    call: CallId,
+    store: &mvcc::Store,
+    waker: &LoopWaker<Wake>,
+    shared: &Shared,
+) {
+    let h = shared.header();
+    let err = |e: mvcc::Error| convert::store_error(&e);
+    let result: Result<Vec<u8>, Status> = match rpc {
+        Rpc::Hash => store
+            .hash()
+            .map(|hash| {
+                pb::HashResponse {
+                    header: Some(h.header(store.current_revision())),
+                    hash,
+                }
+                .encode_to_vec()
+            })
+            .map_err(err),
+        Rpc::HashKv => decode::<pb::HashKvRequest>(msg).and_then(|r| {
+            store
+                .hash_kv(r.revision)
+                .map(|hk| {
+                    pb::HashKvResponse {
+                        header: Some(h.header(store.current_revision())),
+                        hash: hk.hash,
+                        compact_revision: hk.compact_revision,
+                        hash_revision: hk.hash_revision,
+                    }
+                    .encode_to_vec()
+                })
+                .map_err(err)
+        }),
+        Rpc::Defragment => {
+            log_info!("defragmenting the backend");
+            store
+                .defragment()
+                .map(|()| {
+                    pb::DefragmentResponse {
+                        header: Some(h.header(store.current_revision())),
+                    }
+                    .encode_to_vec()
+                })
+                .map_err(err)
+        }
+        Rpc::Snapshot => {
+            // etcd streams the database, then its SHA-256 as a last blob with remaining 0
+            // (`etcdctl snapshot save` checks size % 512 == 32 and the digest).
+            let mut db = Vec::new();
+            match store.snapshot_to(&mut db) {
+                Err(e) => Err(err(e)),
+                Ok(_) => {
+                    let total = db.len();
+                    let mut sent = 0;
+                    for chunk in db.chunks(SNAPSHOT_CHUNK) {
+                        sent += chunk.len();
+                        let resp = pb::SnapshotResponse {
+                            header: Some(h.header(store.current_revision())),
+                            remaining_bytes: (total - sent) as u64,
+                            blob: chunk.to_vec(),
+                            version: String::new(),
+                        };
+                        let _ = waker.wake(Wake::Send(call, resp.encode_to_vec()));
+                    }
+                    let digest = crate::sha256::digest(&db);
+                    log_info!(
+                        "sent a snapshot of {total} bytes, sha256 {}",
+                        crate::sha256::to_hex(&digest)
+                    );
+                    Ok(pb::SnapshotResponse {
+                        header: Some(h.header(store.current_revision())),
+                        remaining_bytes: 0,
+                        blob: digest.to_vec(),
+                        version: String::new(),
+                    }
+                    .encode_to_vec())
+                }
+            }
+        }
+        other => Err(Status::unimplemented(other.path())),
+    };
+    let _ = waker.wake(Wake::Reply(call, result));
 }
 
 /// The store's form of a replicated request.
@@ -913,6 +1005,23 @@ impl Member {
                 };
                 Some(Ok(resp.encode_to_vec()))
             }
+            Rpc::Hash | Rpc::HashKv | Rpc::Defragment | Rpc::Snapshot => {
+                // These read or rewrite the whole backend: run them off the loop thread.
+                let store = self.store.clone();
+                let waker = self.waker.clone();
+                let shared = self.shared.clone();
+                let msg = msg.to_vec();
+                let spawned = std::thread::Builder::new()
+                    .name("keel-maintenance".into())
+                    .spawn(move || maintenance(rpc, &msg, call, &store, &waker, &shared));
+                if let Err(e) = spawned {
+                    return Some(Err(Status::new(
+                        Code::Unavailable,
+                        format!("keel: cannot start maintenance: {e}"),
+                    )));
+                }
+                None
+            }
             Rpc::Alarm => {
                 let _: pb::AlarmRequest = try_s!(decode(msg));
                 let resp = pb::AlarmResponse {
@@ -981,7 +1090,9 @@ impl Handler<Wake> for Member {
                         self.streams.insert(call, Stream::KeepAlive);
                     }
                     Some(r)
-                        if r.method().kind.client_streams() || r.method().kind.server_streams() =>
+                        if r != Rpc::Snapshot
+                            && (r.method().kind.client_streams()
+                                || r.method().kind.server_streams()) =>
                     {
                         let s = Status::new(
                             Code::Unimplemented,
@@ -1076,6 +1187,11 @@ impl Handler<Wake> for Member {
             }
             Wake::WalDone(Err(e)) => crate::log::fatal(format_args!("the WAL failed: {e}")),
             Wake::Reply(call, result) => Self::finish_call(ctx, call, result),
+            Wake::Send(call, bytes) => {
+                if let Err(e) = ctx.send_message(call, &bytes) {
+                    log_debug!("stream message dropped: {e}");
+                }
+            }
             Wake::WatchReady(call) => self.drain_watch(ctx, call),
             Wake::Applied(_) => self.serve_reads(),
         }
