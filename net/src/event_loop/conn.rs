@@ -88,10 +88,15 @@ impl Conn {
     }
 
     /// Reads until WouldBlock, feeding the protocol. Err means: close the connection.
+    ///
+    /// Unless `drain` is set (the event reported a hang-up or error), a short read ends the
+    /// loop without the extra `read` that would return WouldBlock: with edge-triggered epoll,
+    /// data or a FIN arriving after this read raises a new event, so nothing is missed.
     pub(super) fn read_and_process(
         &mut self,
         idx: u32,
         config: &LoopConfig,
+        drain: bool,
         buf: &mut [u8],
         events: &mut Vec<CallEvent>,
         http1_requests: &mut Vec<(Http1Request, bool)>,
@@ -102,7 +107,12 @@ impl Conn {
                     self.eof = true;
                     return Err(());
                 }
-                Ok(n) => self.feed(&buf[..n], idx, config, events, http1_requests)?,
+                Ok(n) => {
+                    self.feed(&buf[..n], idx, config, events, http1_requests)?;
+                    if n < buf.len() && !drain {
+                        return Ok(());
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {

@@ -248,7 +248,8 @@ impl<W> EventLoop<W> {
                     self.ctx.mark_dirty(idx);
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.ctx.read_conn(idx);
+                    self.ctx
+                        .read_conn(idx, ev.is_read_closed() || ev.is_error());
                 }
             }
         }
@@ -526,7 +527,7 @@ impl<W> Ctx<W> {
         }
     }
 
-    fn read_conn(&mut self, idx: usize) {
+    fn read_conn(&mut self, idx: usize, drain: bool) {
         let config = self.config.clone();
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
@@ -536,6 +537,7 @@ impl<W> Ctx<W> {
         let outcome = c.read_and_process(
             idx as u32,
             &config,
+            drain,
             &mut self.read_buf,
             &mut out,
             &mut http1,
