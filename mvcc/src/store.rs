@@ -334,6 +334,7 @@ impl Store {
     /// Streams a consistent copy of the backend (the state machine part of a Raft snapshot, and
     /// etcd's Maintenance/Snapshot); returns the bytes written. Writes go on meanwhile.
     pub fn snapshot_to(&self, w: &mut dyn std::io::Write) -> Result<u64, Error> {
+        let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
         let core = self.inner.core.read();
         core.check()?;
         core.backend.snapshot_to(w)
@@ -352,6 +353,7 @@ impl Store {
 
     /// Defragments the backend (etcd's Maintenance/Defragment). Blocks applies while it runs.
     pub fn defragment(&self) -> Result<(), Error> {
+        let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
         let core = self.inner.core.write();
         core.check()?;
         core.backend.defragment()
@@ -371,6 +373,7 @@ impl Store {
     /// (revision key, encoded key-value) pair with main revision <= `revision` (0 = current),
     /// in revision order. Members that applied the same log have the same hash.
     pub fn hash_kv(&self, revision: i64) -> Result<HashKv, Error> {
+        let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
         let core = self.inner.core.read();
         core.check()?;
         let (cur, compact) = (core.st.current_rev, core.st.compact_rev);
@@ -403,6 +406,7 @@ impl Store {
 
     /// Hash of the whole store: CRC-32C over every bucket (name, then each key and value).
     pub fn hash(&self) -> Result<u32, Error> {
+        let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
         let core = self.inner.core.read();
         core.check()?;
         let reader = core.backend.read()?;
