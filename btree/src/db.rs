@@ -19,6 +19,9 @@ use crate::txn::{ReadTxn, WriteTxn};
 /// Default page size (4 KiB).
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 
+/// The file grows by doubling, but by at most this many bytes at a time.
+const GROWTH_CAP: u64 = 16 << 20;
+
 /// A page size is a power of two between 1 KiB and 64 KiB.
 pub fn valid_page_size(ps: u32) -> bool {
     ps.is_power_of_two() && (1024..=65536).contains(&ps)
@@ -159,8 +162,9 @@ impl Shared {
         let needed = page_count * ps;
         let file_len = self.state.lock().file_len;
         if needed > file_len {
-            // Grow ahead of need (double, capped at 64 MiB steps) so remaps stay rare.
-            let step = file_len.clamp(ps * 16, 64 << 20);
+            // Grow ahead of need (double, capped at 16 MiB steps): remaps stay rare while the
+            // unused tail of the file stays small (etcd reports the file size as dbSize).
+            let step = file_len.clamp(ps * 16, GROWTH_CAP);
             let new_len = needed.max(file_len + step).div_ceil(ps) * ps;
             storage.set_len(new_len)?;
             self.state.lock().file_len = new_len;
