@@ -15,7 +15,7 @@ unary = ch.unary_unary('/test.Echo/Unary', request_serializer=ident, response_de
 out = []
 for i in range(50):
     msg = bytes([i]) * (i * 1000)
-    r = unary(msg, timeout=5, metadata=(('token', 'py-token'),))
+    r = unary(msg, timeout=5, metadata=(('token', 'py-token'), ('trace-bin', bytes([0, 1, 255]))))
     assert r == msg, (i, len(r))
 out.append('unary-ok')
 stream = ch.unary_stream('/test.Echo/ServerStream', request_serializer=ident, response_deserializer=ident)
@@ -78,6 +78,11 @@ fn python_grpcio_client() {
         .metadata
         .iter()
         .any(|(p, m)| p == "/test.Echo/Unary" && m.get_str("token") == Some("py-token")));
+    // `-bin` metadata arrives base64-decoded.
+    assert!(obs
+        .metadata
+        .iter()
+        .any(|(_, m)| m.get("trace-bin") == Some(&[0u8, 1, 255][..])));
 }
 
 #[test]

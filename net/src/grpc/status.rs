@@ -124,3 +124,27 @@ pub fn percent_decode(raw: &[u8]) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_round_trip() {
+        let msg = "etcdserver: h\u{e9}llo 100% \n done";
+        let enc = percent_encode(msg);
+        assert_eq!(enc, b"etcdserver: h%C3%A9llo 100%25 %0A done".to_vec());
+        assert!(enc.iter().all(|b| (0x20..=0x7e).contains(b)));
+        assert_eq!(percent_decode(&enc), msg);
+        // Malformed escapes are kept as they are.
+        assert_eq!(percent_decode(b"50%zz and %4"), "50%zz and %4");
+    }
+
+    #[test]
+    fn codes_map_both_ways() {
+        for v in 0..=16 {
+            assert_eq!(Code::from_i32(v) as i32, v);
+        }
+        assert_eq!(Code::from_i32(99), Code::Unknown);
+    }
+}
