@@ -34,7 +34,7 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-const CI_SEEDS: u64 = 3000;
+const CI_SEEDS: u64 = 5000;
 
 #[test]
 fn simulation_holds_all_invariants() {
