@@ -918,9 +918,6 @@ impl Connection {
             st.in_ready = true;
             self.ready.push_back(stream);
         }
-        if self.out.len() - self.out_pos < self.config.output_high_water {
-            self.flush_streams();
-        }
         Ok(())
     }
 

@@ -530,3 +530,40 @@ fn sender_never_exceeds_stream_or_connection_window() {
         .sum();
     assert_eq!(total, 2 << 20);
 }
+
+#[test]
+fn streams_are_served_round_robin() {
+    let (mut c, mut s) = pair(H2Config::default(), H2Config::default());
+    let ids: Vec<u32> = (0..3)
+        .map(|_| c.open_stream(&refs(&req("/a.B/C")), true).unwrap())
+        .collect();
+    pump(&mut c, &mut s);
+    events(&mut s);
+    for &id in &ids {
+        s.send_headers(id, &[(b":status", b"200")], false).unwrap();
+        s.send_data(id, vec![0; 100_000], true).unwrap();
+    }
+    let mut raw = Vec::new();
+    loop {
+        let out = s.output().to_vec();
+        if out.is_empty() {
+            break;
+        }
+        s.consume_output(out.len());
+        raw.extend_from_slice(&out);
+    }
+    let mut order = Vec::new();
+    let mut pos = 0;
+    while pos + 9 <= raw.len() {
+        let h = frame::FrameHeader::parse(&raw[pos..]);
+        if h.kind == kind::DATA {
+            order.push(h.stream);
+        }
+        pos += 9 + h.len as usize;
+    }
+    // 100,000 bytes = 7 frames per stream, interleaved 1,3,5,1,3,5,...
+    assert_eq!(order.len(), 21);
+    for (i, s) in order.iter().enumerate() {
+        assert_eq!(*s, ids[i % 3], "frame {i} out of turn: {order:?}");
+    }
+}
