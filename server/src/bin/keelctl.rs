@@ -1,9 +1,9 @@
-//! `keelctl`: a command-line client in etcdctl's shape.
+//! `keelctl`: keel's command-line client in etcdctl v3's shape (see `server/src/ctl/`).
+
+#[path = "../ctl/mod.rs"]
+mod ctl;
 
 fn main() {
-    eprintln!(
-        "keelctl {}: not built yet (it needs the server; see README.md). Use etcdctl meanwhile.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+    let code = ctl::run(std::env::args().skip(1).collect());
+    std::process::exit(code);
 }

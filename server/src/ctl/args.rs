@@ -371,10 +371,7 @@ fn parse_bool(flag: &str, value: &str) -> Result<String, CtlError> {
 
 /// Parses arguments for a fixed flag set (used for the op lines inside `txn`): every token that
 /// is not a flag is positional.
-pub fn parse_flags(
-    tokens: &[String],
-    flags: &'static [FlagSpec],
-) -> Result<Invocation, CtlError> {
+pub fn parse_flags(tokens: &[String], flags: &'static [FlagSpec]) -> Result<Invocation, CtlError> {
     parse_with(tokens, &[flags], false)
 }
 
@@ -457,9 +454,7 @@ fn parse_with(
                 (Kind::Value, Some(v)) => v,
                 (Kind::Value, None) => {
                     if i >= tokens.len() {
-                        return Err(CtlError::error(format!(
-                            "flag needs an argument: --{name}"
-                        )));
+                        return Err(CtlError::error(format!("flag needs an argument: --{name}")));
                     }
                     i += 1;
                     tokens[i - 1].clone()
@@ -530,8 +525,17 @@ mod tests {
 
     #[test]
     fn flags_anywhere_and_both_value_syntaxes() {
-        let inv = p(&["--endpoints", "a:1,b:2", "get", "k", "--prefix", "-w", "json", "--limit=3"])
-            .unwrap();
+        let inv = p(&[
+            "--endpoints",
+            "a:1,b:2",
+            "get",
+            "k",
+            "--prefix",
+            "-w",
+            "json",
+            "--limit=3",
+        ])
+        .unwrap();
         assert_eq!(inv.command, vec!["get"]);
         assert_eq!(inv.args, vec!["k"]);
         assert_eq!(inv.get("endpoints"), Some("a:1,b:2"));
@@ -562,7 +566,9 @@ mod tests {
         assert!(!p(&["get", "k", "--prefix=false"]).unwrap().bool("prefix"));
         let e = p(&["get", "k", "--prefix=maybe"]).unwrap_err();
         assert_eq!(e.code, 1);
-        assert!(e.message.contains("invalid argument \"maybe\" for \"--prefix\""));
+        assert!(e
+            .message
+            .contains("invalid argument \"maybe\" for \"--prefix\""));
     }
 
     #[test]

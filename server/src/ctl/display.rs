@@ -318,7 +318,10 @@ pub struct Printer {
 
 impl Printer {
     fn unsupported(&self) -> CtlError {
-        CtlError::bad_feature(format!("{} not supported as output format", self.format.name()))
+        CtlError::bad_feature(format!(
+            "{} not supported as output format",
+            self.format.name()
+        ))
     }
 
     fn pb(&self, m: &impl Message) {
@@ -330,7 +333,9 @@ impl Printer {
         let mut buf = Vec::new();
         let render = |b: &[u8]| -> Vec<u8> {
             if self.hex {
-                b.iter().flat_map(|x| format!("\\x{x:02x}").into_bytes()).collect()
+                b.iter()
+                    .flat_map(|x| format!("\\x{x:02x}").into_bytes())
+                    .collect()
             } else {
                 b.to_vec()
             }
@@ -447,10 +452,7 @@ impl Printer {
     /// `lease grant`.
     pub fn grant(&self, r: &LeaseGrantResponse) -> Result<(), CtlError> {
         match self.format {
-            Format::Simple => outln(&format!(
-                "lease {:016x} granted with TTL({}s)",
-                r.id, r.ttl
-            )),
+            Format::Simple => outln(&format!("lease {:016x} granted with TTL({}s)", r.id, r.ttl)),
             Format::Json => outln(
                 &flat_header(&r.header)
                     .int("ID", r.id)

@@ -74,11 +74,6 @@ impl Obj {
         }
         self
     }
-    /// Appends every field of `other` (Go's embedded structs are flattened this way).
-    pub fn flatten(&mut self, other: Obj) -> &mut Obj {
-        self.parts.extend(other.parts);
-        self
-    }
     /// The finished object text.
     pub fn finish(&mut self) -> String {
         format!("{{{}}}", std::mem::take(&mut self.parts).join(","))
@@ -114,12 +109,15 @@ pub fn string(s: &str) -> String {
 
 /// Standard base64 with padding (Go's `encoding/json` for `[]byte`).
 pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let n = chunk.len();
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= n {
@@ -153,15 +151,20 @@ mod tests {
 
     #[test]
     fn go_string_escaping() {
-        assert_eq!(string("a\"b\\c\n<&>\u{1}é"), "\"a\\\"b\\\\c\\n\\u003c\\u0026\\u003e\\u0001é\"");
+        assert_eq!(
+            string("a\"b\\c\n<&>\u{1}é"),
+            "\"a\\\"b\\\\c\\n\\u003c\\u0026\\u003e\\u0001é\""
+        );
     }
 
     #[test]
     fn omitempty_and_flatten() {
-        let mut inner = Obj::new();
-        inner.int_omit("a", 0).int_omit("b", 2u64);
         let mut o = Obj::new();
-        o.flatten(inner).str("s", "x").bool_omit("f", false).array_omit("e", vec![]);
+        o.int_omit("a", 0)
+            .int_omit("b", 2u64)
+            .str("s", "x")
+            .bool_omit("f", false)
+            .array_omit("e", vec![]);
         assert_eq!(o.finish(), "{\"b\":2,\"s\":\"x\"}");
     }
 }

@@ -69,7 +69,11 @@ pub fn get_request(inv: &Invocation) -> Result<RangeRequest, CtlError> {
         "ASCEND" => range_request::SortOrder::Ascend,
         "DESCEND" => range_request::SortOrder::Descend,
         "" => range_request::SortOrder::None,
-        _ => return Err(CtlError::bad_feature(format!("bad sort order {order_flag}"))),
+        _ => {
+            return Err(CtlError::bad_feature(format!(
+                "bad sort order {order_flag}"
+            )))
+        }
     };
     let target_flag = inv.string("sort-by", "");
     let target = match target_flag.to_uppercase().as_str() {
@@ -259,9 +263,11 @@ pub fn argify(line: &str) -> Result<Vec<String>, CtlError> {
             }
             i = (i + 1).min(chars.len());
             let lit: String = chars[start..i].iter().collect();
-            out.push(unquote(&lit).ok_or_else(|| {
-                CtlError::new(exit::INVALID_INPUT, "invalid syntax".to_string())
-            })?);
+            out.push(
+                unquote(&lit).ok_or_else(|| {
+                    CtlError::new(exit::INVALID_INPUT, "invalid syntax".to_string())
+                })?,
+            );
         } else if c == '\'' {
             let start = i + 1;
             i += 1;
@@ -518,8 +524,11 @@ mod tests {
         assert_eq!((r.key, r.range_end), (vec![0], vec![0]));
         let r = get_request(&inv(&["a", "--from-key", "--limit=2"], args::GET_FLAGS)).unwrap();
         assert_eq!((r.key, r.range_end, r.limit), (b"a".to_vec(), vec![0], 2));
-        let r = get_request(&inv(&["a", "--sort-by=key", "--order=ascend"], args::GET_FLAGS))
-            .unwrap();
+        let r = get_request(&inv(
+            &["a", "--sort-by=key", "--order=ascend"],
+            args::GET_FLAGS,
+        ))
+        .unwrap();
         assert_eq!(r.sort_order, 0);
         let e = get_request(&inv(&["a", "--sort-by=x"], args::GET_FLAGS)).unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (4, "bad sort target x"));
@@ -531,11 +540,17 @@ mod tests {
 
     #[test]
     fn put_requests() {
-        let r = put_request(&inv(&["k", "v", "--lease=1f"], args::PUT_FLAGS), &mut || None)
-            .unwrap();
+        let r = put_request(
+            &inv(&["k", "v", "--lease=1f"], args::PUT_FLAGS),
+            &mut || None,
+        )
+        .unwrap();
         assert_eq!(r.lease, 0x1f);
-        let e = put_request(&inv(&["k", "v", "--lease=zz"], args::PUT_FLAGS), &mut || None)
-            .unwrap_err();
+        let e = put_request(
+            &inv(&["k", "v", "--lease=zz"], args::PUT_FLAGS),
+            &mut || None,
+        )
+        .unwrap_err();
         assert_eq!(
             e.message,
             "bad lease ID (strconv.ParseInt: parsing \"zz\": invalid syntax), expecting ID in Hex"

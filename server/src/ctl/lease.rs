@@ -63,7 +63,10 @@ pub fn time_to_live(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
     let keys = inv.bool("keys");
     let mut s = ctx.connect()?;
     let resp: LeaseTimeToLiveResponse = s
-        .call(path::LEASE_TIME_TO_LIVE, &LeaseTimeToLiveRequest { id, keys })
+        .call(
+            path::LEASE_TIME_TO_LIVE,
+            &LeaseTimeToLiveRequest { id, keys },
+        )
         .map_err(|e| {
             let mut c = failed(None, &e);
             c.code = exit::BAD_CONNECTION;
@@ -75,13 +78,13 @@ pub fn time_to_live(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
 /// `lease list`.
 pub fn list(ctx: &Ctx, _inv: &Invocation) -> Result<(), CtlError> {
     let mut s = ctx.connect()?;
-    let resp: LeaseLeasesResponse = s
-        .call(path::LEASE_LEASES, &LeaseLeasesRequest {})
-        .map_err(|e| {
-            let mut c = failed(None, &e);
-            c.code = exit::BAD_CONNECTION;
-            c
-        })?;
+    let resp: LeaseLeasesResponse =
+        s.call(path::LEASE_LEASES, &LeaseLeasesRequest {})
+            .map_err(|e| {
+                let mut c = failed(None, &e);
+                c.code = exit::BAD_CONNECTION;
+                c
+            })?;
     ctx.printer.leases(&resp)
 }
 
@@ -98,7 +101,12 @@ pub fn keep_alive(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
     let mut s = ctx.connect()?;
     let req = LeaseKeepAliveRequest { id };
     let h = s.open_stream(path::LEASE_KEEP_ALIVE, Some(&req))?;
-    let lost = || CtlError::new(exit::BAD_CONNECTION, "etcdserver: requested lease not found");
+    let lost = || {
+        CtlError::new(
+            exit::BAD_CONNECTION,
+            "etcdserver: requested lease not found",
+        )
+    };
     loop {
         let resp: Option<LeaseKeepAliveResponse> = s
             .recv(h, s.command_timeout)

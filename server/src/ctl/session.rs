@@ -1,6 +1,6 @@
 //! The connection to the cluster and typed unary calls over net's blocking gRPC client.
 
-use super::error::{CtlError, client_error_text};
+use super::error::{client_error_text, CtlError};
 use keel_net::client::{Client, ClientConfig, ClientError};
 use keel_net::proto::Message;
 use std::time::Duration;

@@ -70,6 +70,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 /// Lower-case hex of bytes.
+#[cfg(test)]
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

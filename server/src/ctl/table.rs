@@ -56,7 +56,11 @@ mod tests {
     fn matches_etcdctl_member_table() {
         let t = render(
             &["ID", "STATUS", "NAME"],
-            &[vec!["dbf5dc14efe8abc1".into(), "started".into(), "gt".into()]],
+            &[vec![
+                "dbf5dc14efe8abc1".into(),
+                "started".into(),
+                "gt".into(),
+            ]],
         );
         assert_eq!(
             t,
