@@ -15,8 +15,8 @@
 //!
 //! * **Probe**: we don't know where the follower's log matches ours; send one append per
 //!   heartbeat interval and backtrack on rejection (§5.3).
-//! * **Replicate**: the follower is in sync; send appends optimistically (pipelining) as long
-//!   as the in-flight window has room.
+//! * **Replicate**: the follower is in sync; send appends optimistically (pipelining, thesis
+//!   §10.2.2 "Batching and pipelining") as long as the in-flight window has room.
 //! * **Snapshot**: the entries it needs are compacted; wait for the snapshot to be installed (§7).
 
 use std::collections::VecDeque;
@@ -33,7 +33,8 @@ pub enum ProgressState {
 }
 
 /// A bounded window of append messages sent but not yet acknowledged, limited both in count
-/// and in payload bytes.
+/// and in payload bytes: pipelining (thesis §10.2.2) with flow control, so a slow follower
+/// cannot make the leader buffer unbounded data.
 #[derive(Clone, Debug)]
 pub struct Inflights {
     /// (last index in the message, payload bytes), oldest first.
