@@ -78,11 +78,12 @@ impl KeyIndex {
     /// Records a put at `rev`. Returns (create revision, version) of the new value.
     pub fn put(&mut self, rev: Revision) -> (i64, i64) {
         if self.generations.is_empty() {
-            self.generations.push(Generation::default());
+            self.push_generation();
         }
         let g = self.generations.last_mut().expect("non-empty");
         if g.revs.is_empty() {
             g.created = rev;
+            g.revs.reserve_exact(1);
         }
         g.revs.push(rev);
         g.version += 1;
@@ -93,11 +94,12 @@ impl KeyIndex {
     /// compaction, so the creation revision and version come from the stored value).
     pub fn restore_put(&mut self, rev: Revision, created: i64, version: i64) {
         if self.generations.is_empty() {
-            self.generations.push(Generation::default());
+            self.push_generation();
         }
         let g = self.generations.last_mut().expect("non-empty");
         if g.revs.is_empty() {
             g.created = Revision::new(created, 0);
+            g.revs.reserve_exact(1);
         }
         g.revs.push(rev);
         g.version = version;
@@ -111,6 +113,15 @@ impl KeyIndex {
             .expect("tombstone on a live key");
         g.revs.push(rev);
         g.version += 1;
+        self.push_generation();
+    }
+
+    /// Appends an empty generation. Most keys have one generation of a few revisions, so
+    /// vectors start at exactly one slot (the default growth would allocate four).
+    fn push_generation(&mut self) {
+        if self.generations.len() == self.generations.capacity() {
+            self.generations.reserve_exact(1);
+        }
         self.generations.push(Generation::default());
     }
 
