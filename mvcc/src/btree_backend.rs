@@ -36,7 +36,13 @@ impl std::fmt::Debug for BtreeBackend {
 impl BtreeBackend {
     /// Opens (or creates) the database file at `path` and makes sure the buckets exist.
     pub fn open(path: &Path) -> Result<BtreeBackend, Error> {
-        let db = Db::open(path, Options::default()).map_err(storage_err)?;
+        BtreeBackend::open_with(path, Options::default())
+    }
+
+    /// Opens with explicit btree options (e.g. `commit_mode: CommitMode::OneFsync`, one
+    /// fdatasync per commit instead of two). Use with [`crate::Store::open`].
+    pub fn open_with(path: &Path, options: Options) -> Result<BtreeBackend, Error> {
+        let db = Db::open(path, options).map_err(storage_err)?;
         BtreeBackend::from_db(db)
     }
 
