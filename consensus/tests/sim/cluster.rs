@@ -40,6 +40,10 @@ pub struct SimParams {
     pub snapshot_every: u64,
     /// Percent chance that a crash or partition targets the current leader.
     pub target_leader_pct: u64,
+    /// Per-mille chance, at two points of each Ready (before persisting, and between
+    /// `advance_append` and applying), to step messages into the member — as an event loop
+    /// with asynchronous disk writes would.
+    pub interleave_pm: u64,
     pub mutations: Mutations,
 }
 
@@ -75,6 +79,7 @@ impl SimParams {
             max_inflight: 1 + r.below(8) as usize,
             snapshot_every: 5 + r.below(60),
             target_leader_pct: r.below(60),
+            interleave_pm: if r.chance(1, 2) { r.below(500) } else { 0 },
             mutations,
         };
         if storm {
@@ -610,6 +615,10 @@ impl Sim {
             }
             let msgs = std::mem::take(&mut rd.messages);
             self.send_all(i, msgs);
+            self.interleave(i);
+            if self.nodes[i].raw.is_none() {
+                return Ok(());
+            }
 
             let crash_now =
                 !self.healing && rd.must_sync && self.rng.chance(self.p.crash_mid_ready_pm, 1000);
@@ -647,6 +656,10 @@ impl Sim {
             }
             let pmsgs = std::mem::take(&mut rd.persisted_messages);
             self.send_all(i, pmsgs);
+            if self.p.interleave_pm > 0 {
+                self.nodes[i].raw.as_mut().unwrap().advance_append();
+                self.interleave(i);
+            }
 
             if let Some(s) = &rd.snapshot {
                 let sm = StateMachine::from_snapshot(s);
@@ -706,6 +719,32 @@ impl Sim {
             self.nodes[i].commit_reported = self.nodes[i].commit_reported.max(committed);
         }
         Ok(())
+    }
+
+    /// Steps up to two due messages into member `i` while it holds an unfinished Ready.
+    fn interleave(&mut self, i: usize) {
+        if !self.rng.chance(self.p.interleave_pm, 1000) {
+            return;
+        }
+        let id = self.nodes[i].id;
+        for _ in 0..2 {
+            let pos = self.net.queue.iter().position(|f| {
+                f.msg.to == id
+                    && f.deliver_at <= self.now + 1
+                    && !self.net.is_blocked(f.msg.from, id)
+                    && !self.removed.contains(&f.msg.from)
+            });
+            let Some(pos) = pos else { return };
+            let m = self.net.queue.swap_remove(pos).msg;
+            let (from, is_snap) = (m.from, m.msg_type == MessageType::Snapshot);
+            let _ = self.nodes[i].raw.as_mut().unwrap().step(m);
+            if is_snap {
+                self.stats.snapshots_sent += 1;
+                if let Some(raw) = self.nodes[(from - 1) as usize].raw.as_mut() {
+                    raw.report_snapshot(id, true);
+                }
+            }
+        }
     }
 
     fn maybe_compact(&mut self, i: usize) {
