@@ -218,10 +218,15 @@ impl MemStorage {
         s
     }
     /// Make the operation whose 0-based number (as counted by [`MemStorage::ops`]) is `op`, and
-    /// every later one, fail. `None` disables fault injection.
+    /// every later one, fail (like a full disk or a dead device). `None` disables fault
+    /// injection and lets operations succeed again.
     pub fn fail_at_op(&self, op: Option<u64>) {
         let mut st = self.state.lock();
         st.fail_at = op;
+        if op.is_none() {
+            // The "disk" works again (e.g. space was freed after a full disk).
+            st.failed = false;
+        }
     }
     /// How many write/sync/set_len operations were issued so far (failed ones included).
     pub fn ops(&self) -> u64 {
