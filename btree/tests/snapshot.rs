@@ -268,3 +268,65 @@ fn one_fsync_database_snapshots_restores_and_defragments() {
     drop(db);
     std::fs::remove_file(&path).unwrap();
 }
+
+/// Readers in other threads keep reading (and checking) while the main thread writes,
+/// defragments (swapping the file and the mapping under them) and takes snapshots.
+#[test]
+fn defragment_and_snapshots_under_concurrent_readers() {
+    let path = tmp("defrag-concurrent");
+    let db = Db::open(
+        &path,
+        Options {
+            sync: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    fill(&db, 0, 5000, 64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let db = db.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut rounds = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let r = db.begin_read();
+                    let b = r.bucket(b"kv").unwrap();
+                    let mut n = 0u64;
+                    for e in b.iter() {
+                        let (k, v) = e.unwrap();
+                        let i = u64::from_be_bytes(k.try_into().unwrap());
+                        assert!(v.iter().all(|&x| x == i as u8) || v.iter().all(|&x| x == 0xdd));
+                        n += 1;
+                    }
+                    assert_eq!(n, b.len());
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    for round in 0..6u64 {
+        let mut w = db.begin_write().unwrap();
+        let mut b = w.bucket_mut(b"kv").unwrap();
+        for i in (round * 700..round * 700 + 700).step_by(2) {
+            b.delete(&i.to_be_bytes()).unwrap();
+            b.put(&(i + 1).to_be_bytes(), &[0xdd; 300]).unwrap();
+        }
+        w.commit().unwrap();
+        if round % 2 == 1 {
+            db.defragment().unwrap();
+        }
+        let mut snap = Vec::new();
+        db.snapshot_to(&mut snap).unwrap();
+        assert!(!snap.is_empty());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    db.check().unwrap();
+    drop(db);
+    std::fs::remove_file(&path).unwrap();
+}
