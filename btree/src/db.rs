@@ -601,6 +601,10 @@ impl Db {
 
     /// Begin the write transaction, waiting while another one is open.
     /// Fails with [`Error::Poisoned`] after a failed commit.
+    ///
+    /// Waiting is unbounded: a thread that already holds a [`WriteTxn`] and calls this (or
+    /// [`Db::check`] or [`Db::defragment`], which also wait for the writer) deadlocks. Use
+    /// [`Db::try_begin_write`] where that can happen.
     pub fn begin_write(&self) -> Result<WriteTxn> {
         let fl = self.shared.take_writer(true)?;
         Ok(self.shared.start_write(fl))
