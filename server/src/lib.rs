@@ -13,6 +13,18 @@
 //! ```
 //!
 //! What lives here, one concept per file:
+//! * [`member`]: a running member — the `net` event loop as the handler of client calls and
+//!   timers, the apply thread, the etcd v3 services served so far, `/health` `/version`
+//!   `/metrics`.
+//! * [`raft_core`]: the Raft Ready loop discipline around `keel_consensus::RawNode`: messages
+//!   out at once, entries and hard state to the WAL (group commit), committed entries to the
+//!   apply thread only after they are durable; sans threads, driven by [`member`].
+//! * [`raft_log`]: Raft entries and hard state in the WAL, and the storage rebuilt from it at
+//!   restart.
+//! * [`envelope`]: what a Raft entry carries (request id + etcd's protobuf request), and
+//!   cluster-unique request ids.
+//! * [`wait`]: clients waiting for their entry to be applied, with etcd's timeout error.
+//! * [`convert`]: etcd wire messages ↔ the store's types; store errors → gRPC statuses.
 //! * [`config`]: every flag of `keel`, with etcd's names, meanings and defaults, parsed by hand
 //!   from the command line and `ETCD_*` environment variables; member/cluster IDs as etcd
 //!   computes them.
@@ -24,8 +36,8 @@
 //! * [`sha256`], [`sha1`]: hand-written digests (the snapshot stream's trailing checksum; etcd's
 //!   ID derivation).
 //!
-//! The member itself (event loop, WAL/apply threads, the etcd v3 services) is being wired in
-//! as the lower crates' APIs land; see README.md for the status.
+//! Today a member runs alone (a one-voter cluster); peers, membership and snapshot catch-up
+//! come next. See README.md for what is served and what is not.
 
 pub mod config;
 pub mod convert;

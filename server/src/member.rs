@@ -14,10 +14,12 @@
 //! threads and come back through the loop's waker. Each client is answered when the entry it
 //! proposed is applied (its request id is in the entry, see [`crate::envelope`]).
 //!
-//! Status of this wiring (see README): one member (no peers yet); KV Range/Put/DeleteRange/
-//! Txn/Compact, Lease grant/revoke, Maintenance Status/Alarm, Cluster MemberList, AuthStatus;
-//! linearizable ranges go through the log (ReadIndex is future work); serializable ranges are
-//! served locally.
+//! Status of this wiring (see README): one member (no peers yet). Served: KV (Range, Put,
+//! DeleteRange, Txn, Compact), Watch (live, from history, progress), Lease (Grant, Revoke,
+//! KeepAlive, TimeToLive, Leases; expiry by the leader), Maintenance (Status, Alarm (no alarms
+//! yet), Hash, HashKV, Defragment, Snapshot), Cluster.MemberList, Auth.AuthStatus (disabled).
+//! Linearizable ranges use ReadIndex (thesis §6.4) then wait for the apply index; serializable
+//! ranges are served locally. Everything else answers Unimplemented.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -481,7 +481,11 @@ fn maintenance_hashkv_defrag_snapshot_with_etcdctl() {
     let h2 = k.ok(&["endpoint", "hashkv"]);
     assert_eq!(h1, h2, "the hash of unchanged history is stable");
     assert!(k.ok(&["defrag"]).contains("Finished defragmenting"));
-    assert_eq!(k.ok(&["endpoint", "hashkv"]), h1, "defragmenting does not change the data");
+    assert_eq!(
+        k.ok(&["endpoint", "hashkv"]),
+        h1,
+        "defragmenting does not change the data"
+    );
     k.ok(&["put", "m0", "changed"]);
     assert_ne!(k.ok(&["endpoint", "hashkv"]), h1);
 
