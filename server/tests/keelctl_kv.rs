@@ -136,7 +136,7 @@ fn txn_reads_etcdctl_stdin_format() {
         ),
         (&["txn", "-w", "json"], "val(\"k1\") = \"v1\"\n\nput k2 v2\nget k1\n\n\n"),
         (&["txn"], "version(\"k1\") = \"9\"\n\n\nget k1 --keys-only\ndel k2 --prev-kv\n\n"),
-        (&["txn"], "c(\"k1\") != \"0\"\nver(\"k1\") < \"5\"\n\nput \"k 4\" 'x y'\n\n\n"),
+        (&["txn"], "c(\"k1\") != \"0\"\nver(\"k1\") < \"5\"\n\nput \"k 4\" \"x y\"\n\n\n"),
         (&["txn", "-i"], "m(\"k1\") = \"2\"\n\nget k --prefix --limit=1\n\nput k5 v5\n\n"),
         (&["txn"], "\n\nput a b\n"),
         (&["txn"], "bad\n"),

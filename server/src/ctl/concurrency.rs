@@ -145,7 +145,7 @@ pub fn elect(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
     let a = &inv.args;
     if a.len() != 1 && a.len() != 2 {
         return Err(CtlError::bad_args(
-            "elect takes one election name argument and an optional proposal argument.",
+            "elect takes one election name argument and an optional proposal argument",
         ));
     }
     let name = a[0].as_bytes().to_vec();

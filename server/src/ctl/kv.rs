@@ -54,7 +54,7 @@ pub fn get_request(inv: &Invocation) -> Result<RangeRequest, CtlError> {
     if a.len() > 1 {
         if prefix || from_key {
             return Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set.",
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
             ));
         }
         req.range_end = a[1].as_bytes().to_vec();
@@ -173,7 +173,7 @@ pub fn del_request(inv: &Invocation) -> Result<DeleteRangeRequest, CtlError> {
     if a.len() > 1 {
         if prefix || from_key {
             return Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set.",
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
             ));
         }
         req.range_end = a[1].as_bytes().to_vec();
@@ -444,9 +444,13 @@ pub fn parse_op(line: &str) -> Result<RequestOp, CtlError> {
     })
 }
 
-/// Reads lines until a blank one; end of input before it is an error (`EOF`), as in etcdctl.
-fn read_block(input: &mut dyn BufRead) -> Result<Vec<String>, CtlError> {
-    let mut lines = Vec::new();
+/// Reads lines until a blank one, parsing each as it comes; end of input before the blank line
+/// is an error (`EOF`), as in etcdctl.
+fn read_block<T>(
+    input: &mut dyn BufRead,
+    parse: impl Fn(&str) -> Result<T, CtlError>,
+) -> Result<Vec<T>, CtlError> {
+    let mut items = Vec::new();
     loop {
         let mut raw = Vec::new();
         let n = input
@@ -457,9 +461,9 @@ fn read_block(input: &mut dyn BufRead) -> Result<Vec<String>, CtlError> {
         }
         let line = String::from_utf8_lossy(&raw).trim().to_string();
         if line.is_empty() {
-            return Ok(lines);
+            return Ok(items);
         }
-        lines.push(line);
+        items.push(parse(&line)?);
     }
 }
 
@@ -473,17 +477,11 @@ pub fn read_txn(input: &mut dyn BufRead, prompt: bool) -> Result<TxnRequest, Ctl
     };
     let mut req = TxnRequest::default();
     say("compares:");
-    for l in read_block(input)? {
-        req.compare.push(parse_compare(&l)?);
-    }
+    req.compare = read_block(input, parse_compare)?;
     say("success requests (get, put, del):");
-    for l in read_block(input)? {
-        req.success.push(parse_op(&l)?);
-    }
+    req.success = read_block(input, parse_op)?;
     say("failure requests (get, put, del):");
-    for l in read_block(input)? {
-        req.failure.push(parse_op(&l)?);
-    }
+    req.failure = read_block(input, parse_op)?;
     Ok(req)
 }
 

@@ -275,12 +275,8 @@ pub fn move_leader(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
     if inv.args.len() != 1 {
         return Err(CtlError::bad_args("move-leader command needs 1 argument"));
     }
-    let target = u64::from_str_radix(&inv.args[0], 16).map_err(|_| {
-        CtlError::bad_args(format!(
-            "bad member ID arg ({}), expecting ID in Hex",
-            parse_int_error("ParseUint", &inv.args[0], 16)
-        ))
-    })?;
+    let target = u64::from_str_radix(&inv.args[0], 16)
+        .map_err(|_| CtlError::bad_args(parse_int_error("ParseUint", &inv.args[0], 16)))?;
     let mut leader = None;
     for ep in &ctx.dial.endpoints {
         let mut s = connect_one(ctx, ep)?;
