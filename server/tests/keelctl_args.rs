@@ -40,6 +40,7 @@ fn argument_errors_match_etcdctl() {
         &["del", "a", "--prefix", "--from-key"],
         &["lease", "grant"],
         &["lease", "grant", "xx"],
+        &["lease", "grant", "-5"],
         &["lease", "revoke", "zz"],
         &["lease", "revoke"],
         &["lease", "timetolive"],

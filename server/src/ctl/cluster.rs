@@ -45,7 +45,8 @@ pub fn list(ctx: &Ctx, _inv: &Invocation) -> Result<(), CtlError> {
     ctx.printer.member_list(&resp)
 }
 
-/// `member add <name> --peer-urls=... [--learner]`; the simple format also prints the
+/// `member add <name> --peer-urls=... [--learner]` (etcdctl 3.4 words a learner's addition like
+/// any other); the simple format also prints the
 /// `ETCD_*` settings for starting the new member.
 pub fn add(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
     if inv.args.len() != 1 {
@@ -64,10 +65,9 @@ pub fn add(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
         )
         .map_err(|e| failed(None, &e))?;
     let m = resp.member.clone().unwrap_or_default();
-    let learner = if m.is_learner { " as learner " } else { " " };
     ctx.printer.member_change(
         format!(
-            "Member {:16x} added{learner}to cluster {:16x}",
+            "Member {:16x} added to cluster {:16x}",
             m.id,
             cluster_id(&resp.header)
         ),

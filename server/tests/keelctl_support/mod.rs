@@ -287,7 +287,16 @@ pub fn run_lines(
 
 /// Replaces what legitimately differs between two runs: the client/peer ports of the two
 /// servers, 16-hex-digit IDs (lease IDs are time-based), long decimal IDs, Go durations.
-pub fn normalize(s: &str, server: &Server) -> String {
+pub fn normalize(o: &Out, server: &Server) -> Out {
+    Out {
+        stdout: normalize_text(&o.stdout, server),
+        stderr: normalize_text(&o.stderr, server),
+        code: o.code,
+    }
+}
+
+/// [`normalize`] for one text.
+pub fn normalize_text(s: &str, server: &Server) -> String {
     let s = s
         .replace(&server.port.to_string(), "CPORT")
         .replace(&server.peer_port.to_string(), "PPORT")
@@ -379,12 +388,10 @@ impl Pair {
     pub fn run2(&self, etcd_args: &[&str], keel_args: &[&str], stdin: Option<&str>) -> (Out, Out) {
         let e = run(Tool::Etcdctl, &self.etcd_side, etcd_args, stdin);
         let k = run(Tool::Keelctl, &self.keel_side, keel_args, stdin);
-        let norm = |o: Out, s: &Server| Out {
-            stdout: normalize(&o.stdout, s),
-            stderr: normalize(&o.stderr, s),
-            code: o.code,
-        };
-        (norm(e, &self.etcd_side), norm(k, &self.keel_side))
+        (
+            normalize(&e, &self.etcd_side),
+            normalize(&k, &self.keel_side),
+        )
     }
 
     /// Runs the same command with both tools and asserts the same stdout, stderr (without
