@@ -49,6 +49,9 @@ use crate::wait::Waiters;
 use crate::{log_debug, log_error, log_info, log_warn};
 
 const TICK_TIMER: u64 = 1;
+/// etcd's `maxGapBetweenApplyAndCommitIndex`: beyond this many committed-but-unapplied
+/// entries, new proposals are refused with "etcdserver: too many requests".
+const MAX_APPLY_LAG: u64 = 5000;
 const PROGRESS_TIMER: u64 = 2;
 /// etcd's watch progress-notify interval (`--experimental-watch-progress-notify-interval`).
 const PROGRESS_NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
@@ -142,6 +145,8 @@ pub struct Member {
     reads_in_flight: HashMap<u64, (Instant, ReadBatch)>,
     /// Reads whose read index is known, waiting for the apply thread to reach it.
     reads_ready: Vec<(u64, Instant, ReadBatch)>,
+    /// Highest index handed to the apply thread.
+    committed: u64,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -301,6 +306,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         read_batch: Vec::new(),
         reads_in_flight: HashMap::new(),
         reads_ready: Vec::new(),
+        committed: 0,
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -800,6 +806,7 @@ impl Member {
             );
         }
         if let Some(last) = out.apply.last() {
+            self.committed = last.index;
             self.metrics.proposals_committed.set(last.index as f64);
         }
         if !out.apply.is_empty() && self.apply_tx.send(out.apply).is_err() {
@@ -826,6 +833,10 @@ impl Member {
         }
         if self.core.leader() == 0 {
             return Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
+        }
+        let applied = self.shared.applied.load(Ordering::Relaxed);
+        if self.committed.saturating_sub(applied) > MAX_APPLY_LAG {
+            return Self::finish_call(ctx, call, Err(EtcdError::TooManyRequests.status()));
         }
         let waker = self.waker.clone();
         let shared = self.shared.clone();

@@ -498,3 +498,45 @@ fn maintenance_hashkv_defrag_snapshot_with_etcdctl() {
     k.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn request_size_limit_gives_etcds_error() {
+    if !etcdctl_available() {
+        eprintln!("skipping: {ETCDCTL} not installed");
+        return;
+    }
+    let dir = temp_dir("limits");
+    let (port, peer) = (free_port(), free_port());
+    // A keel with a 1 KiB request limit: a 2 KiB value is refused with etcd's message.
+    let log = dir.with_extension("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--max-request-bytes",
+            "1024",
+            "--listen-client-urls",
+            &format!("http://127.0.0.1:{port}"),
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut k = Keel {
+        child: Command::new("true").spawn().unwrap(),
+        port,
+        peer,
+        log,
+    };
+    std::mem::swap(&mut k.child, &mut child);
+    let _ = child.wait();
+    k.wait_ready();
+    assert_eq!(k.ok(&["put", "small", "x"]), "OK\n");
+    let err = k.fails(&["put", "big", &"x".repeat(2048)]);
+    assert!(err.contains("etcdserver: request is too large"), "{err}");
+    assert_eq!(k.ok(&["get", "big"]), "", "nothing was written");
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
