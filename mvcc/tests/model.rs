@@ -519,7 +519,9 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("KEEL_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96),
+        // 96 cases by default; KEEL_MODEL_CASES=N to choose, KEEL_SOAK=1 for a 3,000-case soak.
+        cases: std::env::var("KEEL_MODEL_CASES").ok().and_then(|v| v.parse().ok())
+            .unwrap_or(if std::env::var_os("KEEL_SOAK").is_some() { 3000 } else { 96 }),
         .. ProptestConfig::default()
     })]
 
