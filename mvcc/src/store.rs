@@ -535,6 +535,9 @@ impl Store {
     /// Returns the TTL. If the lease had a checkpoint, the caller should propose a
     /// `LeaseCheckpoint { id, remaining_ttl: 0 }` so a future leader does not use a stale one.
     /// Never waits for a batch being committed.
+    ///
+    /// Unknown or expired leases give `Err(LeaseNotFound)`; on the wire etcd answers a
+    /// keep-alive for them with `TTL = 0` and no error (checked on 3.4), so the server maps it.
     pub fn lease_renew(&self, id: i64, now_ms: u64) -> Result<LeaseRenewal, Error> {
         let core = self.inner.core.read();
         let mut clock = self.inner.lease_clock.lock();
@@ -592,6 +595,9 @@ impl Store {
 
     /// LeaseTimeToLive: remaining seconds (truncated; -1 once expired) on the primary; on
     /// other members the checkpointed remaining TTL, or the granted TTL.
+    ///
+    /// An unknown lease gives `Err(LeaseNotFound)`; on the wire etcd answers it with
+    /// `{ID, TTL: -1}` and no error (checked on 3.4), so the server maps it.
     pub fn lease_time_to_live(
         &self,
         id: i64,
