@@ -448,6 +448,15 @@ fn leases_grant_attach_revoke() {
         grant(&mut env, 101, MAX_LEASE_TTL + 1),
         Err(Error::LeaseTtlTooLarge)
     );
+    // etcd 3.4: {"TTL":-5,"ID":777} -> {"ID":"777","TTL":"2"}
+    assert_eq!(
+        grant(&mut env, 777, -5),
+        Ok(Response::LeaseGrant(LeaseGrantResponse {
+            revision: 5,
+            id: 777,
+            ttl: 2
+        }))
+    );
     let with_lease = |k: &str, lease| {
         Request::Put(PutRequest {
             key: k.into(),
