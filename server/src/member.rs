@@ -52,6 +52,11 @@ const TICK_TIMER: u64 = 1;
 /// etcd's `maxGapBetweenApplyAndCommitIndex`: beyond this many committed-but-unapplied
 /// entries, new proposals are refused with "etcdserver: too many requests".
 const MAX_APPLY_LAG: u64 = 5000;
+/// etcd's quota cost overheads (`storage/quota.go`): per put, and per lease grant.
+const KV_OVERHEAD: usize = 256;
+const LEASE_OVERHEAD: usize = 64;
+/// The backend size used by the quota check is sampled every this many ticks.
+const DB_SIZE_SAMPLE_TICKS: u64 = 10;
 const PROGRESS_TIMER: u64 = 2;
 /// etcd's watch progress-notify interval (`--experimental-watch-progress-notify-interval`).
 const PROGRESS_NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
@@ -147,6 +152,11 @@ pub struct Member {
     reads_ready: Vec<(u64, Instant, ReadBatch)>,
     /// Highest index handed to the apply thread.
     committed: u64,
+    /// Raised alarms (this member's; not yet replicated or persisted).
+    alarms: Vec<crate::health::Alarm>,
+    /// Backend file size, sampled on ticks, for the space quota.
+    db_size: u64,
+    ticks: u64,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -307,6 +317,9 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         reads_in_flight: HashMap::new(),
         reads_ready: Vec::new(),
         committed: 0,
+        alarms: Vec::new(),
+        db_size: 0,
+        ticks: 0,
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -475,6 +488,20 @@ fn maintenance(
     let _ = waker.wake(Wake::Reply(call, result));
 }
 
+/// etcd's quota cost of a txn: the puts it may perform (a read-only txn costs nothing).
+fn txn_cost(t: &pb::TxnRequest) -> usize {
+    use pb::request_op::Request as R;
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .map(|op| match &op.request {
+            Some(R::RequestPut(p)) => p.key.len() + p.value.len() + KV_OVERHEAD,
+            Some(R::RequestTxn(inner)) => txn_cost(inner),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// The store's form of a replicated request.
 fn to_store_request(r: &Request) -> Result<mvcc::Request, Status> {
     Ok(match r {
@@ -549,6 +576,34 @@ impl Member {
         if let Err(e) = self.core.propose(data) {
             log_debug!("internal proposal dropped: {e}");
         }
+    }
+
+    /// etcd's space quota (`quotaKVServer`): a mutating request of `cost` bytes is refused with
+    /// "database space exceeded" while the NOSPACE alarm is raised, and raises it when the
+    /// backend plus the request would exceed `--quota-backend-bytes`.
+    fn quota_check(&mut self, cost: usize) -> Result<(), Status> {
+        use crate::health::Alarm;
+        if cost == 0 {
+            return Ok(());
+        }
+        if self.alarms.contains(&Alarm::NoSpace) {
+            return Err(EtcdError::NoSpace.status());
+        }
+        if let Some(quota) = self.cfg.quota_bytes() {
+            if self.db_size + cost as u64 >= quota {
+                // The sample may predate a compaction + defragment: look again before refusing.
+                self.db_size = self.store.status().db_size;
+            }
+            if self.db_size + cost as u64 >= quota {
+                log_warn!(
+                    "alarm NOSPACE raised: backend {} bytes + request {cost} bytes reach the quota of {quota} bytes",
+                    self.db_size
+                );
+                self.alarms.push(Alarm::NoSpace);
+                return Err(EtcdError::NoSpace.status());
+            }
+        }
+        Ok(())
     }
 
     /// Serve the linearizable reads whose read index the apply thread has reached.
@@ -922,6 +977,7 @@ impl Member {
                     &mvcc::Request::Put(convert::put_request(&r)),
                     max_ops
                 ));
+                try_s!(self.quota_check(r.key.len() + r.value.len() + KV_OVERHEAD));
                 self.metrics.puts.inc();
                 self.propose(ctx, call, rpc, Request::Put(r));
                 None
@@ -940,6 +996,7 @@ impl Member {
                 let r: pb::TxnRequest = try_s!(decode(msg));
                 let m = try_s!(convert::txn_request(&r));
                 try_s!(validate(&mvcc::Request::Txn(m), max_ops));
+                try_s!(self.quota_check(txn_cost(&r)));
                 self.metrics.txns.inc();
                 self.propose(ctx, call, rpc, Request::Txn(r));
                 None
@@ -954,6 +1011,7 @@ impl Member {
                 if r.ttl > mvcc::MAX_LEASE_TTL {
                     return Some(Err(EtcdError::LeaseTtlTooLarge.status()));
                 }
+                try_s!(self.quota_check(LEASE_OVERHEAD));
                 self.propose(ctx, call, rpc, Request::LeaseGrant(r));
                 None
             }
@@ -1009,7 +1067,11 @@ impl Member {
                     raft_index: rs.last_index,
                     raft_term: rs.hard_state.term,
                     raft_applied_index: self.shared.applied.load(Ordering::Relaxed),
-                    errors: Vec::new(),
+                    errors: self
+                        .alarms
+                        .iter()
+                        .map(|a| format!("memberID:{} alarm:{} ", self.id, a.name()))
+                        .collect(),
                     db_size_in_use: st.db_size_in_use as i64,
                     is_learner: false,
                     storage_version: String::new(),
@@ -1036,10 +1098,54 @@ impl Member {
                 None
             }
             Rpc::Alarm => {
-                let _: pb::AlarmRequest = try_s!(decode(msg));
+                use crate::health::Alarm;
+                use pb::alarm_request::AlarmAction as A;
+                let r: pb::AlarmRequest = try_s!(decode(msg));
+                let kind = match pb::AlarmType::try_from(r.alarm) {
+                    Ok(pb::AlarmType::Nospace) => Some(Alarm::NoSpace),
+                    Ok(pb::AlarmType::Corrupt) => Some(Alarm::Corrupt),
+                    _ => None,
+                };
+                let to_pb = |a: &Alarm| pb::AlarmMember {
+                    member_id: self.id,
+                    alarm: match a {
+                        Alarm::NoSpace => pb::AlarmType::Nospace as i32,
+                        Alarm::Corrupt => pb::AlarmType::Corrupt as i32,
+                    },
+                };
+                let changed: Vec<pb::AlarmMember> = match A::try_from(r.action) {
+                    Ok(A::Activate) => match kind {
+                        Some(a) if r.member_id == 0 || r.member_id == self.id => {
+                            if !self.alarms.contains(&a) {
+                                log_warn!("alarm {} activated by a client", a.name());
+                                self.alarms.push(a);
+                            }
+                            vec![to_pb(&a)]
+                        }
+                        _ => vec![],
+                    },
+                    Ok(A::Deactivate) => {
+                        let (gone, keep): (Vec<Alarm>, Vec<Alarm>) =
+                            self.alarms.iter().partition(|a| {
+                                kind.is_none_or(|k| k == **a)
+                                    && (r.member_id == 0 || r.member_id == self.id)
+                            });
+                        for a in &gone {
+                            log_info!("alarm {} deactivated", a.name());
+                        }
+                        self.alarms = keep;
+                        gone.iter().map(to_pb).collect()
+                    }
+                    _ => self
+                        .alarms
+                        .iter()
+                        .filter(|a| kind.is_none_or(|k| k == **a))
+                        .map(to_pb)
+                        .collect(),
+                };
                 let resp = pb::AlarmResponse {
                     header: Some(h.header(self.store.current_revision())),
-                    alarms: Vec::new(),
+                    alarms: changed,
                 };
                 Some(Ok(resp.encode_to_vec()))
             }
@@ -1172,6 +1278,11 @@ impl Handler<Wake> for Member {
         }
         if tag == TICK_TIMER {
             self.core.tick();
+            self.ticks += 1;
+            if self.ticks % DB_SIZE_SAMPLE_TICKS == 1 {
+                self.db_size = self.store.status().db_size;
+                self.metrics.db_total_size.set(self.db_size as f64);
+            }
             self.expire_leases();
             // Watchers behind the current revision catch up from history (etcd: every 100 ms).
             if self.streams.values().any(|s| matches!(s, Stream::Watch(_))) {
@@ -1218,7 +1329,7 @@ impl Handler<Wake> for Member {
         match (request.method.as_str(), path) {
             ("GET", "/health") => {
                 let input = crate::health::HealthInput {
-                    alarms: Vec::new(),
+                    alarms: self.alarms.clone(),
                     has_leader: self.core.leader() != 0,
                     range: Ok(()),
                 };

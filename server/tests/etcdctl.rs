@@ -509,7 +509,7 @@ fn request_size_limit_gives_etcds_error() {
     let (port, peer) = (free_port(), free_port());
     // A keel with a 1 KiB request limit: a 2 KiB value is refused with etcd's message.
     let log = dir.with_extension("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+    let child = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args([
             "--data-dir",
             dir.to_str().unwrap(),
@@ -525,18 +525,98 @@ fn request_size_limit_gives_etcds_error() {
         .spawn()
         .unwrap();
     let mut k = Keel {
-        child: Command::new("true").spawn().unwrap(),
+        child,
         port,
         peer,
         log,
     };
-    std::mem::swap(&mut k.child, &mut child);
-    let _ = child.wait();
     k.wait_ready();
     assert_eq!(k.ok(&["put", "small", "x"]), "OK\n");
     let err = k.fails(&["put", "big", &"x".repeat(2048)]);
     assert!(err.contains("etcdserver: request is too large"), "{err}");
     assert_eq!(k.ok(&["get", "big"]), "", "nothing was written");
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn space_quota_raises_nospace_until_defrag_and_disarm() {
+    if !etcdctl_available() {
+        eprintln!("skipping: {ETCDCTL} not installed");
+        return;
+    }
+    let dir = temp_dir("quota");
+    let (port, peer) = (free_port(), free_port());
+    let log = dir.with_extension("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--quota-backend-bytes",
+            "200000",
+            "--listen-client-urls",
+            &format!("http://127.0.0.1:{port}"),
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut k = Keel {
+        child,
+        port,
+        peer,
+        log,
+    };
+    k.wait_ready();
+    let value = "x".repeat(2000);
+    let mut refused_at = None;
+    for i in 0..400 {
+        let out = k.ctl(&["put", &format!("k{i:03}"), &value]);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(
+                err.contains("etcdserver: mvcc: database space exceeded"),
+                "{err}"
+            );
+            refused_at = Some(i);
+            break;
+        }
+    }
+    assert!(
+        refused_at.is_some(),
+        "a 200 kB quota must stop 800 kB of puts"
+    );
+    assert!(k.ok(&["alarm", "list"]).contains("alarm:NOSPACE"));
+    assert_eq!(
+        k.http_get("/health"),
+        (
+            503,
+            r#"{"health":"false","reason":"ALARM NOSPACE"}"#.to_string()
+        )
+    );
+    // Reads and deletes still work; writes wait for compaction + defragment + disarm.
+    assert!(k.ok(&["get", "k000", "--keys-only"]).starts_with("k000"));
+    k.ok(&["del", "k", "--prefix"]);
+    let json = k.ok(&["get", "k000", "-w", "json"]);
+    let rev = json
+        .split("\"revision\":")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    k.ok(&["compaction", &rev]);
+    k.ok(&["defrag"]);
+    assert!(k
+        .fails(&["put", "still", "refused"])
+        .contains("database space exceeded"));
+    k.ok(&["alarm", "disarm"]);
+    assert_eq!(k.ok(&["alarm", "list"]), "");
+    assert_eq!(k.ok(&["put", "after", "ok"]), "OK\n");
+    assert_eq!(k.http_get("/health").0, 200);
     k.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
