@@ -254,6 +254,9 @@ impl Store {
                     .publish(&events, core.st.current_rev, &mut prev);
             }
         }
+        // The backend has the batch now: release the overlay (a brief, I/O-free write lock).
+        drop(guard);
+        self.inner.core.write().pending = HashMap::new();
         results
     }
 
