@@ -24,6 +24,7 @@
 //! * [`envelope`]: what a Raft entry carries (request id + etcd's protobuf request), and
 //!   cluster-unique request ids.
 //! * [`wait`]: clients waiting for their entry to be applied, with etcd's timeout error.
+//! * [`compactor`]: `--auto-compaction-*` as a pure state machine asked on every tick.
 //! * [`convert`]: etcd wire messages ↔ the store's types; store errors → gRPC statuses.
 //! * [`config`]: every flag of `keel`, with etcd's names, meanings and defaults, parsed by hand
 //!   from the command line and `ETCD_*` environment variables; member/cluster IDs as etcd
@@ -39,6 +40,7 @@
 //! Today a member runs alone (a one-voter cluster); peers, membership and snapshot catch-up
 //! come next. See README.md for what is served and what is not.
 
+pub mod compactor;
 pub mod config;
 pub mod convert;
 pub mod envelope;

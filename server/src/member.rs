@@ -157,6 +157,8 @@ pub struct Member {
     /// Backend file size, sampled on ticks, for the space quota.
     db_size: u64,
     ticks: u64,
+    /// `--auto-compaction-*`.
+    compactor: crate::compactor::AutoCompactor,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -320,6 +322,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         alarms: Vec::new(),
         db_size: 0,
         ticks: 0,
+        compactor: crate::compactor::AutoCompactor::new(cfg.auto_compaction, Instant::now()),
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -1284,6 +1287,16 @@ impl Handler<Wake> for Member {
                 self.metrics.db_total_size.set(self.db_size as f64);
             }
             self.expire_leases();
+            if self.is_leader {
+                let now = Instant::now();
+                if let Some(rev) = self.compactor.poll(now, self.store.current_revision()) {
+                    log_info!("auto compaction: compacting at revision {rev}");
+                    self.propose_internal(Request::Compaction(pb::CompactionRequest {
+                        revision: rev,
+                        physical: false,
+                    }));
+                }
+            }
             // Watchers behind the current revision catch up from history (etcd: every 100 ms).
             if self.streams.values().any(|s| matches!(s, Stream::Watch(_))) {
                 if let Err(e) = self.store.sync_watchers() {

@@ -620,3 +620,64 @@ fn space_quota_raises_nospace_until_defrag_and_disarm() {
     k.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn periodic_auto_compaction_keeps_the_retention_window() {
+    if !etcdctl_available() {
+        eprintln!("skipping: {ETCDCTL} not installed");
+        return;
+    }
+    let dir = temp_dir("autocompact");
+    let (port, peer) = (free_port(), free_port());
+    let log = dir.with_extension("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--auto-compaction-mode",
+            "periodic",
+            "--auto-compaction-retention",
+            "2s",
+            "--listen-client-urls",
+            &format!("http://127.0.0.1:{port}"),
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut k = Keel {
+        child,
+        port,
+        peer,
+        log,
+    };
+    k.wait_ready();
+    k.ok(&["put", "a", "1"]); // revision 2
+    k.ok(&["put", "a", "2"]); // revision 3
+    assert_eq!(k.ok(&["get", "a", "--rev=2", "--print-value-only"]), "1\n");
+    // Within a few periods the history older than 2 s is compacted away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = k.ctl(&["get", "a", "--rev=2"]);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(
+                err.contains("required revision has been compacted"),
+                "{err}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no auto compaction within 10 s");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(k.ok(&["get", "a", "--print-value-only"]), "2\n");
+    let log = std::fs::read_to_string(&k.log).unwrap();
+    assert!(
+        log.contains("auto compaction: compacting at revision"),
+        "{log}"
+    );
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
