@@ -54,7 +54,7 @@ fn python_grpcio_client() {
             .status();
     }
     if !have_grpcio() {
-        eprintln!("\n!!! SKIPPING python_grpcio_client: python3 with grpcio is not available and `pip install grpcio` failed !!!\n");
+        grpc_support::missing_tool("python_grpcio_client: python3 with grpcio is not available and `pip install grpcio` failed");
         return;
     }
     let srv = grpc_support::start();
@@ -88,11 +88,11 @@ fn python_grpcio_client() {
 #[test]
 fn curl_http2_prior_knowledge() {
     let Ok(v) = Command::new("curl").arg("--version").output() else {
-        eprintln!("\n!!! SKIPPING curl_http2_prior_knowledge: curl is not installed !!!\n");
+        grpc_support::missing_tool("curl_http2_prior_knowledge: curl is not installed");
         return;
     };
     if !String::from_utf8_lossy(&v.stdout).contains("HTTP2") {
-        eprintln!("\n!!! SKIPPING curl_http2_prior_knowledge: this curl lacks HTTP/2 !!!\n");
+        grpc_support::missing_tool("curl_http2_prior_knowledge: this curl lacks HTTP/2");
         return;
     }
     let srv = grpc_support::start();

@@ -60,15 +60,15 @@ fn current_nofile() -> Option<(String, String)> {
 #[test]
 fn backlog_is_accepted_after_descriptors_free_up() {
     let Some((soft, hard)) = current_nofile() else {
-        eprintln!("\n!!! SKIPPING: /proc/self/limits unreadable !!!\n");
+        grpc_support::missing_tool("/proc/self/limits unreadable");
         return;
     };
     if Command::new("prlimit").arg("--version").output().is_err() {
-        eprintln!("\n!!! SKIPPING: prlimit (util-linux) is not available !!!\n");
+        grpc_support::missing_tool("prlimit (util-linux) is not available");
         return;
     }
     if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("\n!!! SKIPPING: python3 is not available to run the clients !!!\n");
+        grpc_support::missing_tool("python3 is not available to run the clients");
         return;
     }
     let srv = grpc_support::start();
