@@ -55,6 +55,9 @@ const MAX_APPLY_LAG: u64 = 5000;
 /// etcd's quota cost overheads (`storage/quota.go`): per put, and per lease grant.
 const KV_OVERHEAD: usize = 256;
 const LEASE_OVERHEAD: usize = 64;
+/// etcd's `SnapshotCatchUpEntries`: entries kept in the log after a compaction, for followers
+/// that lag a little (capped by `--snapshot-count`).
+const SNAPSHOT_CATCHUP_ENTRIES: u64 = 5000;
 /// The backend size used by the quota check is sampled every this many ticks.
 const DB_SIZE_SAMPLE_TICKS: u64 = 10;
 const PROGRESS_TIMER: u64 = 2;
@@ -159,6 +162,8 @@ pub struct Member {
     ticks: u64,
     /// `--auto-compaction-*`.
     compactor: crate::compactor::AutoCompactor,
+    /// Applied index at the last Raft log compaction (`--snapshot-count`).
+    last_snapshot: u64,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -323,6 +328,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         db_size: 0,
         ticks: 0,
         compactor: crate::compactor::AutoCompactor::new(cfg.auto_compaction, Instant::now()),
+        last_snapshot: applied,
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -661,6 +667,23 @@ impl Member {
                 ));
             }
         }
+    }
+
+    /// Every `--snapshot-count` applied entries, compact Raft's log (keeping
+    /// [`SNAPSHOT_CATCHUP_ENTRIES`]) and release WAL segments: the mvcc database is the snapshot.
+    fn maybe_compact_log(&mut self) {
+        let count = self.cfg.snapshot_count;
+        let applied = self.shared.applied.load(Ordering::Acquire);
+        if count == 0 || applied < self.last_snapshot + count {
+            return;
+        }
+        let index = applied.saturating_sub(SNAPSHOT_CATCHUP_ENTRIES.min(count));
+        match self.core.compact_log(index, &self.wal) {
+            Ok(true) => log_info!("raft log compacted up to index {index} (applied {applied})"),
+            Ok(false) => {}
+            Err(e) => crate::log::fatal(format_args!("cannot write the WAL snapshot marker: {e}")),
+        }
+        self.last_snapshot = applied;
     }
 
     /// Leader only: revoke leases whose deadline passed (etcd's lessor `revokeExpiredLeases`).
@@ -1287,6 +1310,7 @@ impl Handler<Wake> for Member {
                 self.metrics.db_total_size.set(self.db_size as f64);
             }
             self.expire_leases();
+            self.maybe_compact_log();
             if self.is_leader {
                 let now = Instant::now();
                 if let Some(rev) = self.compactor.poll(now, self.store.current_revision()) {

@@ -21,6 +21,7 @@
 //! [`RaftCore`] is deliberately sans-threads: the caller (the member's loop) feeds it inputs and
 //! forwards its [`Output`]. The WAL callback only needs to wake that loop.
 
+use keel_consensus::Storage as _;
 use keel_consensus::{
     ConfState, Config as RaftConfig, Entry, Error as RaftError, HardState, MemStorage, Message,
     RawNode, ReadState, Role,
@@ -148,6 +149,49 @@ impl RaftCore {
         self.node.read_index(context)
     }
 
+    /// Log compaction (Raft §7): everything up to `index` is applied and durable in the state
+    /// machine (mvcc's consistent index), so Raft's in-memory log drops it and the WAL records a
+    /// snapshot marker at `index` and releases the segments below it. The state machine *is*
+    /// the snapshot's data (the btree file), as in etcd.
+    ///
+    /// Returns false (doing nothing) if `index` is not above the current snapshot or not in the
+    /// log.
+    pub fn compact_log(&mut self, index: u64, wal: &wal::Wal) -> Result<bool, wal::WalError> {
+        let conf = self.node.status().conf_state;
+        let storage = self.node.store_mut();
+        let (Ok(first), Ok(last)) = (storage.first_index(), storage.last_index()) else {
+            return Ok(false);
+        };
+        if index < first || index > last {
+            return Ok(false);
+        }
+        let Ok(term) = storage.term(index) else {
+            return Ok(false);
+        };
+        if storage.create_snapshot(index, conf, Vec::new()).is_err() {
+            return Ok(false);
+        }
+        let log_err = |what: &'static str| -> wal::Callback {
+            Box::new(move |r: Result<(), wal::WalError>| {
+                if let Err(e) = r {
+                    crate::log_error!("wal {what} failed: {e}");
+                }
+            })
+        };
+        let marker = wal::Batch {
+            snapshot: Some(wal::SnapshotMarker { index, term }),
+            ..wal::Batch::default()
+        };
+        wal.submit(marker, log_err("snapshot marker"))?;
+        wal.submit_release(index, log_err("segment release"))?;
+        Ok(true)
+    }
+
+    /// First index still in Raft's log.
+    pub fn first_index(&self) -> u64 {
+        self.node.first_index()
+    }
+
     /// Deliver a message from a peer.
     pub fn step(&mut self, m: Message) -> Result<(), RaftError> {
         self.node.step(m)
@@ -244,7 +288,7 @@ impl RaftCore {
 mod tests {
     use super::*;
     use crate::raft_log::{open_log, OpenedLog};
-    use keel_consensus::EntryKind;
+    use keel_consensus::{EntryKind, Storage};
     use std::sync::mpsc;
 
     fn temp_dir(tag: &str) -> std::path::PathBuf {
@@ -394,6 +438,44 @@ mod tests {
         drive(&mut core, &wal, &mut again, |_, a| {
             a.iter().any(|e| e.data == b"after")
         });
+
+        // Log compaction (§7): drop everything up to an applied index; the log restarts after it.
+        let upto = again.last().unwrap().index - 1;
+        assert!(core.compact_log(upto, &wal).unwrap());
+        assert_eq!(core.first_index(), upto + 1);
+        assert!(
+            !core.compact_log(upto, &wal).unwrap(),
+            "not above the snapshot"
+        );
+        assert!(
+            !core.compact_log(upto + 100, &wal).unwrap(),
+            "beyond the log"
+        );
+        core.propose(b"post-compaction".to_vec()).unwrap();
+        drive(&mut core, &wal, &mut again, |_, a| {
+            a.iter().any(|e| e.data == b"post-compaction")
+        });
+        let last = again.last().unwrap().index;
+        drop(core);
+        wal.close().unwrap();
+
+        // Restart over the snapshot marker: only the entries after it are in the log.
+        let OpenedLog { wal, storage, .. } = open_log(
+            &dir,
+            meta,
+            ConfState::with_voters(&[id]),
+            wal::WalOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(storage.first_index().unwrap(), upto + 1);
+        assert_eq!(storage.last_index().unwrap(), last);
+        let mut core = RaftCore::new(id, storage, 10, true, last, 3).unwrap();
+        core.campaign_if_alone(id);
+        let mut third = Vec::new();
+        drive(&mut core, &wal, &mut third, |c, a| {
+            c.leader() == id && !a.is_empty()
+        });
+        assert_eq!(third[0].index, last + 1);
         wal.close().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }

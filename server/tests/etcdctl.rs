@@ -681,3 +681,60 @@ fn periodic_auto_compaction_keeps_the_retention_window() {
     k.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn raft_log_compaction_then_kill_9_keeps_everything() {
+    if !etcdctl_available() {
+        eprintln!("skipping: {ETCDCTL} not installed");
+        return;
+    }
+    let dir = temp_dir("snapcount");
+    let (port, peer) = (free_port(), free_port());
+    let start = |dir: &Path| {
+        let log = dir.with_extension(format!("{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--snapshot-count",
+                "20",
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{port}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut k = Keel {
+            child,
+            port,
+            peer,
+            log,
+        };
+        k.wait_ready();
+        k
+    };
+    let k = start(&dir);
+    for i in 0..100 {
+        k.ok(&["put", &format!("s{i:03}"), &format!("v{i}")]);
+    }
+    std::thread::sleep(Duration::from_millis(300)); // a tick or two for the compaction
+    let log = std::fs::read_to_string(&k.log).unwrap();
+    assert!(log.contains("raft log compacted up to index"), "{log}");
+    let before = k.ok(&["get", "s", "--prefix", "-w", "json"]);
+    k.kill();
+
+    let k = start(&dir);
+    let after = k.ok(&["get", "s", "--prefix", "-w", "json"]);
+    let kvs = |s: &str| s.split("\"kvs\":").nth(1).unwrap().to_string();
+    assert_eq!(kvs(&before), kvs(&after));
+    assert!(after.contains("\"count\":100"));
+    assert_eq!(k.ok(&["put", "s100", "x"]), "OK\n");
+    assert!(k
+        .ok(&["get", "s100", "-w", "json"])
+        .contains("\"mod_revision\":102"));
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
