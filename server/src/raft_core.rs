@@ -104,6 +104,15 @@ impl RaftCore {
         // etcd: MaxSizePerMsg 1 MiB, MaxInflightMsgs 512.
         cfg.max_size_per_msg = 1024 * 1024;
         cfg.max_inflight_msgs = 512;
+        // Entries up to `applied` were applied, so they were committed; the WAL's commit index
+        // may lag (it is written without waiting, see `poll`).
+        let mut storage = storage;
+        let mut hs = storage.hard_state();
+        let last = keel_consensus::Storage::last_index(&storage).unwrap_or(0);
+        if hs.commit < applied && applied <= last {
+            hs.commit = applied;
+            storage.set_hard_state(hs);
+        }
         let node = RawNode::new(&cfg, storage, rng_seed)?;
         let term = node.status().hard_state.term;
         Ok(RaftCore {
@@ -230,13 +239,14 @@ impl RaftCore {
             return Ok(());
         }
         let rd = self.node.ready();
+        let old_term = self.term;
         if let Some(hs) = &rd.hard_state {
             self.term = hs.term;
         }
         if let Some(ss) = rd.soft_state {
             self.leader = ss.leader_id;
             out.leadership = Some((ss.leader_id, ss.role, self.term));
-        } else if rd.hard_state.is_some_and(|h| h.term != self.term) {
+        } else if self.term != old_term {
             out.leadership = Some((self.leader, self.node.status().soft_state.role, self.term));
         }
         out.send.extend(rd.messages);
@@ -259,6 +269,23 @@ impl RaftCore {
             return Ok(());
         }
         let batch = ready_batch(&in_flight.entries, in_flight.hard_state.as_ref());
+        if !rd.must_sync {
+            // Only the commit index changed: it need not be durable before we go on (etcd does
+            // not fsync for it either). Queue the write and complete the Ready now; this saves a
+            // second fsync round trip per write. After a crash the commit index is recomputed,
+            // and never below what was applied (see `RaftCore::new`).
+            wal.submit(
+                batch,
+                Box::new(|r: Result<(), wal::WalError>| {
+                    if let Err(e) = r {
+                        crate::log_error!("wal write of the commit index failed: {e}");
+                    }
+                }),
+            )?;
+            self.in_flight = Some(in_flight);
+            self.finish(out);
+            return Ok(());
+        }
         self.in_flight = Some(in_flight);
         wal.submit(batch, on_durable())
     }
@@ -476,6 +503,50 @@ mod tests {
             c.leader() == id && !a.is_empty()
         });
         assert_eq!(third[0].index, last + 1);
+        wal.close().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn restart_raises_a_lagging_commit_index_to_the_applied_index() {
+        // The commit index is written without waiting for the disk, so after a crash the WAL's
+        // may be below what mvcc applied. Raft must not start with applied > committed.
+        let dir = temp_dir("raftcommit");
+        let id = 7;
+        let meta = wal::Metadata {
+            member_id: id,
+            cluster_id: 1,
+        };
+        let conf = ConfState::with_voters(&[id]);
+        let OpenedLog { wal, .. } =
+            open_log(&dir, meta, conf.clone(), wal::WalOptions::default()).unwrap();
+        let ents: Vec<Entry> = (1..=3)
+            .map(|i| Entry {
+                term: 1,
+                index: i,
+                kind: EntryKind::Normal,
+                data: vec![],
+            })
+            .collect();
+        let hs = HardState {
+            term: 1,
+            vote: id,
+            commit: 1,
+        };
+        wal.append_sync(crate::raft_log::ready_batch(&ents, Some(&hs)))
+            .unwrap();
+        wal.close().unwrap();
+        let OpenedLog { wal, storage, .. } =
+            open_log(&dir, meta, conf.clone(), wal::WalOptions::default()).unwrap();
+        let core = RaftCore::new(id, storage, 10, true, 3, 1).unwrap();
+        assert_eq!(core.status().hard_state.commit, 3);
+        drop(core);
+        wal.close().unwrap();
+        // But never beyond the log.
+        let OpenedLog { wal, storage, .. } =
+            open_log(&dir, meta, conf, wal::WalOptions::default()).unwrap();
+        let core = RaftCore::new(id, storage, 10, true, 9, 1);
+        assert!(core.is_err() || core.unwrap().status().hard_state.commit <= 3);
         wal.close().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
