@@ -1,0 +1,13 @@
+//! PENDING (waits for: the peer listener of a multi-member keel). Requirement 5, peer side:
+//! garbage on a member's peer port (and client port) of a 3-member cluster leaves it serving.
+//! Passes against etcd in tests/reference_etcd.rs.
+
+use keel_tests::scenarios::limits;
+use keel_tests::{Cluster, ClusterOptions, Flavor};
+
+#[test]
+fn keel_garbage_on_peer_port() {
+    let mut c = Cluster::start(Flavor::Keel, 3, ClusterOptions::default());
+    limits::garbage_on_peer_port(&mut c, 1);
+    limits::garbage_on_client_port(&mut c, 2);
+}

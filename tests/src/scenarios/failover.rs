@@ -1,0 +1,80 @@
+//! Requirement 2: kill -9 the leader of a 3-member cluster. A new leader is elected within two
+//! election timeouts, writes continue through the survivors, and the old leader, restarted,
+//! catches up: its HashKV equals the others' at the same revision.
+
+use super::wait_hashes_agree;
+use super::writers::{assert_all_present, Writers};
+use crate::{grpc, Cluster};
+use std::time::{Duration, Instant};
+
+/// Runs the scenario on a running 3-member `cluster`.
+pub fn kill_leader(cluster: &mut Cluster) {
+    let all: Vec<usize> = (0..cluster.members.len()).collect();
+    let leader = cluster.wait_leader(&all, Duration::from_secs(10));
+    let old_id = cluster.member_id(leader);
+    let old_term = grpc::status(&cluster.members[leader].endpoint())
+        .expect("status")
+        .raft_term;
+
+    // Some writes before.
+    let before = Writers::start(cluster.endpoints_of(&all), "before/", 2, 100).join();
+    assert_eq!(before.acked.len(), 200, "writes before the kill failed");
+
+    let election = Duration::from_millis(cluster.options.election_ms);
+    cluster.kill(leader);
+    let killed_at = Instant::now();
+    let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
+
+    // Poll the survivors until one of them says it leads a newer term.
+    let (new_leader, elapsed) = loop {
+        let mut found = None;
+        for &i in &survivors {
+            if let Ok(s) = grpc::status(&cluster.members[i].endpoint()) {
+                let me = s.header.as_ref().map(|h| h.member_id).unwrap_or(0);
+                if s.leader == me && me != 0 && s.raft_term > old_term {
+                    found = Some(i);
+                }
+            }
+        }
+        if let Some(i) = found {
+            break (i, killed_at.elapsed());
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "no new leader 10 s after killing the old one"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_ne!(cluster.member_id(new_leader), old_id);
+    assert!(
+        elapsed <= 2 * election,
+        "new leader after {elapsed:?}, more than two election timeouts ({:?})",
+        2 * election
+    );
+    // Both survivors agree on it.
+    assert_eq!(
+        cluster.wait_leader(&survivors, Duration::from_secs(5)),
+        new_leader
+    );
+
+    // Writes continue through the survivors.
+    let during = Writers::start(cluster.endpoints_of(&survivors), "during/", 2, 100).join();
+    assert_eq!(
+        during.acked.len(),
+        200,
+        "writes with the leader down failed ({} errors)",
+        during.failed
+    );
+    let last_rev = during.acked.values().map(|a| a.revision).max().unwrap_or(0);
+
+    // The old leader comes back and catches up.
+    cluster.restart(leader);
+    wait_hashes_agree(cluster, &all, last_rev, Duration::from_secs(30));
+    for &i in &all {
+        assert_all_present(&cluster.members[i].endpoint(), b"before/", &before);
+        assert_all_present(&cluster.members[i].endpoint(), b"during/", &during);
+    }
+    // And the cluster still takes writes with all three.
+    let after = Writers::start(cluster.endpoints_of(&all), "after/", 1, 20).join();
+    assert_eq!(after.acked.len(), 20);
+}

@@ -1,0 +1,169 @@
+//! Requirement 4: while writes continue, add a fourth member as a learner (`etcdctl member add
+//! --learner`, then start it with `--initial-cluster-state existing`), promote it once it has
+//! caught up, and remove another (non-leader) member. Afterwards the three remaining voters
+//! agree (HashKV) and hold every acknowledged write.
+
+use super::wait_hashes_agree;
+use super::writers::{assert_all_present, Writers};
+use crate::etcdctl::Etcdctl;
+use crate::{grpc, Cluster};
+use std::time::{Duration, Instant};
+
+fn member_line(list: &str, name: &str) -> String {
+    list.lines()
+        .find(|l| l.split(", ").nth(2) == Some(name))
+        .unwrap_or_else(|| panic!("{name} not in member list:\n{list}"))
+        .to_string()
+}
+
+/// The value of `KEY="value"` in `etcdctl member add` output.
+fn env_line(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=\"")))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no {key} in member add output:\n{out}"))
+        .to_string()
+}
+
+/// Runs the scenario on a running 3-member `cluster`.
+pub fn learner_promote_remove(cluster: &mut Cluster) {
+    let voters: Vec<usize> = (0..cluster.members.len()).collect();
+    let w = Writers::start(cluster.endpoints_of(&voters), "member/", 2, 1_000_000);
+    w.wait_acked(100, Duration::from_secs(30));
+    let ctl = Etcdctl::new(cluster.endpoints_of(&voters));
+
+    // Add the learner.
+    let new = cluster.new_member_slot("m4");
+    let peer = cluster.members[new].peer_url();
+    // etcd refuses reconfiguration ("unhealthy cluster") until every member has been connected
+    // for a few seconds after start (--strict-reconfig-check); retry on exactly that error.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let add = [
+        "member",
+        "add",
+        "m4",
+        "--learner",
+        &format!("--peer-urls={peer}"),
+    ];
+    let out = loop {
+        let o = ctl.run(&add);
+        if o.success {
+            break o.stdout;
+        }
+        assert!(
+            o.stderr.contains("Error: etcdserver: unhealthy cluster") && Instant::now() < deadline,
+            "member add failed: {}",
+            o.stderr
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let first = out.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("Member ") && first.contains(" added to cluster "),
+        "member add said:\n{out}"
+    );
+    let new_id = first.split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(env_line(&out, "ETCD_NAME"), "m4");
+    assert_eq!(env_line(&out, "ETCD_INITIAL_ADVERTISE_PEER_URLS"), peer);
+    assert_eq!(env_line(&out, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    let ic = env_line(&out, "ETCD_INITIAL_CLUSTER");
+    let mut want: Vec<String> = (0..=new)
+        .map(|i| {
+            format!(
+                "{}={}",
+                cluster.members[i].name,
+                cluster.members[i].peer_url()
+            )
+        })
+        .collect();
+    let mut got: Vec<String> = ic.split(',').map(str::to_string).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "ETCD_INITIAL_CLUSTER");
+    let list = ctl.ok(&["member", "list"]);
+    let line = member_line(&list, "")
+        .split(", ")
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    // Not started yet: etcd lists it as "unstarted" with an empty name.
+    assert_eq!(line[0], new_id);
+    assert_eq!(line[1], "unstarted");
+    assert_eq!(line[5], "true", "the new member must be a learner:\n{list}");
+
+    cluster.members[new].initial_cluster = ic;
+    cluster.members[new].initial_state = "existing".into();
+    cluster.spawn(new);
+    let acked = w.acked();
+    w.wait_acked(acked + 100, Duration::from_secs(30));
+
+    // Promote once it is in sync (the leader refuses before that).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = ctl.run(&["member", "promote", &new_id]);
+        if o.success {
+            assert!(
+                o.stdout
+                    .starts_with(&format!("Member {new_id} promoted in cluster ")),
+                "promote said: {}",
+                o.stdout
+            );
+            break;
+        }
+        assert!(
+            o.stderr
+                .contains("can only promote a learner member which is in sync with leader"),
+            "unexpected promote failure: {}",
+            o.stderr
+        );
+        assert!(
+            Instant::now() < deadline,
+            "learner never in sync: {}",
+            o.stderr
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cluster.wait_healthy(new);
+    let list = ctl.ok(&["member", "list"]);
+    let line = member_line(&list, "m4");
+    assert!(
+        line.starts_with(&format!("{new_id}, started, m4, {peer}, ")),
+        "{line}"
+    );
+    assert!(line.ends_with(", false"), "m4 still a learner: {line}");
+    assert_eq!(list.lines().count(), 4, "{list}");
+    let acked = w.acked();
+    w.wait_acked(acked + 100, Duration::from_secs(30));
+
+    // Remove a member that is not the leader.
+    let all4: Vec<usize> = (0..=new).collect();
+    let leader = cluster.wait_leader(&all4, Duration::from_secs(10));
+    let gone = voters.iter().copied().find(|&i| i != leader).unwrap();
+    let gone_id = format!("{:x}", cluster.member_id(gone));
+    // Ask a member that stays: the removed one stops serving as soon as it applies its removal.
+    let remaining: Vec<usize> = all4.iter().copied().filter(|&i| i != gone).collect();
+    let ctl = Etcdctl::new(cluster.endpoints_of(&remaining));
+    let out = ctl.ok(&["member", "remove", &gone_id]);
+    assert!(
+        out.starts_with(&format!("Member {gone_id:0>16} removed from cluster ")),
+        "member remove said: {out}"
+    );
+    let list = ctl.ok(&["member", "list"]);
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(
+        !list.contains(&cluster.members[gone].name.to_string()),
+        "removed member still listed:\n{list}"
+    );
+    let acked = w.acked();
+    w.wait_acked(acked + 100, Duration::from_secs(30));
+    w.stop();
+    let writes = w.join();
+    cluster.kill(gone);
+
+    let last_rev = writes.acked.values().map(|a| a.revision).max().unwrap_or(0);
+    wait_hashes_agree(cluster, &remaining, last_rev, Duration::from_secs(30));
+    for &i in &remaining {
+        assert_all_present(&cluster.members[i].endpoint(), b"member/", &writes);
+        let s = grpc::status(&cluster.members[i].endpoint()).expect("status");
+        assert!(!s.is_learner, "{} still a learner", cluster.members[i].name);
+    }
+}

@@ -1,0 +1,54 @@
+//! The cluster scenarios of the issue, written once and run against either flavour
+//! ([`Flavor::Keel`](crate::Flavor) under test, or a real etcd to prove the scenario itself is
+//! right: a scenario that fails against etcd is a broken test, not a server bug).
+//!
+//! - [`limits`]: `--max-request-bytes` and garbage on the client / peer ports;
+//! - [`failover`]: kill the leader, new leader in time, old leader catches up;
+//! - [`crash_writes`]: kill -9 a member during 10,000 concurrent writes, restart, compare;
+//! - [`membership`]: add a learner, promote it, remove another member, under writes.
+
+pub mod crash_writes;
+pub mod failover;
+pub mod limits;
+pub mod membership;
+pub mod writers;
+
+use crate::grpc;
+use crate::Cluster;
+use std::time::{Duration, Instant};
+
+/// Waits until every member in `members` answers HashKV at `revision` with the same hash and
+/// returns it. Members still catching up answer "future revision" (or are unreachable) and are
+/// polled again. Panics after `timeout` with what each member said.
+pub fn wait_hashes_agree(
+    cluster: &Cluster,
+    members: &[usize],
+    revision: i64,
+    timeout: Duration,
+) -> u32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answers: Vec<Result<u32, String>> = members
+            .iter()
+            .map(|&i| {
+                grpc::hash_kv_at(&cluster.members[i].endpoint(), revision)
+                    .map(|r| r.hash)
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+        if let Ok(first) = &answers[0] {
+            if answers.iter().all(|a| a.as_ref().ok() == Some(first)) {
+                return *first;
+            }
+        }
+        if Instant::now() >= deadline {
+            let names: Vec<String> = members
+                .iter()
+                .zip(&answers)
+                .map(|(&i, a)| format!("{}: {a:?}", cluster.members[i].name))
+                .collect();
+            panic!("HashKV at revision {revision} does not agree after {timeout:?}: {names:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
