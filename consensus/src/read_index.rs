@@ -23,14 +23,11 @@ impl<S: Storage> Raft<S> {
 
     /// A read request at the leader (local, or forwarded by a follower).
     pub(crate) fn handle_read_index_as_leader(&mut self, m: Message) {
-        if self.tracker.voters.len() == 1 && self.tracker.is_voter(self.id) {
-            // A single voter is trivially the leader of its term.
-            let index = self.log.committed;
-            self.respond_to_read_index(m, index);
-            return;
-        }
         if !self.committed_entry_in_current_term() {
-            // Step 1: wait for our first commit (the empty entry of become_leader).
+            // Step 1: wait for our first commit (the empty entry of become_leader). This holds
+            // for a single voter too: after a restart its persisted commit index may lag
+            // entries committed (and acknowledged) before the crash, because a commit-only
+            // hard state need not be synced.
             self.pending_read_index.push(m);
             return;
         }
@@ -39,6 +36,11 @@ impl<S: Storage> Raft<S> {
 
     fn send_read_index(&mut self, m: Message) {
         let index = self.log.committed;
+        if self.tracker.voters.len() == 1 && self.tracker.is_voter(self.id) {
+            // Step 3 is trivial for a single voter: no other member can lead its term.
+            self.respond_to_read_index(m, index);
+            return;
+        }
         if self.mutations.read_index_without_heartbeat {
             // The deliberately broken rule: skip step 3.
             self.respond_to_read_index(m, index);

@@ -430,3 +430,44 @@ fn rejecting_a_stale_candidate_does_not_restart_the_election_timer() {
         "timer was restarted: {counts:?}"
     );
 }
+
+/// Thesis §6.4 step 1 holds for a single voter too: "If the leader has not yet marked an
+/// entry from its current term committed, it waits until it has done so." A restarted single
+/// voter may have a persisted commit index below entries that were committed (and acknowledged
+/// to clients) before the crash — a commit-only hard state need not be synced — so answering
+/// with the commit index at once would let a read miss an acknowledged write.
+#[test]
+fn single_voter_read_index_waits_for_the_first_commit_of_the_term() {
+    // Entries 1..=3 of term 1 are durable; the hard state's commit lags at 1.
+    let mut s =
+        keel_consensus::MemStorage::new_with_conf_state(keel_consensus::ConfState::with_voters(&[
+            1,
+        ]));
+    let ents: Vec<keel_consensus::Entry> = (1..=3)
+        .map(|i| keel_consensus::Entry::normal(1, i, vec![i as u8]))
+        .collect();
+    s.append(&ents);
+    s.set_hard_state(keel_consensus::HardState {
+        term: 1,
+        vote: 1,
+        commit: 1,
+    });
+    let mut n = keel_consensus::RawNode::new(&config(1), s, 1).unwrap();
+    n.campaign();
+    assert_eq!(n.raft().role, Role::Leader);
+    n.read_index(b"r".to_vec()).unwrap();
+    let mut reads = Vec::new();
+    for _ in 0..5 {
+        reads.extend(handle(&mut n).read_states);
+    }
+    assert_eq!(
+        reads.len(),
+        1,
+        "the read is answered once the term's entry commits"
+    );
+    assert!(
+        reads[0].index >= 3,
+        "read index {} misses entries 2..=3, committed before the restart",
+        reads[0].index
+    );
+}
