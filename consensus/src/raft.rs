@@ -129,6 +129,11 @@ impl<S: Storage> Raft<S> {
             r.vote = NONE;
         }
         if config.applied > 0 {
+            // Figure 2: lastApplied <= commitIndex — whatever the application applied was
+            // committed, even if the commit index persisted with the hard state lags behind (a
+            // commit-only hard state need not be synced). Raise the commit index rather than
+            // hand the applied entries out again.
+            r.log.commit_to(config.applied.min(r.log.last_index()));
             r.log.applied_to(config.applied.min(r.log.committed));
         }
         r.become_follower(r.term, NONE);

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use keel_consensus::{Message, MessageType, Role};
+use keel_consensus::{
+    ConfState, Config, Entry, HardState, MemStorage, Message, MessageType, RawNode, Role,
+};
 
 /// Votes promise durable state: a vote response only leaves after the Ready is persisted.
 #[test]
@@ -129,4 +131,41 @@ fn invalid_messages_are_rejected() {
     assert!(n.step(m).is_err());
     let m = Message::new(MessageType::Append, 2, 1);
     assert!(n.step(m).is_err(), "append without a term");
+}
+
+/// Figure 2: lastApplied ≤ commitIndex, so every entry the application reports as applied
+/// (`Config::applied`) was committed. A restarted member whose persisted commit index lags
+/// its applied index (a commit-only hard state need not be synced) must not hand those
+/// entries out again.
+#[test]
+fn restart_with_applied_beyond_persisted_commit_does_not_reapply() {
+    let mut s = MemStorage::new_with_conf_state(ConfState::with_voters(&[1]));
+    let ents: Vec<Entry> = (1..=5)
+        .map(|i| Entry::normal(1, i, vec![i as u8]))
+        .collect();
+    s.append(&ents);
+    s.set_hard_state(HardState {
+        term: 1,
+        vote: 1,
+        commit: 2,
+    });
+    let mut cfg = Config::new(1);
+    cfg.applied = 4;
+    let mut n = RawNode::new(&cfg, s, 1).unwrap();
+    assert_eq!(n.status().applied, 4);
+    n.campaign();
+    let mut applied = Vec::new();
+    for _ in 0..5 {
+        if !n.has_ready() {
+            break;
+        }
+        let rd = n.ready();
+        n.store_mut().append(&rd.entries);
+        if let Some(hs) = rd.hard_state {
+            n.store_mut().set_hard_state(hs);
+        }
+        applied.extend(rd.committed_entries.iter().map(|e| e.index));
+        n.advance();
+    }
+    assert_eq!(applied, vec![5, 6], "entries 3..=4 were already applied");
 }
