@@ -156,7 +156,7 @@ pub fn elect(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
                 "elect listen takes one election name argument",
             ));
         }
-        let h = s.open_stream(path::OBSERVE, Some(&LeaderRequest { name }))?;
+        let h = s.open_server_stream(path::OBSERVE, &LeaderRequest { name })?;
         loop {
             let r: Option<LeaderResponse> = s.recv(h, FOREVER).map_err(|e| failed(None, &e))?;
             let Some(r) = r else {

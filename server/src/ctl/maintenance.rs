@@ -14,6 +14,7 @@ use keel_net::proto::etcdserverpb::{
     SnapshotResponse, StatusRequest, StatusResponse,
 };
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 /// The endpoints a per-endpoint command visits: `--endpoints`, or with `--cluster` every
@@ -139,7 +140,7 @@ pub fn snapshot_save(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
     let dest = &inv.args[0];
     let part = format!("{dest}.part");
     let mut s = ctx.connect()?;
-    let h = s.open_stream(path::SNAPSHOT, Some(&SnapshotRequest {}))?;
+    let h = s.open_server_stream(path::SNAPSHOT, &SnapshotRequest {})?;
     let mut data = Vec::new();
     loop {
         let m: Option<SnapshotResponse> = s
@@ -153,6 +154,7 @@ pub fn snapshot_save(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
     verify_snapshot(&data)?;
     let io = |e: std::io::Error| CtlError::new(exit::IO, format!("could not write {part}: {e}"));
     let mut f = std::fs::OpenOptions::new()
+        .mode(0o600)
         .write(true)
         .create(true)
         .truncate(true)

@@ -116,6 +116,18 @@ impl Session {
         Ok(h)
     }
 
+    /// Opens a server-streaming call (Snapshot, Observe): sends the one request and half-closes,
+    /// which is what marks the request complete to a gRPC server.
+    pub fn open_server_stream<Req: Message>(
+        &mut self,
+        path: &str,
+        request: &Req,
+    ) -> Result<keel_net::client::StreamHandle, CtlError> {
+        let h = self.open_stream(path, Some(request))?;
+        self.client.close_send(h)?;
+        Ok(h)
+    }
+
     /// Receives and decodes the next message of a stream (`None` at the end).
     pub fn recv<Resp: Message + Default>(
         &mut self,

@@ -20,6 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A tool that runs longer than this is killed and the test fails.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The real etcdctl.
 pub const ETCDCTL: &str = "/usr/bin/etcdctl";
 /// The real etcd server.
@@ -235,13 +238,40 @@ pub fn run_opt(tool: Tool, server: Option<&Server>, args: &[&str], stdin: Option
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn tool");
-    {
-        let mut i = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            let _ = i.write_all(s.as_bytes());
+    let mut stdin_pipe = child.stdin.take().unwrap();
+    let input = stdin.map(|s| s.as_bytes().to_vec());
+    let feeder = std::thread::spawn(move || {
+        if let Some(b) = input {
+            let _ = stdin_pipe.write_all(&b);
         }
-    }
-    finish(child.wait_with_output().expect("wait tool"))
+    });
+    let reader = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + TOOL_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait tool") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{tool:?} {args:?} did not finish within {TOOL_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = feeder.join();
+    finish(std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    })
 }
 
 /// Starts a long-running command (watch, lock, elect), reads `n` stdout lines (or until
@@ -403,6 +433,16 @@ impl Pair {
     /// [`Pair::same`] with standard input.
     pub fn same_stdin(&self, args: &[&str], stdin: Option<&str>) -> Out {
         let (e, k) = self.run(args, stdin);
+        assert_same(args, &e, &k);
+        k
+    }
+
+    /// For read-only commands whose output shows server internals that may differ between two
+    /// servers (db size, raft index): runs both tools against the same server and compares.
+    pub fn same_on_one_server(&self, args: &[&str]) -> Out {
+        let s = &self.keel_side;
+        let e = normalize(&run(Tool::Etcdctl, s, args, None), s);
+        let k = normalize(&run(Tool::Keelctl, s, args, None), s);
         assert_same(args, &e, &k);
         k
     }
