@@ -12,14 +12,21 @@ pub const THREADS: usize = 4;
 /// Writes per thread.
 pub const PER_THREAD: usize = 2_500;
 
-/// Runs the scenario on a running 3-member `cluster`, killing member `victim`.
+/// Runs the scenario on a running `cluster` (3 members; 1 works too: then the member is
+/// restarted 300 ms after the kill instead of after 60 % of the writes), killing `victim`.
 pub fn kill_during_writes(cluster: &mut Cluster, victim: usize) {
     let all: Vec<usize> = (0..cluster.members.len()).collect();
     let total = THREADS * PER_THREAD;
     let w = Writers::start(cluster.endpoints_of(&all), "crash/", THREADS, PER_THREAD);
     w.wait_acked(total * 3 / 10, Duration::from_secs(120));
     cluster.kill(victim);
-    w.wait_acked(total * 6 / 10, Duration::from_secs(120));
+    if all.len() > 1 {
+        // The others keep acknowledging while the victim is down.
+        w.wait_acked(total * 6 / 10, Duration::from_secs(120));
+    } else {
+        // A lone member: nothing can be acknowledged until it is back.
+        std::thread::sleep(Duration::from_millis(300));
+    }
     cluster.restart(victim);
     let writes = w.join();
     assert!(
