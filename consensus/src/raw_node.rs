@@ -273,6 +273,11 @@ impl<S: Storage> RawNode<S> {
             .log
             .next_committed_entries(self.max_committed_size_per_ready);
         r.reduce_uncommitted_size(&committed_entries);
+        if let Some(last) = committed_entries.last() {
+            // Out for applying: a snapshot must not be installed underneath them (see
+            // `Raft::handle_snapshot`).
+            r.log.applying = r.log.applying.max(last.index);
+        }
         let mut messages = std::mem::take(&mut r.msgs);
         let mut persisted_messages = std::mem::take(&mut r.msgs_after_append);
         let durable_changed = hard.term != self.prev_hard.term || hard.vote != self.prev_hard.vote;

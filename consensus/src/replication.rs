@@ -367,6 +367,14 @@ impl<S: Storage> Raft<S> {
             // entry, retain log entries following it" — just fast-forward the commit index.
             self.log.commit_to(index);
             resp.index = self.log.committed;
+        } else if self.log.applying > self.log.applied {
+            // Committed entries are out for applying (a Ready is in flight) and may contain
+            // membership changes, which the application will apply on top of the configuration
+            // in force (thesis §4.1: changes take effect when applied). Installing the
+            // snapshot's configuration now would have them applied on top of a *later*
+            // configuration (resurrecting a removed member, say). Drop the snapshot as if it
+            // were lost; the leader sends it again (§7).
+            return;
         } else {
             let last = index + 1;
             self.tracker.set_conf(&snap.meta.conf_state, last);

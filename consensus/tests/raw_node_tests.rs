@@ -169,3 +169,81 @@ fn restart_with_applied_beyond_persisted_commit_does_not_reapply() {
     }
     assert_eq!(applied, vec![5, 6], "entries 3..=4 were already applied");
 }
+
+/// §7 with membership (thesis §4.1, changes take effect when applied): a snapshot stepped in
+/// while committed entries are out for applying (an event loop that receives messages while
+/// it applies a Ready) must not replace the configuration underneath them. Here entry 1
+/// adds learner 4 and the snapshot at 3 already reflects 4's later removal: applying entry 1
+/// after the snapshot's configuration was installed resurrected 4 in the configuration.
+/// The configuration must always be the one of what the member has applied.
+#[test]
+fn snapshot_arriving_while_committed_entries_are_applied_keeps_the_configuration() {
+    use keel_consensus::{ConfChange, ConfChangeType, EntryKind, Snapshot, SnapshotMeta};
+    let mut n = node(2, &[1, 2, 3], |_| {});
+    let add4 = ConfChange {
+        change_type: ConfChangeType::AddLearner,
+        node_id: 4,
+        context: Vec::new(),
+    };
+    let mut app = Message::new(MessageType::Append, 1, 2);
+    app.term = 1;
+    app.entries.push(Entry {
+        term: 1,
+        index: 1,
+        kind: EntryKind::ConfChange,
+        data: add4.to_bytes(),
+    });
+    app.commit = 1;
+    n.step(app).unwrap();
+    let snapshot_msg = || {
+        let mut m = Message::new(MessageType::Snapshot, 1, 2);
+        m.term = 1;
+        m.snapshot = Some(Snapshot {
+            meta: SnapshotMeta {
+                index: 3,
+                term: 1,
+                conf_state: ConfState::with_voters(&[1, 2, 3]),
+            },
+            data: b"state at 3".to_vec(),
+        });
+        m
+    };
+    let with_learner_4 = ConfState {
+        voters: vec![1, 2, 3],
+        learners: vec![4],
+    };
+
+    // Ready 1: persist entry 1, then — before applying it — the snapshot arrives.
+    let rd = n.ready();
+    assert_eq!(rd.committed_entries.len(), 1);
+    n.store_mut().append(&rd.entries);
+    n.store_mut().set_hard_state(rd.hard_state.unwrap());
+    n.advance_append();
+    n.step(snapshot_msg()).unwrap();
+    let cs =
+        n.apply_conf_change(&keel_consensus::conf_change_of(&rd.committed_entries[0]).unwrap());
+    n.advance();
+    assert_eq!(
+        cs.ok(),
+        Some(with_learner_4.clone()),
+        "entry 1 applies normally"
+    );
+    handle(&mut n);
+    let st = n.status();
+    let expected = if st.applied >= 3 {
+        ConfState::with_voters(&[1, 2, 3])
+    } else {
+        with_learner_4
+    };
+    assert_eq!(
+        st.conf_state, expected,
+        "the configuration must be that of the applied prefix (applied {})",
+        st.applied
+    );
+
+    // Sent again once nothing is being applied, the snapshot installs with its configuration.
+    n.step(snapshot_msg()).unwrap();
+    handle(&mut n);
+    assert_eq!(n.status().applied, 3);
+    assert_eq!(n.status().conf_state, ConfState::with_voters(&[1, 2, 3]));
+}

@@ -168,9 +168,10 @@ impl Checker {
     }
 
     /// Thesis §6.4: a read must observe every write committed before it started.
-    pub fn read_answered(&mut self, node: u64, ctx: &[u8], index: u64) -> Result<(), String> {
+    /// Returns whether the answer was checked (false for a duplicate).
+    pub fn read_answered(&mut self, node: u64, ctx: &[u8], index: u64) -> Result<bool, String> {
         let Some(min) = self.reads.remove(ctx) else {
-            return Ok(()); // duplicate answer (the network duplicates messages)
+            return Ok(false); // duplicate answer (the network duplicates messages)
         };
         self.reads_checked += 1;
         if index < min {
@@ -180,7 +181,7 @@ impl Checker {
                 String::from_utf8_lossy(ctx)
             ));
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Thesis §4.1: consecutive configurations must not allow two disjoint majorities.

@@ -142,7 +142,88 @@ pub struct Stats {
     pub reads_checked: u64,
     pub conf_changes: u64,
     pub timeout_now: u64,
+    /// Fault and event counters: each must be non-zero across the CI seed budget, or the
+    /// checker that depends on it could pass vacuously.
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub partitions: u64,
+    pub one_way_partitions: u64,
+    pub restarts: u64,
+    pub torn_writes: u64,
+    pub interleaved_steps: u64,
+    pub snapshots_installed: u64,
+    pub follower_reads_checked: u64,
+    pub learners_added: u64,
+    pub learners_promoted: u64,
+    pub voters_removed: u64,
+    pub leader_removed_itself: u64,
+    pub conf_change_refused_pending: u64,
+    pub transfers_started: u64,
+    pub proposals_dropped: u64,
     pub fingerprint: u64,
+}
+
+impl Stats {
+    /// Every counter by name (the fingerprint excluded).
+    pub fn counters(&self) -> [(&'static str, u64); 24] {
+        [
+            ("steps", self.steps),
+            ("elections", self.elections),
+            ("committed", self.committed),
+            ("crashes", self.crashes),
+            ("snapshots_sent", self.snapshots_sent),
+            ("reads_checked", self.reads_checked),
+            ("conf_changes", self.conf_changes),
+            ("timeout_now", self.timeout_now),
+            ("dropped", self.dropped),
+            ("duplicated", self.duplicated),
+            ("partitions", self.partitions),
+            ("one_way_partitions", self.one_way_partitions),
+            ("restarts", self.restarts),
+            ("torn_writes", self.torn_writes),
+            ("interleaved_steps", self.interleaved_steps),
+            ("snapshots_installed", self.snapshots_installed),
+            ("follower_reads_checked", self.follower_reads_checked),
+            ("learners_added", self.learners_added),
+            ("learners_promoted", self.learners_promoted),
+            ("voters_removed", self.voters_removed),
+            ("leader_removed_itself", self.leader_removed_itself),
+            (
+                "conf_change_refused_pending",
+                self.conf_change_refused_pending,
+            ),
+            ("transfers_started", self.transfers_started),
+            ("proposals_dropped", self.proposals_dropped),
+        ]
+    }
+
+    /// Adds another run's counters to these.
+    pub fn add(&mut self, o: &Stats) {
+        self.steps += o.steps;
+        self.elections += o.elections;
+        self.committed += o.committed;
+        self.crashes += o.crashes;
+        self.snapshots_sent += o.snapshots_sent;
+        self.reads_checked += o.reads_checked;
+        self.conf_changes += o.conf_changes;
+        self.timeout_now += o.timeout_now;
+        self.dropped += o.dropped;
+        self.duplicated += o.duplicated;
+        self.partitions += o.partitions;
+        self.one_way_partitions += o.one_way_partitions;
+        self.restarts += o.restarts;
+        self.torn_writes += o.torn_writes;
+        self.interleaved_steps += o.interleaved_steps;
+        self.snapshots_installed += o.snapshots_installed;
+        self.follower_reads_checked += o.follower_reads_checked;
+        self.learners_added += o.learners_added;
+        self.learners_promoted += o.learners_promoted;
+        self.voters_removed += o.voters_removed;
+        self.leader_removed_itself += o.leader_removed_itself;
+        self.conf_change_refused_pending += o.conf_change_refused_pending;
+        self.transfers_started += o.transfers_started;
+        self.proposals_dropped += o.proposals_dropped;
+    }
 }
 
 pub struct Sim {
@@ -218,6 +299,9 @@ impl Sim {
 
     fn start(&mut self, i: usize) {
         let cfg = self.config(self.nodes[i].id);
+        if self.nodes[i].incarnation > 0 {
+            self.stats.restarts += 1;
+        }
         let n = &mut self.nodes[i];
         n.incarnation += 1;
         let seed = mix(self.p.seed, n.id * 1_000_003 + n.incarnation);
@@ -290,6 +374,8 @@ impl Sim {
         self.stats.reads_checked = self.check.reads_checked;
         self.stats.elections = self.leader_terms_seen.len() as u64;
         self.stats.committed = self.check.max_commit_known;
+        self.stats.dropped = self.net.dropped;
+        self.stats.duplicated = self.net.duplicated;
         let mut fp = 0;
         for n in &self.nodes {
             fp = mix(fp, n.sm.applied);
@@ -448,6 +534,7 @@ impl Sim {
                         }
                     }
                     self.net.split(&a, &b);
+                    self.stats.partitions += 1;
                 }
                 1 => {
                     // Isolate one member, often the leader (the classic stale-leader scenario).
@@ -459,6 +546,7 @@ impl Sim {
                     };
                     let others: Vec<u64> = (1..=n).filter(|&x| x != victim).collect();
                     self.net.split(&[victim], &others);
+                    self.stats.partitions += 1;
                 }
                 _ => {
                     // One-way: `a` can no longer hear `b` (or several links into one member).
@@ -466,6 +554,7 @@ impl Sim {
                     let b = 1 + self.rng.below(n);
                     if a != b {
                         self.net.block_one_way(b, a);
+                        self.stats.one_way_partitions += 1;
                     }
                 }
             }
@@ -489,7 +578,11 @@ impl Sim {
             if let Some(i) = pick {
                 self.counter += 1;
                 let data = format!("c{}", self.counter).into_bytes();
-                let _ = self.nodes[i].raw.as_mut().unwrap().propose(data);
+                if let Err(keel_consensus::Error::ProposalDropped(_)) =
+                    self.nodes[i].raw.as_mut().unwrap().propose(data)
+                {
+                    self.stats.proposals_dropped += 1;
+                }
             }
         }
         if self.rng.chance(self.p.read_pm, 1000) {
@@ -516,7 +609,15 @@ impl Sim {
                 let voters = self.nodes[li].sm.conf.voters.clone();
                 if !voters.is_empty() {
                     let to = voters[self.rng.below(voters.len() as u64) as usize];
-                    let _ = self.nodes[li].raw.as_mut().unwrap().transfer_leader(to);
+                    if self.nodes[li]
+                        .raw
+                        .as_mut()
+                        .unwrap()
+                        .transfer_leader(to)
+                        .is_ok()
+                    {
+                        self.stats.transfers_started += 1;
+                    }
                 }
             }
         }
@@ -569,11 +670,16 @@ impl Sim {
         } else {
             return;
         };
-        let _ = self.nodes[li]
+        let res = self.nodes[li]
             .raw
             .as_mut()
             .unwrap()
             .propose_conf_change(&cc);
+        if let Err(keel_consensus::Error::ProposalDropped(why)) = res {
+            if why.contains("membership change") {
+                self.stats.conf_change_refused_pending += 1;
+            }
+        }
     }
 
     fn send_all(&mut self, i: usize, msgs: Vec<keel_consensus::Message>) {
@@ -643,6 +749,7 @@ impl Sim {
                 if let (Some(hs), true) = (rd.hard_state, cut > 0) {
                     store.set_hard_state(hs);
                 }
+                self.stats.torn_writes += 1;
                 self.crash(i);
                 return Ok(());
             }
@@ -664,6 +771,7 @@ impl Sim {
             if let Some(s) = &rd.snapshot {
                 let sm = StateMachine::from_snapshot(s);
                 self.check.snapshot_installed(id, sm.applied, sm.hash)?;
+                self.stats.snapshots_installed += 1;
                 self.nodes[i].sm = sm;
             }
             for e in &rd.committed_entries {
@@ -687,12 +795,33 @@ impl Sim {
                 if e.kind == EntryKind::ConfChange {
                     if let Some(cc) = conf_change_of(e) {
                         let raw = self.nodes[i].raw.as_mut().unwrap();
-                        if let Ok(cs) = raw.apply_conf_change(&cc) {
-                            self.stats.conf_changes += 1;
-                            self.check
-                                .conf_applied(e.index, cs.voters.iter().copied().collect())?;
-                            self.nodes[i].sm.conf = cs;
-                            if cc.change_type == ConfChangeType::RemoveNode {
+                        let was_leader = raw.raft().role == Role::Leader;
+                        // Every member applies the same committed changes in the same order
+                        // from the same configuration, so a change the leader accepted can
+                        // never be invalid here; if it were, configurations would diverge.
+                        let cs = raw.apply_conf_change(&cc).map_err(|err| {
+                            format!(
+                                "membership: member {id} cannot apply committed change {cc:?}                                  at index {}: {err}",
+                                e.index
+                            )
+                        })?;
+                        self.stats.conf_changes += 1;
+                        self.check
+                            .conf_applied(e.index, cs.voters.iter().copied().collect())?;
+                        let before = std::mem::replace(&mut self.nodes[i].sm.conf, cs);
+                        match cc.change_type {
+                            ConfChangeType::AddLearner => self.stats.learners_added += 1,
+                            ConfChangeType::AddNode if before.learners.contains(&cc.node_id) => {
+                                self.stats.learners_promoted += 1
+                            }
+                            ConfChangeType::AddNode => {}
+                            ConfChangeType::RemoveNode => {
+                                if before.voters.contains(&cc.node_id) {
+                                    self.stats.voters_removed += 1;
+                                }
+                                if was_leader && cc.node_id == id {
+                                    self.stats.leader_removed_itself += 1;
+                                }
                                 self.removed.insert(cc.node_id);
                             }
                         }
@@ -702,8 +831,14 @@ impl Sim {
                     self.marker_applied = Some(e.index);
                 }
             }
+            let is_leader = self.nodes[i]
+                .raw
+                .as_ref()
+                .is_some_and(|r| r.raft().role == Role::Leader);
             for rs in &rd.read_states {
-                self.check.read_answered(id, &rs.context, rs.index)?;
+                if self.check.read_answered(id, &rs.context, rs.index)? && !is_leader {
+                    self.stats.follower_reads_checked += 1;
+                }
             }
             let from = self.nodes[i].commit_reported + 1;
             let raw = self.nodes[i].raw.as_mut().unwrap();
@@ -736,6 +871,7 @@ impl Sim {
             });
             let Some(pos) = pos else { return };
             let m = self.net.queue.swap_remove(pos).msg;
+            self.stats.interleaved_steps += 1;
             let (from, is_snap) = (m.from, m.msg_type == MessageType::Snapshot);
             let _ = self.nodes[i].raw.as_mut().unwrap().step(m);
             if is_snap {

@@ -48,16 +48,7 @@ fn simulation_holds_all_invariants() {
     let mut total = Stats::default();
     for &seed in &seeds {
         match run_seed(seed, Mutations::default()) {
-            Ok(s) => {
-                total.steps += s.steps;
-                total.elections += s.elections;
-                total.committed += s.committed;
-                total.crashes += s.crashes;
-                total.snapshots_sent += s.snapshots_sent;
-                total.reads_checked += s.reads_checked;
-                total.conf_changes += s.conf_changes;
-                total.timeout_now += s.timeout_now;
-            }
+            Ok(s) => total.add(&s),
             Err(e) => panic!(
                 "seed {seed} failed: {e}\nreplay with: KEEL_SIM_SEED={seed} cargo test --release \
                  -p keel-consensus --test sim simulation_holds_all_invariants"
@@ -68,13 +59,20 @@ fn simulation_holds_all_invariants() {
     // The runs must actually exercise the interesting paths, or the checks prove nothing.
     if seeds.len() >= 100 {
         assert!(total.elections > seeds.len() as u64, "too few elections");
-        assert!(total.crashes > 0, "no crashes injected");
-        assert!(total.snapshots_sent > 0, "no snapshot was ever sent");
-        assert!(total.reads_checked > 0, "no read was checked");
-        assert!(total.conf_changes > 0, "no membership change applied");
+    }
+    if seeds.len() >= 1000 {
+        // Every fault and every kind of event the checkers depend on must actually occur
+        // (measured over the CI budget of 5,000 seeds; see the README for the figures).
+        let zero: Vec<&str> = total
+            .counters()
+            .iter()
+            .filter(|(_, v)| *v == 0)
+            .map(|(k, _)| *k)
+            .collect();
         assert!(
-            total.timeout_now > 0,
-            "no leadership transfer reached TimeoutNow"
+            zero.is_empty(),
+            "never exercised over {} seeds: {zero:?}",
+            seeds.len()
         );
     }
 }

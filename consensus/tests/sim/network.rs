@@ -20,6 +20,10 @@ pub struct Network {
     pub dup_pm: u64,
     /// Messages take 1..=max_delay time units.
     pub max_delay: u64,
+    /// Messages lost (to a drop or a blocked link) and messages delivered twice, so the test
+    /// can assert that these faults really happened.
+    pub dropped: u64,
+    pub duplicated: u64,
 }
 
 /// What happened to a message at send time.
@@ -36,6 +40,8 @@ impl Network {
             drop_pm,
             dup_pm,
             max_delay,
+            dropped: 0,
+            duplicated: 0,
         }
     }
 
@@ -45,9 +51,11 @@ impl Network {
 
     pub fn send(&mut self, rng: &mut SplitMix64, now: u64, msg: Message) -> Fate {
         if self.is_blocked(msg.from, msg.to) || rng.chance(self.drop_pm, 1000) {
+            self.dropped += 1;
             return Fate::Dropped;
         }
         if rng.chance(self.dup_pm, 1000) {
+            self.duplicated += 1;
             let deliver_at = now + 1 + rng.below(self.max_delay);
             self.queue.push(InFlight {
                 deliver_at,
