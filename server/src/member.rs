@@ -55,6 +55,9 @@ const MAX_APPLY_LAG: u64 = 5000;
 /// etcd's quota cost overheads (`storage/quota.go`): per put, and per lease grant.
 const KV_OVERHEAD: usize = 256;
 const LEASE_OVERHEAD: usize = 64;
+/// Most response bytes a watch stream may have waiting in its connection before the member stops
+/// draining mvcc's queue for it.
+const WATCH_SEND_BUDGET: usize = 1 << 20;
 /// etcd's `SnapshotCatchUpEntries`: entries kept in the log after a compaction, for followers
 /// that lag a little (capped by `--snapshot-count`).
 const SNAPSHOT_CATCHUP_ENTRIES: u64 = 5000;
@@ -705,14 +708,25 @@ impl Member {
     }
 
     /// Send every response queued on a watch stream.
+    ///
+    /// Backpressure: while more than [`WATCH_SEND_BUDGET`] bytes wait in the connection for a
+    /// slow reader, responses stay in mvcc's bounded stream queue (whose overflow makes the
+    /// watchers catch up from history later, etcd's "victim" handling); every tick retries.
     fn drain_watch(&mut self, ctx: &mut Ctx<Wake>, call: CallId) {
         let Some(Stream::Watch(ws)) = self.streams.get(&call) else {
             return;
         };
-        let mut queued = Vec::new();
-        ws.drain_into(&mut queued);
         let h = self.shared.header();
-        for r in queued {
+        loop {
+            match ctx.queued_bytes(call) {
+                None => {
+                    self.streams.remove(&call);
+                    return;
+                }
+                Some(q) if q >= WATCH_SEND_BUDGET => return,
+                Some(_) => {}
+            }
+            let Some(r) = ws.try_recv() else { return };
             let bytes = convert::watch_response(r, &h).encode_to_vec();
             if ctx.send_message(call, &bytes).is_err() {
                 self.streams.remove(&call);
@@ -1321,10 +1335,20 @@ impl Handler<Wake> for Member {
                     }));
                 }
             }
-            // Watchers behind the current revision catch up from history (etcd: every 100 ms).
-            if self.streams.values().any(|s| matches!(s, Stream::Watch(_))) {
+            // Watchers behind the current revision catch up from history (etcd: every 100 ms),
+            // and streams held back by a slow reader get another chance to drain.
+            let watch_calls: Vec<CallId> = self
+                .streams
+                .iter()
+                .filter(|(_, s)| matches!(s, Stream::Watch(_)))
+                .map(|(c, _)| *c)
+                .collect();
+            if !watch_calls.is_empty() {
                 if let Err(e) = self.store.sync_watchers() {
                     log_error!("watch catch-up failed: {e}");
+                }
+                for call in watch_calls {
+                    self.drain_watch(ctx, call);
                 }
             }
             self.waiters.expire(Instant::now());

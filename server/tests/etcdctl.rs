@@ -738,3 +738,71 @@ fn raft_log_compaction_then_kill_9_keeps_everything() {
     k.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_watcher_that_stops_reading_still_gets_every_event_in_order() {
+    use keel_net::client::{Client, ClientConfig};
+    use keel_net::proto::etcdserverpb as pb;
+    use prost::Message;
+    let dir = temp_dir("slowwatch");
+    let k = Keel::start(&dir, free_port(), free_port());
+    let mut watcher = Client::connect(&[k.endpoint()], ClientConfig::default()).unwrap();
+    let h = watcher
+        .open_stream("/etcdserverpb.Watch/Watch", &[], None)
+        .unwrap();
+    let create = pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+            pb::WatchCreateRequest {
+                key: b"w".to_vec(),
+                range_end: b"x".to_vec(),
+                ..Default::default()
+            },
+        )),
+    };
+    watcher.send(h, &create.encode_to_vec()).unwrap();
+    let created =
+        pb::WatchResponse::decode(&watcher.recv(h, Duration::from_secs(5)).unwrap().unwrap()[..])
+            .unwrap();
+    assert!(created.created);
+
+    // 2000 puts of 10 KiB (20 MiB of events) while the watcher reads nothing: the member must
+    // hold back (bounded memory) and deliver everything once the watcher reads again.
+    let mut writer = Client::connect(&[k.endpoint()], ClientConfig::default()).unwrap();
+    let value = vec![b'v'; 10 * 1024];
+    const N: usize = 2000;
+    for i in 0..N {
+        let put = pb::PutRequest {
+            key: format!("w{i:04}").into_bytes(),
+            value: value.clone(),
+            ..Default::default()
+        };
+        writer
+            .unary("/etcdserverpb.KV/Put", &put.encode_to_vec())
+            .unwrap();
+    }
+    let mut seen = Vec::with_capacity(N);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {N} events arrived",
+            seen.len()
+        );
+        let msg = watcher
+            .recv(h, Duration::from_secs(10))
+            .unwrap()
+            .expect("stream open");
+        let resp = pb::WatchResponse::decode(&msg[..]).unwrap();
+        assert!(!resp.canceled, "watch cancelled: {}", resp.cancel_reason);
+        for ev in resp.events {
+            let kv = ev.kv.unwrap();
+            seen.push((String::from_utf8(kv.key).unwrap(), kv.mod_revision));
+        }
+    }
+    for (i, (key, rev)) in seen.iter().enumerate() {
+        assert_eq!(key, &format!("w{i:04}"), "event {i} out of order");
+        assert_eq!(*rev, i as i64 + 2, "event {i} has the wrong revision");
+    }
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
