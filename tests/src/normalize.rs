@@ -56,6 +56,7 @@ impl Normalizer {
         s = self.replace_endpoints(&s);
         s = self.replace_ids(&s);
         s = replace_after(&s, "took = ", |c| c != ',' && !c.is_whitespace(), "<t>");
+        s = replace_after(&s, "\"took\":\"", |c| c != '"', "<t>");
         s = replace_after(&s, "remaining(", |c| c.is_ascii_digit(), "<r>");
         s = replace_after(&s, "\"raft_term\":", |c| c.is_ascii_digit(), "<term>");
         s = replace_after(&s, "\"RaftTerm\" : ", |c| c.is_ascii_digit(), "<term>");

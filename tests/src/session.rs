@@ -163,6 +163,11 @@ pub fn run_session(cluster: &mut Cluster) -> String {
     t.step(&["get", "a", "--consistency=s", "-w", "json"]);
     t.step(&["get", "foo", "--prefix", "--count-only", "-w", "json"]);
     t.step(&["get", "foo", "--rev=99"]); // error: future revision
+                                         // Other output formats of the same reads.
+    t.step(&["get", "foo", "--prefix", "-w", "fields"]);
+    t.step(&["get", "foo", "--prefix", "--limit=1", "-w", "json"]);
+    t.step(&["get", "a", "c", "-w", "table"]);
+    t.step(&["put", "foo3", "bar3", "-w", "json"]);
     t.step(&["del", "b"]);
     t.step(&["del", "nothing"]);
     t.step(&["del", "foo", "--prefix", "--prev-kv"]);
@@ -178,6 +183,7 @@ pub fn run_session(cluster: &mut Cluster) -> String {
         "mod(\"a\") > \"100\"\nversion(\"c\") = \"1\"\n\nput a 12\n\nget a\nput z zz\n\n",
     );
     t.step_stdin(&["txn"], "\n\nput d 1\nput d 2\n\n\n");
+    t.step_stdin(&["txn", "-w", "json"], "\n\nget c\n\n\n");
     t.step(&["get", "", "--from-key"]);
 
     // --- compaction.
@@ -214,6 +220,13 @@ pub fn run_session(cluster: &mut Cluster) -> String {
     );
     t.record(&args, &o);
 
+    // A watch from a compacted revision is cancelled by the server; etcdctl says so and exits.
+    let args = ["watch", "--rev=2", "a"];
+    let o = t
+        .ctl
+        .run_until(&args, Duration::from_secs(5), || {}, |_| false);
+    t.record(&args, &o);
+
     // --- leases.
     let grant = t.step(&["lease", "grant", "60"]).stdout;
     let lease = grant
@@ -223,6 +236,7 @@ pub fn run_session(cluster: &mut Cluster) -> String {
         .to_string();
     t.step(&["put", "lk", "lv", &format!("--lease={lease}")]);
     t.step(&["lease", "keep-alive", "--once", &lease]);
+    t.step(&["lease", "keep-alive", "--once", &lease, "-w", "json"]);
     t.step(&["lease", "timetolive", &lease, "--keys"]);
     t.step(&["lease", "list"]);
     t.step(&["lease", "revoke", &lease]);
@@ -262,6 +276,8 @@ pub fn run_session(cluster: &mut Cluster) -> String {
     std::mem::swap(&mut t.ctl, &mut all_ctl);
     t.step_sorted(&["member", "list"]);
     t.step_sorted(&["endpoint", "health"]);
+    t.step_sorted(&["member", "list", "-w", "table"]);
+    t.step_sorted(&["endpoint", "health", "-w", "json"]);
     endpoint_status(&mut t, cluster.members.len());
     // The hash values themselves are not compared with etcd's: keel's HashKV is not computed
     // over the same bytes as etcd's (see README "pending"); agreement between keel members is

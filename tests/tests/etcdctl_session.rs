@@ -40,6 +40,9 @@ fn compare(n: usize) {
         "{etcd}"
     );
     assert_same_transcript(&keel, &etcd);
+    if std::env::var_os("KEEL_TESTS_PRINT").is_some() {
+        println!("{keel}");
+    }
 }
 
 #[test]
