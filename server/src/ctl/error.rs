@@ -1,6 +1,7 @@
 //! The one error type of keelctl: a message and the process exit code etcdctl uses for it.
 
 use keel_net::client::ClientError;
+use keel_net::grpc::Code;
 use std::fmt;
 
 /// etcdctl's exit codes (`etcdctl/ctlv3/command/error.go`).
@@ -64,9 +65,21 @@ impl std::error::Error for CtlError {}
 
 /// The text etcdctl shows for a failed call: the server's gRPC message for a status (etcd's
 /// clients print exactly that), "context deadline exceeded" when nothing answered in time.
+///
+/// etcd's client turns statuses whose message is one of etcd's own errors (they all start with
+/// `etcdserver: `) back into that error, whose text is the bare message; any other status keeps
+/// grpc-go's form `rpc error: code = <Code> desc = <message>`.
 pub fn client_error_text(e: &ClientError) -> String {
     match e {
-        ClientError::Status(s) => s.message.clone(),
+        ClientError::Status(s) if s.message.starts_with("etcdserver: ") => s.message.clone(),
+        ClientError::Status(s) => {
+            let code = match s.code {
+                Code::Cancelled => "Canceled".to_string(),
+                Code::Ok => "OK".to_string(),
+                other => format!("{other:?}"),
+            };
+            format!("rpc error: code = {code} desc = {}", s.message)
+        }
         ClientError::Timeout | ClientError::Connect(_) => "context deadline exceeded".to_string(),
         other => other.to_string(),
     }
@@ -75,5 +88,34 @@ pub fn client_error_text(e: &ClientError) -> String {
 impl From<ClientError> for CtlError {
     fn from(e: ClientError) -> CtlError {
         CtlError::error(client_error_text(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_net::grpc::Status;
+
+    #[test]
+    fn status_texts_like_clientv3() {
+        let etcd = ClientError::Status(Status::new(
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision has been compacted",
+        ));
+        assert_eq!(
+            client_error_text(&etcd),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        let other = ClientError::Status(Status::new(Code::Unimplemented, "no such method"));
+        assert_eq!(
+            client_error_text(&other),
+            "rpc error: code = Unimplemented desc = no such method"
+        );
+        let c = ClientError::Status(Status::new(Code::Cancelled, "x"));
+        assert_eq!(client_error_text(&c), "rpc error: code = Canceled desc = x");
+        assert_eq!(
+            client_error_text(&ClientError::Timeout),
+            "context deadline exceeded"
+        );
     }
 }

@@ -50,7 +50,8 @@ pub fn available() -> bool {
     ok
 }
 
-fn target_is_keel() -> bool {
+/// True when `KEELCTL_TEST_TARGET=keel`.
+pub fn target_is_keel() -> bool {
     std::env::var("KEELCTL_TEST_TARGET").as_deref() == Ok("keel")
 }
 
