@@ -109,7 +109,9 @@ impl<S: Storage> Raft<S> {
         };
         if hs != HardState::default() {
             let last = r.log.last_index();
-            if hs.commit < r.log.committed || hs.commit > last {
+            // §7: the snapshot covers committed entries only, so a commit index below it is
+            // a torn write (snapshot persisted, the hard state after it not), not a lost log.
+            if hs.commit > last {
                 return Err(Error::ConfigInvalid(format!(
                     "persisted commit {} is out of range [{}, {}]: the log was truncated or lost",
                     hs.commit, r.log.committed, last

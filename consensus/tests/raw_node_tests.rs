@@ -247,3 +247,32 @@ fn snapshot_arriving_while_committed_entries_are_applied_keeps_the_configuration
     assert_eq!(n.status().applied, 3);
     assert_eq!(n.status().conf_state, ConfState::with_voters(&[1, 2, 3]));
 }
+
+/// §7: a snapshot covers only committed entries. The Ready contract persists the snapshot
+/// before the hard state, so a crash between the two leaves a hard state whose commit index
+/// is below the snapshot: that is a torn write, not a lost log, and the member must restart.
+#[test]
+fn restart_after_a_torn_snapshot_write_uses_the_snapshot_as_commit() {
+    use keel_consensus::{Snapshot, SnapshotMeta};
+    let mut s = MemStorage::new_with_conf_state(ConfState::with_voters(&[1, 2, 3]));
+    s.set_hard_state(HardState {
+        term: 1,
+        vote: 1,
+        commit: 2,
+    });
+    let hs_before = s.hard_state();
+    s.apply_snapshot(Snapshot {
+        meta: SnapshotMeta {
+            index: 5,
+            term: 1,
+            conf_state: ConfState::with_voters(&[1, 2, 3]),
+        },
+        data: Vec::new(),
+    })
+    .unwrap();
+    // The hard state write after the snapshot never happened.
+    s.set_hard_state(hs_before);
+    let n = RawNode::new(&Config::new(1), s, 1).expect("restart after a torn write");
+    assert_eq!(n.status().hard_state.commit, 5);
+    assert_eq!(n.status().applied, 5);
+}
