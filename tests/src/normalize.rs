@@ -56,6 +56,7 @@ impl Normalizer {
         s = self.replace_endpoints(&s);
         s = self.replace_ids(&s);
         s = replace_after(&s, "took = ", |c| c != ',' && !c.is_whitespace(), "<t>");
+        s = collapse_table_padding(&s);
         s = replace_after(&s, "\"took\":\"", |c| c != '"', "<t>");
         s = replace_after(&s, "remaining(", |c| c.is_ascii_digit(), "<r>");
         s = replace_after(&s, "\"raft_term\":", |c| c.is_ascii_digit(), "<term>");
@@ -122,6 +123,37 @@ impl Normalizer {
     }
 }
 
+/// Table output pads columns to the widest cell, so an ID one digit shorter changes every
+/// border: runs of `-` in border lines and of spaces in row lines become one.
+fn collapse_table_padding(s: &str) -> String {
+    let mut out = String::new();
+    for (n, line) in s.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let pad = if line.starts_with("+-") {
+            Some('-')
+        } else if line.starts_with('|') {
+            Some(' ')
+        } else {
+            None
+        };
+        match pad {
+            None => out.push_str(line),
+            Some(p) => {
+                let mut prev = None;
+                for c in line.chars() {
+                    if !(c == p && prev == Some(p)) {
+                        out.push(c);
+                    }
+                    prev = Some(c);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Replaces the run of characters matching `keep` that follows each `marker` with `with`.
 fn replace_after(s: &str, marker: &str, keep: impl Fn(char) -> bool, with: &str) -> String {
     let mut out = String::new();
@@ -158,5 +190,9 @@ mod tests {
             "{\"raft_term\":<term>,\"x\":1} remaining(<r>s)"
         );
         assert_eq!(n.apply_stderr("{\"level\":\"warn\"}\nError: x"), "Error: x");
+        assert_eq!(
+            n.apply("+----+--+\n|  a | b  |\nx  y"),
+            "+-+-+\n| a | b |\nx  y"
+        );
     }
 }

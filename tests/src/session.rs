@@ -161,7 +161,7 @@ pub fn run_session(cluster: &mut Cluster) -> String {
     t.step(&["get", "foo", "--prefix", "--rev=3"]);
     t.step(&["get", "foo", "-w", "json"]);
     t.step(&["get", "a", "--consistency=s", "-w", "json"]);
-    t.step(&["get", "foo", "--prefix", "--count-only", "-w", "json"]);
+    t.step(&["get", "foo", "--prefix", "--keys-only", "-w", "json"]);
     t.step(&["get", "foo", "--rev=99"]); // error: future revision
                                          // Other output formats of the same reads.
     t.step(&["get", "foo", "--prefix", "-w", "fields"]);
@@ -269,6 +269,34 @@ pub fn run_session(cluster: &mut Cluster) -> String {
         |out| out.lines().count() >= 2,
     );
     t.record(&["elect", "-l", "myelection"], &o);
+
+    // --- odds and ends: rarely used flags and their errors.
+    t.step(&["put", "ig", "v1"]);
+    t.step(&["put", "ig", "--ignore-value"]);
+    t.step(&["get", "ig"]);
+    t.step(&["put", "ig", "v2", "--ignore-lease"]); // key has no lease: etcd refuses
+    t.step(&["put", "nokey-ignore", "--ignore-value"]); // key not found
+    t.step(&[
+        "get",
+        "",
+        "--prefix",
+        "--keys-only",
+        "--limit=3",
+        "--sort-by=CREATE",
+        "--order=DESCEND",
+    ]);
+    t.step(&["get", "--from-key", "c", "--rev=0", "-w", "fields"]);
+    t.step(&["del", "--from-key", "x"]);
+    t.step_stdin(
+        &["txn"],
+        "create(\"c\") > \"0\"\nmod(\"c\") < \"100\"\n\nget c\n\n\n",
+    );
+    t.step_stdin(&["txn"], "value(\"a\") != \"11\"\n\n\nput e 5\ndel a\n\n");
+    t.step(&["lease", "timetolive", "1234abcd"]);
+    t.step(&["lease", "keep-alive", "--once", "1234abcd"]);
+    t.step(&["compaction", "--physical", &(rev - 1).to_string()]);
+    t.step(&["alarm", "list"]);
+    t.step(&["alarm", "disarm"]);
 
     // --- cluster and maintenance.
     let mut all_ctl = t.ctl.clone();
