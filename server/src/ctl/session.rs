@@ -28,11 +28,6 @@ pub mod path {
     pub const DEFRAGMENT: &str = "/etcdserverpb.Maintenance/Defragment";
     pub const SNAPSHOT: &str = "/etcdserverpb.Maintenance/Snapshot";
     pub const MOVE_LEADER: &str = "/etcdserverpb.Maintenance/MoveLeader";
-    pub const LOCK: &str = "/v3lockpb.Lock/Lock";
-    pub const UNLOCK: &str = "/v3lockpb.Lock/Unlock";
-    pub const CAMPAIGN: &str = "/v3electionpb.Election/Campaign";
-    pub const OBSERVE: &str = "/v3electionpb.Election/Observe";
-    pub const RESIGN: &str = "/v3electionpb.Election/Resign";
 }
 
 /// Connection settings from the global flags.

@@ -363,7 +363,10 @@ fn normalize_word(w: &str) -> String {
         s.chars()
             .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
     };
-    if core.len() == 16 && is_hex(core) {
+    // Lease and member IDs in hex: etcd pads lease IDs to 16 digits where it prints them with
+    // %016x, but `name/<lease>` keys use %x (13-16 digits).
+    let has_letter = core.chars().any(|c| c.is_ascii_alphabetic());
+    if is_hex(core) && (core.len() == 16 || (core.len() >= 13 && core.len() < 16 && has_letter)) {
         return format!("IDIDIDIDIDIDIDID{tail}");
     }
     if core.len() >= 15 && core.chars().all(|c| c.is_ascii_digit()) {
