@@ -120,3 +120,21 @@ fn still_serving(cluster: &mut Cluster, i: usize) {
     assert_eq!(r.kvs.len(), 1);
     assert_eq!(r.kvs[0].value, b"fine");
 }
+
+/// Sends a Put whose value is `value_len` bytes directly over gRPC (no etcdctl: its client
+/// refuses to send more than 2 MiB) and returns the failure as `(gRPC code, message)`, or
+/// `None` if the put succeeded. Afterwards checks the member still serves.
+pub fn raw_oversized_put(cluster: &mut Cluster, value_len: usize) -> Option<(i32, String)> {
+    let ep = cluster.members[0].endpoint();
+    let mut c = grpc::connect(std::slice::from_ref(&ep), Duration::from_secs(10)).expect("connect");
+    let value = vec![b'z'; value_len];
+    let r = match grpc::put(&mut c, b"huge", &value) {
+        Ok(_) => None,
+        Err(grpc::CallError::Client(keel_net::client::ClientError::Status(s))) => {
+            Some((s.code as i32, s.message))
+        }
+        Err(e) => Some((-1, e.to_string())),
+    };
+    still_serving(cluster, 0);
+    r
+}
