@@ -34,6 +34,7 @@ use keel_net::event_loop::{Ctx, EventLoop, Handler, LoopConfig, LoopWaker, Timer
 use keel_net::grpc::{CallEvent, CallId, GrpcConfig, Metadata};
 use keel_net::http1::{Http1Request, Http1Response};
 use keel_net::proto::etcdserverpb as pb;
+use keel_net::proto::v3lockpb;
 use keel_net::proto::Rpc;
 use keel_wal as wal;
 use prost::Message;
@@ -79,6 +80,27 @@ pub enum Wake {
     Applied(u64),
     /// One message of a server-streaming answer (more follow).
     Send(CallId, Vec<u8>),
+    /// The txn of a `Lock` call was applied.
+    LockTxn(CallId, LockWait, Result<mvcc::Response, Status>),
+}
+
+/// A `Lock` call waiting for the keys created before its own to disappear.
+pub struct LockWait {
+    key: Vec<u8>,
+    prefix: Vec<u8>,
+    my_rev: i64,
+}
+
+/// etcd's `GetPrefixRangeEnd`: the smallest key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // all keys
 }
 
 /// Linearizable reads waiting for their read index (thesis §6.4).
@@ -167,6 +189,8 @@ pub struct Member {
     compactor: crate::compactor::AutoCompactor,
     /// Applied index at the last Raft log compaction (`--snapshot-count`).
     last_snapshot: u64,
+    /// `Lock` calls waiting for their predecessors.
+    locks: HashMap<CallId, LockWait>,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -332,6 +356,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         ticks: 0,
         compactor: crate::compactor::AutoCompactor::new(cfg.auto_compaction, Instant::now()),
         last_snapshot: applied,
+        locks: HashMap::new(),
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -672,6 +697,176 @@ impl Member {
         }
     }
 
+    /// v3lock `Lock` (etcd runs `concurrency.Mutex` in-process; keel runs the same recipe
+    /// here): one txn puts `<name>/<lease hex>` if absent and reads the oldest key under the
+    /// prefix; if that is not ours, wait until every key created before ours is gone.
+    fn start_lock(&mut self, call: CallId, req: v3lockpb::LockRequest) -> Result<(), Status> {
+        use pb::request_op::Request as R;
+        let mut prefix = req.name.clone();
+        prefix.push(b'/');
+        let key = [prefix.clone(), format!("{:x}", req.lease).into_bytes()].concat();
+        let owner = pb::RequestOp {
+            request: Some(R::RequestRange(pb::RangeRequest {
+                key: prefix.clone(),
+                range_end: prefix_end(&prefix),
+                sort_order: pb::range_request::SortOrder::Ascend as i32,
+                sort_target: pb::range_request::SortTarget::Create as i32,
+                limit: 1,
+                ..Default::default()
+            })),
+        };
+        let txn = pb::TxnRequest {
+            compare: vec![pb::Compare {
+                result: pb::compare::CompareResult::Equal as i32,
+                target: pb::compare::CompareTarget::Create as i32,
+                key: key.clone(),
+                target_union: Some(pb::compare::TargetUnion::CreateRevision(0)),
+                range_end: vec![],
+            }],
+            success: vec![
+                pb::RequestOp {
+                    request: Some(R::RequestPut(pb::PutRequest {
+                        key: key.clone(),
+                        lease: req.lease,
+                        ..Default::default()
+                    })),
+                },
+                owner.clone(),
+            ],
+            failure: vec![
+                pb::RequestOp {
+                    request: Some(R::RequestRange(pb::RangeRequest {
+                        key: key.clone(),
+                        ..Default::default()
+                    })),
+                },
+                owner,
+            ],
+        };
+        let waker = self.waker.clone();
+        let reply = Box::new(move |r: Result<mvcc::Response, Status>| {
+            let _ = waker.wake(Wake::LockTxn(
+                call,
+                LockWait {
+                    key,
+                    prefix,
+                    my_rev: 0,
+                },
+                r,
+            ));
+        });
+        self.propose_with(Request::Txn(txn), reply)
+    }
+
+    /// The lock txn was applied: own the lock at once, or wait for the predecessors.
+    fn lock_txn_done(
+        &mut self,
+        ctx: &mut Ctx<Wake>,
+        call: CallId,
+        mut wait: LockWait,
+        r: Result<mvcc::Response, Status>,
+    ) {
+        let t = match r {
+            Ok(mvcc::Response::Txn(t)) => t,
+            Ok(other) => {
+                return Self::finish_call(
+                    ctx,
+                    call,
+                    Err(Status::new(
+                        Code::Internal,
+                        format!("lock txn answered {other:?}"),
+                    )),
+                )
+            }
+            Err(s) => return Self::finish_call(ctx, call, Err(s)),
+        };
+        let range = |i: usize| match t.responses.get(i) {
+            Some(mvcc::ResponseOp::Range(r)) => r.kvs.first().cloned(),
+            _ => None,
+        };
+        wait.my_rev = if t.succeeded {
+            t.revision
+        } else {
+            range(0).map(|kv| kv.create_revision).unwrap_or(0)
+        };
+        if !ctx.is_open(call) {
+            // The client gave up meanwhile: release the key (etcd unlocks on cancellation).
+            self.propose_internal(Request::DeleteRange(pb::DeleteRangeRequest {
+                key: wait.key,
+                ..Default::default()
+            }));
+            return;
+        }
+        match range(1) {
+            Some(owner) if owner.create_revision != wait.my_rev => {
+                self.locks.insert(call, wait);
+                self.check_locks();
+            }
+            _ => {
+                let h = self.shared.header();
+                let resp = v3lockpb::LockResponse {
+                    header: Some(h.header(t.revision)),
+                    key: wait.key,
+                };
+                Self::finish_call(ctx, call, Ok(resp.encode_to_vec()));
+            }
+        }
+    }
+
+    /// Grant every waiting lock whose predecessors (keys under its prefix created before it)
+    /// are all gone, after checking that its own key still exists (its lease may have expired
+    /// meanwhile: etcd #11456).
+    fn check_locks(&mut self) {
+        if self.locks.is_empty() {
+            return;
+        }
+        let h = self.shared.header();
+        let mut done = Vec::new();
+        for (call, w) in &self.locks {
+            let before = mvcc::RangeRequest {
+                key: w.prefix.clone(),
+                range_end: prefix_end(&w.prefix),
+                limit: 1,
+                max_create_revision: w.my_rev - 1,
+                sort_order: mvcc::SortOrder::Descend,
+                sort_target: mvcc::SortTarget::Create,
+                ..Default::default()
+            };
+            match self.store.range(&before) {
+                Ok(r) if !r.kvs.is_empty() => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    done.push((*call, Err(convert::store_error(&e))));
+                    continue;
+                }
+            }
+            let mine = mvcc::RangeRequest {
+                key: w.key.clone(),
+                ..Default::default()
+            };
+            let result = match self.store.range(&mine) {
+                Ok(r)
+                    if r.kvs
+                        .first()
+                        .is_some_and(|kv| kv.create_revision == w.my_rev) =>
+                {
+                    Ok(v3lockpb::LockResponse {
+                        header: Some(h.header(r.revision)),
+                        key: w.key.clone(),
+                    }
+                    .encode_to_vec())
+                }
+                Ok(_) => Err(Status::unknown("session: session is expired")),
+                Err(e) => Err(convert::store_error(&e)),
+            };
+            done.push((*call, result));
+        }
+        for (call, result) in done {
+            self.locks.remove(&call);
+            let _ = self.waker.wake(Wake::Reply(call, result));
+        }
+    }
+
     /// Every `--snapshot-count` applied entries, compact Raft's log (keeping
     /// [`SNAPSHOT_CATCHUP_ENTRIES`]) and release WAL segments: the mvcc database is the snapshot.
     fn maybe_compact_log(&mut self) {
@@ -921,24 +1116,36 @@ impl Member {
 
     /// Propose `request` and answer `call` when it is applied.
     fn propose(&mut self, ctx: &mut Ctx<Wake>, call: CallId, rpc: Rpc, request: Request) {
-        let id = self.ids.next();
-        let data = Envelope { id, request }.encode();
-        if data.len() > self.max_request_bytes {
-            return Self::finish_call(ctx, call, Err(EtcdError::RequestTooLarge.status()));
-        }
-        if self.core.leader() == 0 {
-            return Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
-        }
-        let applied = self.shared.applied.load(Ordering::Relaxed);
-        if self.committed.saturating_sub(applied) > MAX_APPLY_LAG {
-            return Self::finish_call(ctx, call, Err(EtcdError::TooManyRequests.status()));
-        }
         let waker = self.waker.clone();
         let shared = self.shared.clone();
         let reply = Box::new(move |r: Result<mvcc::Response, Status>| {
             let bytes = r.and_then(|resp| encode_response(rpc, resp, &shared.header()));
             let _ = waker.wake(Wake::Reply(call, bytes));
         });
+        if let Err(s) = self.propose_with(request, reply) {
+            Self::finish_call(ctx, call, Err(s));
+        }
+    }
+
+    /// Propose `request`; `reply` runs (on the apply thread) with its result once applied, or
+    /// with an error. Errors detected before proposing are returned instead.
+    fn propose_with(
+        &mut self,
+        request: Request,
+        reply: crate::wait::Reply<mvcc::Response>,
+    ) -> Result<(), Status> {
+        let id = self.ids.next();
+        let data = Envelope { id, request }.encode();
+        if data.len() > self.max_request_bytes {
+            return Err(EtcdError::RequestTooLarge.status());
+        }
+        if self.core.leader() == 0 {
+            return Err(EtcdError::NoLeader.status());
+        }
+        let applied = self.shared.applied.load(Ordering::Relaxed);
+        if self.committed.saturating_sub(applied) > MAX_APPLY_LAG {
+            return Err(EtcdError::TooManyRequests.status());
+        }
         let deadline = Instant::now() + self.cfg.request_timeout();
         self.waiters.register(id, deadline, reply);
         self.metrics
@@ -953,6 +1160,7 @@ impl Member {
             };
             self.waiters.trigger(id, Err(status));
         }
+        Ok(())
     }
 
     /// Handle one complete unary call.
@@ -1119,6 +1327,35 @@ impl Member {
                     downgrade_info: None,
                 };
                 Some(Ok(resp.encode_to_vec()))
+            }
+            Rpc::Lock => {
+                let r: v3lockpb::LockRequest = try_s!(decode(msg));
+                try_s!(self.start_lock(call, r));
+                None
+            }
+            Rpc::Unlock => {
+                let r: v3lockpb::UnlockRequest = try_s!(decode(msg));
+                let waker = self.waker.clone();
+                let shared = self.shared.clone();
+                let reply = Box::new(move |res: Result<mvcc::Response, Status>| {
+                    let bytes = res.and_then(|resp| match resp {
+                        mvcc::Response::DeleteRange(d) => Ok(v3lockpb::UnlockResponse {
+                            header: Some(shared.header().header(d.revision)),
+                        }
+                        .encode_to_vec()),
+                        other => Err(Status::new(
+                            Code::Internal,
+                            format!("unlock answered {other:?}"),
+                        )),
+                    });
+                    let _ = waker.wake(Wake::Reply(call, bytes));
+                });
+                let del = pb::DeleteRangeRequest {
+                    key: r.key,
+                    ..Default::default()
+                };
+                try_s!(self.propose_with(Request::DeleteRange(del), reply));
+                None
             }
             Rpc::Hash | Rpc::HashKv | Rpc::Defragment | Rpc::Snapshot => {
                 // These read or rewrite the whole backend: run them off the loop thread.
@@ -1303,6 +1540,14 @@ impl Handler<Wake> for Member {
             CallEvent::Cancelled { call, .. } => {
                 self.calls.remove(&call);
                 self.streams.remove(&call);
+                if let Some(w) = self.locks.remove(&call) {
+                    // etcd's Mutex deletes its key when the caller gives up waiting.
+                    self.propose_internal(Request::DeleteRange(pb::DeleteRangeRequest {
+                        key: w.key,
+                        ..Default::default()
+                    }));
+                    self.pump();
+                }
             }
         }
     }
@@ -1378,7 +1623,14 @@ impl Handler<Wake> for Member {
                 }
             }
             Wake::WatchReady(call) => self.drain_watch(ctx, call),
-            Wake::Applied(_) => self.serve_reads(),
+            Wake::Applied(_) => {
+                self.serve_reads();
+                self.check_locks();
+            }
+            Wake::LockTxn(call, wait, result) => {
+                self.lock_txn_done(ctx, call, wait, result);
+                self.pump();
+            }
         }
     }
 

@@ -806,3 +806,70 @@ fn a_watcher_that_stops_reading_still_gets_every_event_in_order() {
     k.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn v3lock_service_lock_waits_for_unlock() {
+    use keel_net::client::{Client, ClientConfig};
+    use keel_net::proto::etcdserverpb as pb;
+    use keel_net::proto::v3lockpb;
+    use prost::Message;
+    let dir = temp_dir("v3lock");
+    let k = Keel::start(&dir, free_port(), free_port());
+    let mut c = Client::connect(&[k.endpoint()], ClientConfig::default()).unwrap();
+    let grant = |c: &mut Client| {
+        let r = c
+            .unary(
+                "/etcdserverpb.Lease/LeaseGrant",
+                &pb::LeaseGrantRequest { ttl: 30, id: 0 }.encode_to_vec(),
+            )
+            .unwrap();
+        pb::LeaseGrantResponse::decode(&r[..]).unwrap().id
+    };
+    let (l1, l2) = (grant(&mut c), grant(&mut c));
+    let lock = |c: &mut Client, lease: i64| {
+        c.unary(
+            "/v3lockpb.Lock/Lock",
+            &v3lockpb::LockRequest {
+                name: b"L".to_vec(),
+                lease,
+            }
+            .encode_to_vec(),
+        )
+        .map(|r| v3lockpb::LockResponse::decode(&r[..]).unwrap())
+    };
+    let first = lock(&mut c, l1).unwrap();
+    assert_eq!(first.key, format!("L/{l1:x}").into_bytes());
+    // Locking again with the same lease is a no-op that returns at once.
+    assert_eq!(lock(&mut c, l1).unwrap().key, first.key);
+
+    let endpoint = k.endpoint();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let mut c2 = Client::connect(&[endpoint], ClientConfig::default()).unwrap();
+        let r = lock(&mut c2, l2);
+        tx.send(r.map(|r| r.key).map_err(|e| e.to_string()))
+            .unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(rx.try_recv().is_err(), "the second locker must wait");
+    let unlock = v3lockpb::UnlockRequest {
+        key: first.key.clone(),
+    };
+    c.unary("/v3lockpb.Lock/Unlock", &unlock.encode_to_vec())
+        .unwrap();
+    let second = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("granted after unlock")
+        .unwrap();
+    assert_eq!(second, format!("L/{l2:x}").into_bytes());
+    waiter.join().unwrap();
+
+    // A lease that does not exist: etcd's lease error.
+    let err = lock(&mut c, 0x1234).unwrap_err().to_string();
+    assert!(
+        err.contains("etcdserver: requested lease not found"),
+        "{err}"
+    );
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
