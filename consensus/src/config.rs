@@ -15,6 +15,9 @@ pub struct Config {
     /// A leader sends heartbeats every `heartbeat_tick` ticks (§5.2).
     pub heartbeat_tick: usize,
     /// The last index the application applied before a restart (0: the snapshot index).
+    /// Entries up to it are not handed out again, so membership changes among them are not
+    /// re-applied either: [`crate::Storage::initial_state`] must then return the configuration
+    /// as of `applied` (thesis §4.1: the configuration is that of the applied log prefix).
     pub applied: u64,
     /// Upper bound of entry payload bytes per append message (batching, flow control).
     pub max_size_per_msg: u64,

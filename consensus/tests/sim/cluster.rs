@@ -728,6 +728,11 @@ impl Sim {
                 return Ok(());
             }
             let mut rd = raw.ready();
+            // §5.2 Election Safety, also for leaderships that end before the step does (the
+            // end-of-step check in `check_leaders` would miss those).
+            if rd.soft_state.is_some_and(|ss| ss.role == Role::Leader) {
+                self.check.leader(raw.raft().term, id)?;
+            }
             for (k, e) in rd.entries.iter().enumerate() {
                 let prev = if k == 0 {
                     raw.term_at(e.index - 1)
