@@ -59,6 +59,20 @@ impl Default for ClusterOptions {
     }
 }
 
+/// The guard shell (see [`Cluster::spawn`]): `$@` is the member's command line; stdin is the
+/// pipe from the test. The member itself gets no stdin. The guard exits with the member's status.
+const GUARD: &str = r#"
+exec 3<&0
+"$@" </dev/null &
+member=$!
+{ read -r _ignored <&3; kill -9 "$member" 2>/dev/null; } &
+watcher=$!
+wait "$member"
+status=$?
+kill "$watcher" 2>/dev/null
+exit "$status"
+"#;
+
 /// One member: its ports, directories and (while running) its process.
 #[derive(Debug)]
 pub struct Member {
@@ -219,8 +233,15 @@ impl Cluster {
         );
         let o = &self.options;
         let m = &self.members[i];
-        let mut cmd = Command::new(self.flavor.binary());
-        cmd.arg(format!("--name={}", m.name))
+        // The member runs under a small shell guard that holds a pipe from this process on fd 3:
+        // when the pipe closes — `kill` dropped it, or this test process died for any reason,
+        // even SIGKILL — the guard SIGKILLs the member. So no member outlives its test.
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(GUARD)
+            .arg("keel-tests-guard")
+            .arg(self.flavor.binary())
+            .arg(format!("--name={}", m.name))
             .arg(format!("--data-dir={}", m.data_dir.display()))
             .arg(format!("--listen-client-urls={}", m.client_url()))
             .arg(format!("--advertise-client-urls={}", m.client_url()))
@@ -247,7 +268,7 @@ impl Cluster {
             .expect("open member log");
         let _ = writeln!(log, "=== keel-tests: starting {:?}", cmd);
         let err = log.try_clone().expect("clone log handle");
-        cmd.stdin(Stdio::null())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err));
         let child = cmd
@@ -262,10 +283,11 @@ impl Cluster {
         self.wait_healthy(i);
     }
 
-    /// SIGKILLs member `i` and reaps it.
+    /// SIGKILLs member `i` and reaps it (closing the guard's pipe makes the guard `kill -9` the
+    /// member and exit once it is gone).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.members[i].child.take() {
-            let _ = c.kill();
+            drop(c.stdin.take());
             let _ = c.wait();
         }
     }
