@@ -34,8 +34,8 @@ use keel_net::event_loop::{Ctx, EventLoop, Handler, LoopConfig, LoopWaker, Timer
 use keel_net::grpc::{CallEvent, CallId, GrpcConfig, Metadata};
 use keel_net::http1::{Http1Request, Http1Response};
 use keel_net::proto::etcdserverpb as pb;
-use keel_net::proto::v3lockpb;
 use keel_net::proto::Rpc;
+use keel_net::proto::{v3electionpb, v3lockpb};
 use keel_wal as wal;
 use prost::Message;
 
@@ -89,6 +89,31 @@ pub struct LockWait {
     key: Vec<u8>,
     prefix: Vec<u8>,
     my_rev: i64,
+    /// For an Election `Campaign`: the election name and lease (answered with a LeaderKey).
+    campaign: Option<(Vec<u8>, i64)>,
+}
+
+impl LockWait {
+    /// The answer once the wait is over, at store revision `rev`.
+    fn granted(&self, h: &HeaderInfo, rev: i64) -> Vec<u8> {
+        match &self.campaign {
+            None => v3lockpb::LockResponse {
+                header: Some(h.header(rev)),
+                key: self.key.clone(),
+            }
+            .encode_to_vec(),
+            Some((name, lease)) => v3electionpb::CampaignResponse {
+                header: Some(h.header(rev)),
+                leader: Some(v3electionpb::LeaderKey {
+                    name: name.clone(),
+                    key: self.key.clone(),
+                    rev: self.my_rev,
+                    lease: *lease,
+                }),
+            }
+            .encode_to_vec(),
+        }
+    }
 }
 
 /// etcd's `GetPrefixRangeEnd`: the smallest key after every key starting with `prefix`.
@@ -700,11 +725,20 @@ impl Member {
     /// v3lock `Lock` (etcd runs `concurrency.Mutex` in-process; keel runs the same recipe
     /// here): one txn puts `<name>/<lease hex>` if absent and reads the oldest key under the
     /// prefix; if that is not ours, wait until every key created before ours is gone.
-    fn start_lock(&mut self, call: CallId, req: v3lockpb::LockRequest) -> Result<(), Status> {
+    ///
+    /// Election `Campaign` is the same recipe with a value (etcd's `concurrency.Election`).
+    fn start_lock(
+        &mut self,
+        call: CallId,
+        name: Vec<u8>,
+        lease: i64,
+        value: Vec<u8>,
+        campaign: bool,
+    ) -> Result<(), Status> {
         use pb::request_op::Request as R;
-        let mut prefix = req.name.clone();
+        let mut prefix = name.clone();
         prefix.push(b'/');
-        let key = [prefix.clone(), format!("{:x}", req.lease).into_bytes()].concat();
+        let key = [prefix.clone(), format!("{lease:x}").into_bytes()].concat();
         let owner = pb::RequestOp {
             request: Some(R::RequestRange(pb::RangeRequest {
                 key: prefix.clone(),
@@ -727,7 +761,8 @@ impl Member {
                 pb::RequestOp {
                     request: Some(R::RequestPut(pb::PutRequest {
                         key: key.clone(),
-                        lease: req.lease,
+                        value,
+                        lease,
                         ..Default::default()
                     })),
                 },
@@ -751,6 +786,7 @@ impl Member {
                     key,
                     prefix,
                     my_rev: 0,
+                    campaign: campaign.then_some((name, lease)),
                 },
                 r,
             ));
@@ -804,11 +840,7 @@ impl Member {
             }
             _ => {
                 let h = self.shared.header();
-                let resp = v3lockpb::LockResponse {
-                    header: Some(h.header(t.revision)),
-                    key: wait.key,
-                };
-                Self::finish_call(ctx, call, Ok(resp.encode_to_vec()));
+                Self::finish_call(ctx, call, Ok(wait.granted(&h, t.revision)));
             }
         }
     }
@@ -850,11 +882,7 @@ impl Member {
                         .first()
                         .is_some_and(|kv| kv.create_revision == w.my_rev) =>
                 {
-                    Ok(v3lockpb::LockResponse {
-                        header: Some(h.header(r.revision)),
-                        key: w.key.clone(),
-                    }
-                    .encode_to_vec())
+                    Ok(w.granted(&h, r.revision))
                 }
                 Ok(_) => Err(Status::unknown("session: session is expired")),
                 Err(e) => Err(convert::store_error(&e)),
@@ -1330,8 +1358,98 @@ impl Member {
             }
             Rpc::Lock => {
                 let r: v3lockpb::LockRequest = try_s!(decode(msg));
-                try_s!(self.start_lock(call, r));
+                try_s!(self.start_lock(call, r.name, r.lease, Vec::new(), false));
                 None
+            }
+            Rpc::Campaign => {
+                let r: v3electionpb::CampaignRequest = try_s!(decode(msg));
+                try_s!(self.start_lock(call, r.name, r.lease, r.value, true));
+                None
+            }
+            Rpc::Proclaim | Rpc::Resign => {
+                // Both act only if the caller still leads: its key exists with its revision.
+                let (leader, value) = if rpc == Rpc::Proclaim {
+                    let r: v3electionpb::ProclaimRequest = try_s!(decode(msg));
+                    (r.leader, Some(r.value))
+                } else {
+                    let r: v3electionpb::ResignRequest = try_s!(decode(msg));
+                    (r.leader, None)
+                };
+                let Some(leader) = leader else {
+                    return Some(Err(Status::unknown("\"leader\" field must be provided")));
+                };
+                use pb::request_op::Request as R;
+                let op = match &value {
+                    Some(v) => R::RequestPut(pb::PutRequest {
+                        key: leader.key.clone(),
+                        value: v.clone(),
+                        ignore_lease: true,
+                        ..Default::default()
+                    }),
+                    None => R::RequestDeleteRange(pb::DeleteRangeRequest {
+                        key: leader.key.clone(),
+                        ..Default::default()
+                    }),
+                };
+                let txn = pb::TxnRequest {
+                    compare: vec![pb::Compare {
+                        result: pb::compare::CompareResult::Equal as i32,
+                        target: pb::compare::CompareTarget::Create as i32,
+                        key: leader.key.clone(),
+                        target_union: Some(pb::compare::TargetUnion::CreateRevision(leader.rev)),
+                        range_end: vec![],
+                    }],
+                    success: vec![pb::RequestOp { request: Some(op) }],
+                    failure: vec![],
+                };
+                let waker = self.waker.clone();
+                let shared = self.shared.clone();
+                let proclaim = value.is_some();
+                let reply = Box::new(move |res: Result<mvcc::Response, Status>| {
+                    let bytes = res.and_then(|resp| match resp {
+                        mvcc::Response::Txn(t) if proclaim && !t.succeeded => {
+                            Err(Status::unknown("election: not leader"))
+                        }
+                        mvcc::Response::Txn(t) => {
+                            let header = Some(shared.header().header(t.revision));
+                            Ok(if proclaim {
+                                v3electionpb::ProclaimResponse { header }.encode_to_vec()
+                            } else {
+                                v3electionpb::ResignResponse { header }.encode_to_vec()
+                            })
+                        }
+                        other => Err(Status::new(
+                            Code::Internal,
+                            format!("election answered {other:?}"),
+                        )),
+                    });
+                    let _ = waker.wake(Wake::Reply(call, bytes));
+                });
+                try_s!(self.propose_with(Request::Txn(txn), reply));
+                None
+            }
+            Rpc::Leader => {
+                // The oldest key under the election's prefix is the leader.
+                let r: v3electionpb::LeaderRequest = try_s!(decode(msg));
+                let mut prefix = r.name.clone();
+                prefix.push(b'/');
+                let req = mvcc::RangeRequest {
+                    key: prefix.clone(),
+                    range_end: prefix_end(&prefix),
+                    limit: 1,
+                    sort_order: mvcc::SortOrder::Ascend,
+                    sort_target: mvcc::SortTarget::Create,
+                    ..Default::default()
+                };
+                let resp = try_s!(self.store.range(&req).map_err(|e| convert::store_error(&e)));
+                let Some(kv) = resp.kvs.first() else {
+                    return Some(Err(Status::unknown("election: no leader")));
+                };
+                let out = v3electionpb::LeaderResponse {
+                    header: Some(h.header(resp.revision)),
+                    kv: Some(convert::key_value(kv)),
+                };
+                Some(Ok(out.encode_to_vec()))
             }
             Rpc::Unlock => {
                 let r: v3lockpb::UnlockRequest = try_s!(decode(msg));

@@ -873,3 +873,104 @@ fn v3lock_service_lock_waits_for_unlock() {
     k.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn v3election_campaign_proclaim_leader_resign() {
+    use keel_net::client::{Client, ClientConfig};
+    use keel_net::proto::etcdserverpb as pb;
+    use keel_net::proto::v3electionpb as el;
+    use prost::Message;
+    let dir = temp_dir("v3election");
+    let k = Keel::start(&dir, free_port(), free_port());
+    let mut c = Client::connect(&[k.endpoint()], ClientConfig::default()).unwrap();
+    let grant = |c: &mut Client| {
+        let r = c
+            .unary(
+                "/etcdserverpb.Lease/LeaseGrant",
+                &pb::LeaseGrantRequest { ttl: 30, id: 0 }.encode_to_vec(),
+            )
+            .unwrap();
+        pb::LeaseGrantResponse::decode(&r[..]).unwrap().id
+    };
+    let (l1, l2) = (grant(&mut c), grant(&mut c));
+    let campaign = |c: &mut Client, lease: i64, value: &str| {
+        let req = el::CampaignRequest {
+            name: b"E".to_vec(),
+            lease,
+            value: value.as_bytes().to_vec(),
+        };
+        let r = c
+            .unary("/v3electionpb.Election/Campaign", &req.encode_to_vec())
+            .unwrap();
+        el::CampaignResponse::decode(&r[..])
+            .unwrap()
+            .leader
+            .unwrap()
+    };
+    let leader_value = |c: &mut Client| {
+        let r = c
+            .unary(
+                "/v3electionpb.Election/Leader",
+                &el::LeaderRequest {
+                    name: b"E".to_vec(),
+                }
+                .encode_to_vec(),
+            )
+            .map(|r| {
+                el::LeaderResponse::decode(&r[..])
+                    .unwrap()
+                    .kv
+                    .unwrap()
+                    .value
+            });
+        r.map(|v| String::from_utf8(v).unwrap())
+            .map_err(|e| e.to_string())
+    };
+    assert!(leader_value(&mut c)
+        .unwrap_err()
+        .contains("election: no leader"));
+    let a = campaign(&mut c, l1, "a");
+    assert_eq!(a.key, format!("E/{l1:x}").into_bytes());
+    assert_eq!(leader_value(&mut c).unwrap(), "a");
+
+    let endpoint = k.endpoint();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let second = std::thread::spawn(move || {
+        let mut c2 = Client::connect(&[endpoint], ClientConfig::default()).unwrap();
+        tx.send(campaign(&mut c2, l2, "b")).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(rx.try_recv().is_err(), "the second candidate waits");
+
+    let proclaim = |c: &mut Client, leader: &el::LeaderKey, value: &str| {
+        let req = el::ProclaimRequest {
+            leader: Some(leader.clone()),
+            value: value.as_bytes().to_vec(),
+        };
+        c.unary("/v3electionpb.Election/Proclaim", &req.encode_to_vec())
+            .map_err(|e| e.to_string())
+    };
+    proclaim(&mut c, &a, "a2").unwrap();
+    assert_eq!(leader_value(&mut c).unwrap(), "a2");
+    let stale = el::LeaderKey {
+        rev: a.rev + 1000,
+        ..a.clone()
+    };
+    assert!(proclaim(&mut c, &stale, "x")
+        .unwrap_err()
+        .contains("election: not leader"));
+
+    let resign = el::ResignRequest {
+        leader: Some(a.clone()),
+    };
+    c.unary("/v3electionpb.Election/Resign", &resign.encode_to_vec())
+        .unwrap();
+    let b = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("elected after resign");
+    assert_eq!(b.key, format!("E/{l2:x}").into_bytes());
+    assert_eq!(leader_value(&mut c).unwrap(), "b");
+    second.join().unwrap();
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
