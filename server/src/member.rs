@@ -15,11 +15,12 @@
 //! proposed is applied (its request id is in the entry, see [`crate::envelope`]).
 //!
 //! Status of this wiring (see README): one member (no peers yet). Served: KV (Range, Put,
-//! DeleteRange, Txn, Compact), Watch (live, from history, progress), Lease (Grant, Revoke,
-//! KeepAlive, TimeToLive, Leases; expiry by the leader), Maintenance (Status, Alarm (no alarms
-//! yet), Hash, HashKV, Defragment, Snapshot), Cluster.MemberList, Auth.AuthStatus (disabled).
-//! Linearizable ranges use ReadIndex (thesis §6.4) then wait for the apply index; serializable
-//! ranges are served locally. Everything else answers Unimplemented.
+//! DeleteRange, Txn, Compact), Watch (live, from history, progress, backpressure), Lease (Grant,
+//! Revoke, KeepAlive, TimeToLive, Leases; expiry by the leader), Maintenance (Status, Alarm,
+//! Hash, HashKV, Defragment, Snapshot), Cluster.MemberList, Auth.AuthStatus (disabled),
+//! v3lock (Lock, Unlock), v3election (Campaign, Proclaim, Leader, Resign). Linearizable ranges
+//! use ReadIndex (thesis §6.4) then wait for the apply index; serializable ranges are served
+//! locally. Everything else answers Unimplemented.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
