@@ -7,6 +7,25 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
+/// Waits until some key under `prefix` exists on `server` (a lock holder or candidate is in
+/// place).
+fn wait_for_key(server: &Server, prefix: &str) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < LIMIT {
+        let o = run(
+            Tool::Etcdctl,
+            server,
+            &["get", prefix, "--prefix", "--keys-only"],
+            None,
+        );
+        if !o.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no key under {prefix} after {LIMIT:?}");
+}
+
 /// Runs a long-running command with both tools, each against its own server, reading `n`
 /// lines; returns the normalized lines (etcdctl's, keelctl's).
 fn lines_both(p: &Pair, args: &[&str], n: usize) -> (Vec<String>, Vec<String>) {
@@ -54,7 +73,7 @@ fn watch_sees_live_events() {
     let s = Server::start();
     let ep = s.endpoint();
     let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(Duration::from_millis(1500));
         for v in ["1", "2"] {
             let o = std::process::Command::new(ETCDCTL)
                 .env("ETCDCTL_API", "3")
@@ -90,7 +109,7 @@ fn lock_prints_key_or_runs_command_like_etcdctl() {
         &p.keel_side,
         &["lock", "busy", "sleep", "30"],
     );
-    std::thread::sleep(Duration::from_millis(800));
+    wait_for_key(&p.keel_side, "busy/");
     let waiting = run_lines(
         Tool::Keelctl,
         &p.keel_side,
@@ -127,7 +146,8 @@ fn elect_campaigns_and_observes_like_etcdctl() {
     // With a leader in place (each side's own tool campaigning), an observer prints it.
     let _le = Background::start(Tool::Etcdctl, &p.etcd_side, &["elect", "obs", "leader-e"]);
     let _lk = Background::start(Tool::Keelctl, &p.keel_side, &["elect", "obs", "leader-e"]);
-    std::thread::sleep(Duration::from_millis(800));
+    wait_for_key(&p.etcd_side, "obs/");
+    wait_for_key(&p.keel_side, "obs/");
     let (e, k) = lines_both(&p, &["elect", "-l", "obs"], 2);
     assert_eq!(
         e,
