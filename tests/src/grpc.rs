@@ -49,7 +49,8 @@ pub fn connect(endpoints: &[String], call_timeout: Duration) -> Result<Client, C
     Ok(Client::connect(endpoints, config)?)
 }
 
-fn call<Req: Message, Resp: Message + Default>(
+/// Any unary call: `path` is the gRPC method path (e.g. `/v3lockpb.Lock/Lock`).
+pub fn call<Req: Message, Resp: Message + Default>(
     c: &mut Client,
     path: &str,
     req: &Req,

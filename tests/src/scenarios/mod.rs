@@ -10,6 +10,7 @@
 pub mod crash_writes;
 pub mod failover;
 pub mod limits;
+pub mod lock_service;
 pub mod membership;
 pub mod writers;
 
