@@ -169,3 +169,21 @@ fn compaction_and_compacted_reads() {
     p.same(&["compaction", "x"]);
     p.same(&["compaction"]);
 }
+
+#[test]
+fn endpoints_fail_over_and_come_from_the_environment() {
+    if !available() {
+        return;
+    }
+    let s = Server::start();
+    let eps = format!("--endpoints=127.0.0.1:1,http://{}", s.endpoint());
+    let o = run_opt(Tool::Keelctl, None, &[&eps, "put", "fo", "v"], None);
+    assert_eq!((o.stdout.as_str(), o.code), ("OK\n", 0), "{o:?}");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .env("ETCDCTL_ENDPOINTS", s.endpoint())
+        .args(["get", "fo", "--print-value-only"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "v\n");
+    assert!(o.status.success());
+}
