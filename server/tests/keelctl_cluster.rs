@@ -152,6 +152,10 @@ fn endpoint_alarm_defrag_move_leader_print_like_etcdctl() {
         "{k:?}"
     );
 
+    for w in ["simple", "json", "table"] {
+        p.same_on_one_server(&["endpoint", "hashkv", "-w", w]);
+    }
+    p.same_on_one_server(&["endpoint", "hashkv", "--rev=1"]);
     p.same(&["alarm", "list"]);
     p.same(&["alarm", "list", "-w", "json"]);
     p.same(&["alarm", "disarm"]);

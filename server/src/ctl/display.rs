@@ -5,10 +5,10 @@ use super::error::CtlError;
 use super::json::{self, Obj};
 use super::table;
 use keel_net::proto::etcdserverpb::{
-    response_op, AlarmMember, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
-    Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse,
-    TxnResponse, WatchResponse,
+    response_op, AlarmMember, AlarmResponse, DeleteRangeResponse, HashKvResponse,
+    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse,
+    LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse, RangeResponse,
+    ResponseHeader, StatusResponse, TxnResponse, WatchResponse,
 };
 use keel_net::proto::mvccpb::{Event, KeyValue};
 use keel_net::proto::Message;
@@ -728,6 +728,34 @@ impl Printer {
                     .collect();
                 out(table::render(&["ENDPOINT", "HEALTH", "TOOK", "ERROR"], &rows).as_bytes());
             }
+            Format::Protobuf => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `endpoint hashkv`.
+    pub fn endpoint_hash_kv(&self, list: &[(String, HashKvResponse)]) -> Result<(), CtlError> {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|(ep, h)| vec![ep.clone(), h.hash.to_string()])
+            .collect();
+        match self.format {
+            Format::Simple => rows.iter().for_each(|r| outln(&r.join(", "))),
+            Format::Json => {
+                let items = list
+                    .iter()
+                    .map(|(ep, h)| {
+                        let inner = Obj::new()
+                            .raw_opt("header", header_json(&h.header))
+                            .int_omit("hash", h.hash)
+                            .int_omit("compact_revision", h.compact_revision)
+                            .finish();
+                        Obj::new().str("Endpoint", ep).raw("HashKV", inner).finish()
+                    })
+                    .collect();
+                outln(&json::array(items));
+            }
+            Format::Table => out(table::render(&["ENDPOINT", "HASH"], &rows).as_bytes()),
             Format::Protobuf => return Err(self.unsupported()),
         }
         Ok(())

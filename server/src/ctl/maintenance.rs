@@ -9,9 +9,9 @@ use super::sha256::sha256;
 use super::Ctx;
 use keel_net::proto::etcdserverpb::{
     alarm_request, AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse,
-    DefragmentRequest, DefragmentResponse, MemberListRequest, MemberListResponse,
-    MoveLeaderRequest, MoveLeaderResponse, RangeRequest, RangeResponse, SnapshotRequest,
-    SnapshotResponse, StatusRequest, StatusResponse,
+    DefragmentRequest, DefragmentResponse, HashKvRequest, HashKvResponse, MemberListRequest,
+    MemberListResponse, MoveLeaderRequest, MoveLeaderResponse, RangeRequest, RangeResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -56,6 +56,31 @@ pub fn status(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
         }
     }
     ctx.printer.endpoint_status(&list)?;
+    if failed_any {
+        return Err(CtlError::error(""));
+    }
+    Ok(())
+}
+
+/// `endpoint hashkv [--rev N]`: the KV history hash of each endpoint.
+pub fn hash_kv(ctx: &Ctx, inv: &Invocation) -> Result<(), CtlError> {
+    let rev = inv.int("rev", 0)?;
+    let mut list = Vec::new();
+    let mut failed_any = false;
+    for ep in endpoints(ctx, inv)? {
+        let r: Result<HashKvResponse, CtlError> = connect_one(ctx, &ep).and_then(|mut s| {
+            s.call(path::HASH_KV, &HashKvRequest { revision: rev })
+                .map_err(|e| failed(None, &e))
+        });
+        match r {
+            Ok(h) => list.push((ep, h)),
+            Err(e) => {
+                eprintln!("Failed to get the hash of endpoint {ep} ({e})");
+                failed_any = true;
+            }
+        }
+    }
+    ctx.printer.endpoint_hash_kv(&list)?;
     if failed_any {
         return Err(CtlError::error(""));
     }

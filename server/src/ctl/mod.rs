@@ -101,7 +101,7 @@ COMMANDS:
 \tdefrag [--cluster]
 \tdel <key> [range_end] [--prefix|--from-key] [--prev-kv]
 \telect <name> <proposal> | elect -l <name>   [--ttl]
-\tendpoint health|status [--cluster]
+\tendpoint health|status|hashkv [--cluster] [--rev]
 \tget <key> [range_end] [--prefix|--from-key] [--limit] [--rev] [--sort-by] [--order]
 \t    [--keys-only] [--count-only] [--print-value-only] [--consistency=l|s]
 \tlease grant <ttl> | revoke <id> | timetolive <id> [--keys] | list | keep-alive <id> [--once]
@@ -162,6 +162,7 @@ fn run_inner(argv: Vec<String>) -> Result<(), CtlError> {
         ["member", "promote"] => cluster::promote(&ctx, &inv),
         ["endpoint", "status"] => maintenance::status(&ctx, &inv),
         ["endpoint", "health"] => maintenance::health(&ctx, &inv),
+        ["endpoint", "hashkv"] => maintenance::hash_kv(&ctx, &inv),
         ["snapshot", "save"] => maintenance::snapshot_save(&ctx, &inv),
         ["alarm", "list"] => maintenance::alarm_list(&ctx, &inv),
         ["alarm", "disarm"] => maintenance::alarm_disarm(&ctx, &inv),

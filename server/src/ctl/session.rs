@@ -25,6 +25,7 @@ pub mod path {
     pub const MEMBER_PROMOTE: &str = "/etcdserverpb.Cluster/MemberPromote";
     pub const ALARM: &str = "/etcdserverpb.Maintenance/Alarm";
     pub const STATUS: &str = "/etcdserverpb.Maintenance/Status";
+    pub const HASH_KV: &str = "/etcdserverpb.Maintenance/HashKV";
     pub const DEFRAGMENT: &str = "/etcdserverpb.Maintenance/Defragment";
     pub const SNAPSHOT: &str = "/etcdserverpb.Maintenance/Snapshot";
     pub const MOVE_LEADER: &str = "/etcdserverpb.Maintenance/MoveLeader";
