@@ -39,7 +39,8 @@
 //! [`types`] (etcd-shaped requests and responses), [`error`], [`revision`], [`codec`] (byte
 //! formats), [`key_index`], [`read`] (range semantics), [`validate`] (pre-log request checks),
 //! `apply` (the write path), [`lease`], [`watch`] + [`interval`] (watchers), [`backend`] (the
-//! storage trait and an in-memory backend), [`btree_backend`], `store` ([`Store`]).
+//! storage trait and an in-memory backend), [`btree_backend`], `store` ([`Store`]),
+//! [`etcd_hash`] (HashKV computed over etcd's byte formats, so it equals etcd's).
 
 pub mod apply;
 pub mod backend;
@@ -47,6 +48,7 @@ pub mod btree_backend;
 pub mod codec;
 pub mod crc32c;
 pub mod error;
+pub mod etcd_hash;
 pub mod interval;
 pub mod key_index;
 pub mod lease;

@@ -8,6 +8,7 @@ use crate::backend::{Backend, BackendRead, Bucket};
 use crate::codec::{decode_kv, decode_lease, decode_lease_id, decode_u64};
 use crate::crc32c::Crc32c;
 use crate::error::Error;
+use crate::etcd_hash::KvHasher;
 use crate::lease::{Lease, LeaseClock};
 use crate::read::range;
 use crate::revision::Revision;
@@ -372,42 +373,60 @@ impl Store {
         self.inner.core.read().st.consistent_index
     }
 
-    /// HashKV: CRC-32C (Castagnoli) over the history bucket's name, then every stored
-    /// (revision key, encoded key-value) pair with main revision <= `revision` (0 = current),
-    /// in revision order. Members that applied the same log have the same hash.
+    /// HashKV, the value etcd computes for the same history (`etcdctl endpoint hashkv` gives
+    /// the same number on keel and etcd): CRC-32C (Castagnoli) over `"key"`, then each stored
+    /// history entry with main revision <= `revision` (0 = current), in revision order, as
+    /// etcd's bytes (its revision key and the protobuf `mvccpb.KeyValue`); entries at or below
+    /// the compaction revision only if the index keeps them at `revision`. See
+    /// [`crate::etcd_hash`]. Like etcd 3.4, a `revision` at or below the compaction revision is
+    /// [`Error::Compacted`], one above the current revision [`Error::FutureRevision`].
     pub fn hash_kv(&self, revision: i64) -> Result<HashKv, Error> {
         let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
         let core = self.inner.core.read();
         core.check()?;
         let (cur, compact) = (core.st.current_rev, core.st.compact_rev);
-        if revision > 0 && revision < compact {
+        if revision > 0 && revision <= compact {
             return Err(Error::Compacted);
         }
         if revision > cur {
             return Err(Error::FutureRevision);
         }
         let rev = if revision <= 0 { cur } else { revision };
+        let mut hasher = KvHasher::new(compact, rev, core.st.index.keep(rev));
         let reader = core.backend.read()?;
-        let mut h = Crc32c::new();
-        h.update(Bucket::Key.name());
+        let mut failure = None;
         reader.scan(
             Bucket::Key,
             &[],
             Some(&Revision::main_lower_bound(rev + 1)),
             &mut |k, v| {
-                h.update(k);
-                h.update(v);
-                true
+                let entry = Revision::from_key(k)
+                    .and_then(|(r, tombstone)| Ok((r, tombstone, decode_kv(v)?)));
+                match entry {
+                    Ok((r, tombstone, kv)) => {
+                        hasher.write(r, tombstone, &kv);
+                        true
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        false
+                    }
+                }
             },
         )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         Ok(HashKv {
-            hash: h.finish(),
+            hash: hasher.finish(),
             compact_revision: compact,
             hash_revision: rev,
         })
     }
 
-    /// Hash of the whole store: CRC-32C over every bucket (name, then each key and value).
+    /// Hash of the whole store: CRC-32C over every bucket (name, then each key and value) of
+    /// keel's own storage format. Members that applied the same log agree; unlike HashKV it
+    /// cannot equal etcd's `Hash` (that one checksums etcd's whole bbolt file).
     pub fn hash(&self) -> Result<u32, Error> {
         let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
         let core = self.inner.core.read();
