@@ -18,7 +18,8 @@
 # Finally both clusters are stopped and a summary with keel/etcd ratios is printed.
 #
 # Members: $MEMBERS (default 3). keel is tried with 3 members first; if it refuses (multi-member
-# not wired yet) both systems fall back to 1 member and the summary says so.
+# not wired yet) both systems fall back to 1 member and the summary says so; then a 3-member etcd
+# is also measured with the first put load, as a reference (ETCD3_REFERENCE=0 skips it).
 # Everything goes to $OUT (default /tmp/keel-bench-compare/<time>).
 set -euo pipefail
 
@@ -157,6 +158,21 @@ for sys in $ORDER; do
   log "$sys VmRSS at the end (MiB per member): ${R[$sys.rss2]}"
 done
 
+# With single-member keel, also measure the 3-member etcd the goals refer to (same put load).
+if [[ $MEMBERS == 1 && ${ETCD3_REFERENCE:-1} == 1 ]]; then
+  "$REF" stop >/dev/null 2>&1 || true
+  "$REF" start 3 "$ETCD_BASE" >"$OUT/etcd3-start.txt" 2>&1
+  mapfile -t etcd3_pids <"$ETCD_REF_DIR/pids"
+  log "== etcd, 3 members (reference only): put, $CLIENTS clients, 256 B values, $TOTAL puts"
+  "$BENCH" put --endpoints "$(sed 's#http://##g' "$ETCD_REF_DIR/endpoints")" --clients "$CLIENTS" \
+    --key-size 8 --val-size 256 --sequential-keys --total "$TOTAL" --duration 60s --stage-metrics \
+    --result-line --prefix "b/" | tee "$OUT/etcd3-put256.txt"
+  R[etcd3.put.ops]=$(field "$OUT/etcd3-put256.txt" ops_per_sec)
+  R[etcd3.put.p99]=$(field "$OUT/etcd3-put256.txt" p99_ms)
+  R[etcd3.rss1]=$(rss_of "${etcd3_pids[@]}")
+  "$REF" stop >/dev/null 2>&1 || true
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 mean() { echo "$@" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.1f", s / NF }'; }
 {
@@ -172,6 +188,10 @@ mean() { echo "$@" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.
   printf '%-34s %12s %12s %10s\n' "VmRSS MiB/member after put 256 B" "$(mean ${R[etcd.rss1]})" "$(mean ${R[keel.rss1]})" "$(ratio "$(mean ${R[keel.rss1]})" "$(mean ${R[etcd.rss1]})")"
   printf '%-34s %12s %12s %10s\n' "VmRSS MiB/member at the end" "$(mean ${R[etcd.rss2]})" "$(mean ${R[keel.rss2]})" "$(ratio "$(mean ${R[keel.rss2]})" "$(mean ${R[etcd.rss2]})")"
   echo "puts completed (256 B): etcd ${R[etcd.put.ok]}, keel ${R[keel.put.ok]}"
+  if [[ -n ${R[etcd3.put.ops]:-} ]]; then
+    echo "3-member etcd reference: put 256 B ${R[etcd3.put.ops]} ops/s, p99 ${R[etcd3.put.p99]} ms," \
+      "VmRSS ${R[etcd3.rss1]} MiB; keel(1)/etcd(3) throughput $(ratio "${R[keel.put.ops]}" "${R[etcd3.put.ops]}")"
+  fi
   if [[ $CHECK_PERF == 1 ]]; then
     echo "check perf m, etcd: ${R[etcd.check]}"
     echo "check perf m, keel: ${R[keel.check]}"
