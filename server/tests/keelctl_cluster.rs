@@ -19,7 +19,7 @@ fn member_commands_print_like_etcdctl() {
         return;
     }
     let p = Pair::start();
-    for w in ["simple", "json", "table"] {
+    for w in ["simple", "json", "table", "fields"] {
         p.same(&["member", "list", "-w", w]);
     }
     // A learner does not count towards the quorum, so the one-member cluster keeps working.
@@ -116,7 +116,7 @@ fn endpoint_alarm_defrag_move_leader_print_like_etcdctl() {
     let p = Pair::start();
     // Status shows the db size and raft index, which depend on when etcd's background
     // commits ran: compare both tools on one server.
-    for w in ["simple", "json", "table"] {
+    for w in ["simple", "json", "table", "fields"] {
         p.same_on_one_server(&["endpoint", "status", "-w", w]);
     }
     // Health prints a duration: normalized to DURATION; in the table the column width follows

@@ -71,6 +71,9 @@ fn put_get_del_print_like_etcdctl() {
         &["get", "foo", "--prefix", "-w", "protobuf"],
         &["get", "from-stdin", "--hex", "--print-value-only"],
         &["get", "foo", "-w", "table"],
+        &["get", "foo", "--prefix", "-w", "fields"],
+        &["get", "foo", "-w", "fields", "--hex"],
+        &["get", "foo3", "-w", "fields"],
         &["get", "foo", "-w", "bogus"],
         &["get", "foo", "--sort-by=XX"],
         &["get", "foo", "--order=X"],
@@ -82,6 +85,8 @@ fn put_get_del_print_like_etcdctl() {
     ] {
         p.same(args);
     }
+    p.same(&["put", "foo", "z", "--prev-kv", "-w", "fields"]);
+    p.same(&["del", "foo3", "--prev-kv", "-w", "fields"]);
     p.same(&["del", "foo2", "--prev-kv"]);
     p.same(&["del", "nothing"]);
     p.same(&["del", "foo", "--prefix", "--prev-kv", "-w", "json"]);
@@ -144,6 +149,7 @@ fn txn_reads_etcdctl_stdin_format() {
         (&["txn"], "nope(\"k1\") = \"1\"\n\n\n\n"),
         (&["txn"], "ver(\"k1\") = \"x\"\n\n\n\n"),
         (&["txn", "-w", "protobuf"], "\n\nput p q\n\n\n"),
+        (&["txn", "-w", "fields"], "val(\"k1\") = \"v1\"\n\nput k2 v9 --prev-kv\nget k1\ndel nope\n\n\n"),
     ];
     for (args, input) in cases {
         p.same_stdin(args, Some(input));

@@ -72,6 +72,7 @@ fn lease_commands_print_like_etcdctl() {
     assert_eq!(kid.len(), 16, "{k:?}");
 
     p.same(&["lease", "grant", "50", "-w", "json"]);
+    p.same(&["lease", "grant", "60", "-w", "fields"]);
     p.same2(
         &["put", "lk", "lv", &format!("--lease={eid}")],
         &["put", "lk", "lv", &format!("--lease={kid}")],

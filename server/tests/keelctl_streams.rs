@@ -58,6 +58,13 @@ fn watch_with_rev_replays_history_like_etcdctl() {
     let (e, k) = lines_both(&p, &["watch", "w", "--prefix", "--rev=2", "-w", "json"], 1);
     assert_eq!(e.len(), 1, "etcdctl printed {e:?}");
     assert_eq!(k, e);
+    let (e, k) = lines_both(
+        &p,
+        &["watch", "w1", "--rev=2", "--prev-kv", "-w", "fields"],
+        17,
+    );
+    assert_eq!(e.len(), 17, "etcdctl printed {e:?}");
+    assert_eq!(k, e);
     let (e, k) = lines_both(&p, &["watch", "w1", "w3", "--rev=3", "--hex"], 4);
     assert_eq!(k, e);
     // A watch from a compacted revision is canceled: same message, same exit code (5).

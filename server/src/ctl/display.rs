@@ -26,6 +26,9 @@ pub enum Format {
     Table,
     /// The raw protobuf encoding of the response.
     Protobuf,
+    /// One `"Field" : value` line per field (get, put, del, txn, watch, lease grant, member
+    /// list, endpoint status).
+    Fields,
 }
 
 impl Format {
@@ -36,9 +39,7 @@ impl Format {
             "json" => Ok(Format::Json),
             "table" => Ok(Format::Table),
             "protobuf" => Ok(Format::Protobuf),
-            "fields" => Err(CtlError::bad_feature(
-                "fields output format is not supported by keelctl",
-            )),
+            "fields" => Ok(Format::Fields),
             _ => Err(CtlError::bad_feature("unsupported output format")),
         }
     }
@@ -48,6 +49,7 @@ impl Format {
             Format::Json => "json",
             Format::Table => "table",
             Format::Protobuf => "protobuf",
+            Format::Fields => "fields",
         }
     }
 }
@@ -316,6 +318,64 @@ pub struct Printer {
     pub value_only: bool,
 }
 
+// ---------------------------------------------------------------- the fields format
+
+/// etcdctl 3.4's fields printer prints IDs in decimal even with `--hex` (3.5 changed that).
+fn fields_hdr(out_: &mut String, h: &Option<ResponseHeader>, _hex: bool) {
+    let h = h.clone().unwrap_or_default();
+    out_.push_str(&format!(
+        "\"ClusterID\" : {}\n\"MemberID\" : {}\n\"Revision\" : {}\n\"RaftTerm\" : {}\n",
+        h.cluster_id, h.member_id, h.revision, h.raft_term
+    ));
+}
+
+fn fields_kv(out_: &mut String, pfx: &str, kv: &KeyValue, _hex: bool) {
+    let q = |b: &[u8]| super::args::go_quote(&String::from_utf8_lossy(b));
+    out_.push_str(&format!("\"{pfx}Key\" : {}\n", q(&kv.key)));
+    out_.push_str(&format!(
+        "\"{pfx}CreateRevision\" : {}\n",
+        kv.create_revision
+    ));
+    out_.push_str(&format!("\"{pfx}ModRevision\" : {}\n", kv.mod_revision));
+    out_.push_str(&format!("\"{pfx}Version\" : {}\n", kv.version));
+    out_.push_str(&format!("\"{pfx}Value\" : {}\n", q(&kv.value)));
+    out_.push_str(&format!("\"{pfx}Lease\" : {}\n", kv.lease));
+}
+
+fn fields_get(o: &mut String, r: &RangeResponse, hex: bool) {
+    fields_hdr(o, &r.header, hex);
+    r.kvs.iter().for_each(|kv| fields_kv(o, "", kv, hex));
+    o.push_str(&format!("\"More\" : {}\n\"Count\" : {}\n", r.more, r.count));
+}
+
+fn fields_put(o: &mut String, r: &PutResponse, hex: bool) {
+    fields_hdr(o, &r.header, hex);
+    if let Some(kv) = &r.prev_kv {
+        fields_kv(o, "Prev", kv, hex);
+    }
+}
+
+fn fields_del(o: &mut String, r: &DeleteRangeResponse, hex: bool) {
+    fields_hdr(o, &r.header, hex);
+    o.push_str(&format!("\"Deleted\" : {}\n", r.deleted));
+    r.prev_kvs
+        .iter()
+        .for_each(|kv| fields_kv(o, "Prev", kv, hex));
+}
+
+fn fields_txn(o: &mut String, r: &TxnResponse, hex: bool) {
+    fields_hdr(o, &r.header, hex);
+    o.push_str(&format!("\"Succeeded\" : {}\n", r.succeeded));
+    for op in &r.responses {
+        match &op.response {
+            Some(response_op::Response::ResponseRange(x)) => fields_get(o, x, hex),
+            Some(response_op::Response::ResponsePut(x)) => fields_put(o, x, hex),
+            Some(response_op::Response::ResponseDeleteRange(x)) => fields_del(o, x, hex),
+            other => o.push_str(&format!("\"Unknown\" : {:?}\n", format!("{other:?}"))),
+        }
+    }
+}
+
 impl Printer {
     fn unsupported(&self) -> CtlError {
         CtlError::bad_feature(format!(
@@ -353,6 +413,11 @@ impl Printer {
     pub fn get(&self, r: &RangeResponse) -> Result<(), CtlError> {
         match self.format {
             Format::Simple => r.kvs.iter().for_each(|kv| self.kv(kv)),
+            Format::Fields => {
+                let mut o = String::new();
+                fields_get(&mut o, r, self.hex);
+                out(o.as_bytes());
+            }
             Format::Json => outln(&range_json(r)),
             Format::Protobuf => self.pb(r),
             Format::Table => return Err(self.unsupported()),
@@ -370,6 +435,11 @@ impl Printer {
                 }
             }
             Format::Json => outln(&put_json(r)),
+            Format::Fields => {
+                let mut o = String::new();
+                fields_put(&mut o, r, self.hex);
+                out(o.as_bytes());
+            }
             Format::Protobuf => self.pb(r),
             Format::Table => return Err(self.unsupported()),
         }
@@ -384,6 +454,11 @@ impl Printer {
                 r.prev_kvs.iter().for_each(|kv| self.kv(kv));
             }
             Format::Json => outln(&del_json(r)),
+            Format::Fields => {
+                let mut o = String::new();
+                fields_del(&mut o, r, self.hex);
+                out(o.as_bytes());
+            }
             Format::Protobuf => self.pb(r),
             Format::Table => return Err(self.unsupported()),
         }
@@ -406,6 +481,11 @@ impl Printer {
                 }
             }
             Format::Json => outln(&txn_json(r)),
+            Format::Fields => {
+                let mut o = String::new();
+                fields_txn(&mut o, r, self.hex);
+                out(o.as_bytes());
+            }
             Format::Protobuf => self.pb(r),
             Format::Table => return Err(self.unsupported()),
         }
@@ -444,6 +524,22 @@ impl Printer {
                 );
             }
             Format::Protobuf => self.pb(r),
+            Format::Fields => {
+                let mut o = String::new();
+                fields_hdr(&mut o, &r.header, self.hex);
+                for e in &r.events {
+                    o.push_str(if e.r#type == 1 {
+                        "\"Type\" : DELETE\n"
+                    } else {
+                        "\"Type\" : PUT\n"
+                    });
+                    if let Some(p) = &e.prev_kv {
+                        fields_kv(&mut o, "Prev", p, self.hex);
+                    }
+                    fields_kv(&mut o, "", &e.kv.clone().unwrap_or_default(), self.hex);
+                }
+                out(o.as_bytes());
+            }
             Format::Table => return Err(self.unsupported()),
         }
         Ok(())
@@ -460,6 +556,12 @@ impl Printer {
                     .str("Error", &r.error)
                     .finish(),
             ),
+            Format::Fields => {
+                let mut o = String::new();
+                fields_hdr(&mut o, &r.header, self.hex);
+                o.push_str(&format!("\"ID\" : {}\n\"TTL\" : {}\n", r.id, r.ttl));
+                out(o.as_bytes());
+            }
             Format::Protobuf => self.pb(r),
             Format::Table => return Err(self.unsupported()),
         }
@@ -469,6 +571,7 @@ impl Printer {
     /// `lease revoke`.
     pub fn revoke(&self, id: i64, r: &LeaseRevokeResponse) -> Result<(), CtlError> {
         match self.format {
+            Format::Fields => return Err(self.unsupported()),
             Format::Simple => outln(&format!("lease {id:016x} revoked")),
             Format::Json => outln(
                 &Obj::new()
@@ -484,6 +587,7 @@ impl Printer {
     /// One `lease keep-alive` response.
     pub fn keep_alive(&self, r: &LeaseKeepAliveResponse) -> Result<(), CtlError> {
         match self.format {
+            Format::Fields => return Err(self.unsupported()),
             Format::Simple => outln(&format!(
                 "lease {:016x} keepalived with TTL({})",
                 r.id, r.ttl
@@ -503,6 +607,7 @@ impl Printer {
     /// `lease timetolive`.
     pub fn time_to_live(&self, r: &LeaseTimeToLiveResponse, keys: bool) -> Result<(), CtlError> {
         match self.format {
+            Format::Fields => return Err(self.unsupported()),
             Format::Simple => {
                 if r.granted_ttl == 0 && r.ttl == -1 {
                     outln(&format!("lease {:016x} already expired", r.id));
@@ -551,6 +656,7 @@ impl Printer {
     /// `lease list`.
     pub fn leases(&self, r: &LeaseLeasesResponse) -> Result<(), CtlError> {
         match self.format {
+            Format::Fields => return Err(self.unsupported()),
             Format::Simple => {
                 outln(&format!("found {} leases", r.leases.len()));
                 for l in &r.leases {
@@ -609,6 +715,22 @@ impl Printer {
             Format::Json => outln(&members_json(&r.header, None, &r.members)),
             Format::Table => out(table::render(&header, &rows).as_bytes()),
             Format::Protobuf => self.pb(r),
+            Format::Fields => {
+                let mut o = String::new();
+                fields_hdr(&mut o, &r.header, self.hex);
+                for m in &r.members {
+                    o.push_str(&format!("\"ID\" : {}\n", m.id));
+                    o.push_str(&format!("\"Name\" : {}\n", super::args::go_quote(&m.name)));
+                    for u in &m.peer_urls {
+                        o.push_str(&format!("\"PeerURL\" : {}\n", super::args::go_quote(u)));
+                    }
+                    for u in &m.client_urls {
+                        o.push_str(&format!("\"ClientURL\" : {}\n", super::args::go_quote(u)));
+                    }
+                    o.push_str(&format!("\"IsLearner\" : {}\n\n", m.is_learner));
+                }
+                out(o.as_bytes());
+            }
         }
         Ok(())
     }
@@ -622,6 +744,7 @@ impl Printer {
         members: &[Member],
     ) -> Result<(), CtlError> {
         match self.format {
+            Format::Fields => return Err(self.unsupported()),
             Format::Simple => outln(&simple),
             Format::Json => outln(&members_json(header, member, members)),
             Format::Protobuf | Format::Table => return Err(self.unsupported()),
@@ -677,6 +800,28 @@ impl Printer {
             }
             Format::Table => out(table::render(&header, &rows).as_bytes()),
             Format::Protobuf => return Err(self.unsupported()),
+            Format::Fields => {
+                let mut o = String::new();
+                for (ep, st) in list {
+                    fields_hdr(&mut o, &st.header, self.hex);
+                    o.push_str(&format!(
+                        "\"Version\" : {}\n",
+                        super::args::go_quote(&st.version)
+                    ));
+                    o.push_str(&format!("\"DBSize\" : {}\n", st.db_size));
+                    o.push_str(&format!("\"Leader\" : {}\n", st.leader));
+                    o.push_str(&format!("\"IsLearner\" : {}\n", st.is_learner));
+                    o.push_str(&format!("\"RaftIndex\" : {}\n", st.raft_index));
+                    o.push_str(&format!("\"RaftTerm\" : {}\n", st.raft_term));
+                    o.push_str(&format!(
+                        "\"RaftAppliedIndex\" : {}\n",
+                        st.raft_applied_index
+                    ));
+                    o.push_str(&format!("\"Errors\" : [{}]\n", st.errors.join(" ")));
+                    o.push_str(&format!("\"Endpoint\" : {}\n\n", super::args::go_quote(ep)));
+                }
+                out(o.as_bytes());
+            }
         }
         Ok(())
     }
@@ -684,6 +829,7 @@ impl Printer {
     /// `endpoint health` (the simple format writes to stderr, as etcdctl does).
     pub fn endpoint_health(&self, list: &[EndpointHealth]) -> Result<(), CtlError> {
         match self.format {
+            Format::Fields => return Err(self.unsupported()),
             Format::Simple => {
                 for h in list {
                     if h.error.is_empty() {
@@ -740,6 +886,7 @@ impl Printer {
             .map(|(ep, h)| vec![ep.clone(), h.hash.to_string()])
             .collect();
         match self.format {
+            Format::Fields => return Err(self.unsupported()),
             Format::Simple => rows.iter().for_each(|r| outln(&r.join(", "))),
             Format::Json => {
                 let items = list
@@ -764,6 +911,7 @@ impl Printer {
     /// `alarm list` / `alarm disarm`.
     pub fn alarm(&self, r: &AlarmResponse) -> Result<(), CtlError> {
         match self.format {
+            Format::Fields => return Err(self.unsupported()),
             Format::Simple => r.alarms.iter().for_each(|a| outln(&alarm_text(a))),
             Format::Json => {
                 let items = r

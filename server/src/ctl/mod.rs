@@ -117,7 +117,7 @@ COMMANDS:
 
 GLOBAL FLAGS:
 \t--endpoints=127.0.0.1:2379   --dial-timeout=2s   --command-timeout=5s
-\t-w, --write-out=simple|json|table|protobuf   --hex
+\t-w, --write-out=simple|json|table|fields|protobuf   --hex
 ";
 
 /// Runs one keelctl command line (without the program name) and returns the exit code.
