@@ -183,6 +183,14 @@ pub fn run_session(cluster: &mut Cluster) -> String {
         "mod(\"a\") > \"100\"\nversion(\"c\") = \"1\"\n\nput a 12\n\nget a\nput z zz\n\n",
     );
     t.step_stdin(&["txn"], "\n\nput d 1\nput d 2\n\n\n");
+    // --max-txn-ops (default 128): 129 operations are refused, 128 are fine.
+    let ops = |n: usize| -> String {
+        let puts: String = (0..n).map(|i| format!("put t{i:03} v\n")).collect();
+        format!("\n{puts}\n\n")
+    };
+    t.step_stdin(&["txn"], &ops(129));
+    t.step_stdin(&["txn", "-w", "json"], &ops(128));
+    t.step(&["del", "t", "--prefix"]);
     t.step_stdin(&["txn", "-w", "json"], "\n\nget c\n\n\n");
     t.step(&["get", "", "--from-key"]);
 
