@@ -52,7 +52,7 @@ pub fn scrape(endpoint: &str) -> Result<Samples, String> {
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return Err(format!("{endpoint}: no HTTP header end"));
     };
-    if !head.starts_with("HTTP/1.") || !head.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
         return Err(format!(
             "{endpoint}: {}",
             head.lines().next().unwrap_or_default()

@@ -40,8 +40,7 @@ fn main() -> ExitCode {
         o.key_size,
         o.val_size
     );
-    let failed;
-    if o.mode == Mode::WatchLatency {
+    let failed = if o.mode == Mode::WatchLatency {
         let w = watch::run(&o);
         print!(
             "{}",
@@ -60,7 +59,7 @@ fn main() -> ExitCode {
                 report::result_line(&format!("{tag} part=events"), &w.events)
             );
         }
-        failed = w.puts.latency_us.count() == 0;
+        w.puts.latency_us.count() == 0
     } else {
         let out = load::run_closed_loop(&o);
         print!(
@@ -79,8 +78,8 @@ fn main() -> ExitCode {
         if o.result_line {
             println!("{}", report::result_line(&tag, &out));
         }
-        failed = out.latency_us.count() == 0;
-    }
+        out.latency_us.count() == 0
+    };
     if o.stage_metrics {
         println!("stages (from /metrics, after - before):");
         for (e, b) in o.endpoints.iter().zip(before) {
