@@ -191,3 +191,90 @@ pub fn observe(cluster: &Cluster) -> Vec<String> {
     ));
     seen
 }
+
+/// `Observe` (server streaming): with a leader in place, observe the election, then Proclaim a
+/// new value, Resign and let a second candidate win; returns the leader values the stream
+/// delivered (key and value, normalised), up to three, or the error.
+pub fn observe_stream(cluster: &Cluster) -> Vec<String> {
+    use keel_net::proto::Message;
+    let ep = vec![cluster.members[0].endpoint()];
+    let mut c = grpc::connect(&ep, Duration::from_secs(10)).expect("connect");
+    let grant = |c: &mut Client| -> i64 {
+        let r: LeaseGrantResponse = call(
+            c,
+            "/etcdserverpb.Lease/LeaseGrant",
+            &LeaseGrantRequest { ttl: 30, id: 0 },
+        )
+        .expect("lease grant");
+        r.id
+    };
+    let (l1, l2) = (grant(&mut c), grant(&mut c));
+    let norm = move |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .replace(&format!("{l1:x}"), "<lease1>")
+            .replace(&format!("{l2:x}"), "<lease2>")
+    };
+    let r1: CampaignResponse = call(
+        &mut c,
+        "/v3electionpb.Election/Campaign",
+        &CampaignRequest {
+            name: b"o".to_vec(),
+            lease: l1,
+            value: b"v1".to_vec(),
+        },
+    )
+    .expect("campaign");
+
+    let mut obs = grpc::connect(&ep, Duration::from_secs(10)).expect("connect");
+    let h = obs
+        .open_stream("/v3electionpb.Election/Observe", &[], None)
+        .expect("open Observe");
+    obs.send(
+        h,
+        &LeaderRequest {
+            name: b"o".to_vec(),
+        }
+        .encode_to_vec(),
+    )
+    .expect("send");
+    obs.close_send(h).expect("close_send");
+    let mut seen = Vec::new();
+    let mut next =
+        |obs: &mut Client, seen: &mut Vec<String>| match obs.recv(h, Duration::from_secs(5)) {
+            Ok(Some(bytes)) => match LeaderResponse::decode(bytes.as_slice()) {
+                Ok(r) => seen.push(match r.kv {
+                    Some(kv) => format!("observed {} = {}", norm(&kv.key), norm(&kv.value)),
+                    None => "observed no kv".into(),
+                }),
+                Err(e) => seen.push(format!("undecodable: {e}")),
+            },
+            Ok(None) => seen.push("stream ended".into()),
+            Err(e) => seen.push(err(&CallError::Client(e))),
+        };
+    next(&mut obs, &mut seen);
+    let _: Result<ProclaimResponse, _> = call(
+        &mut c,
+        "/v3electionpb.Election/Proclaim",
+        &ProclaimRequest {
+            leader: r1.leader.clone(),
+            value: b"v1b".to_vec(),
+        },
+    );
+    next(&mut obs, &mut seen);
+    let _: Result<ResignResponse, _> = call(
+        &mut c,
+        "/v3electionpb.Election/Resign",
+        &ResignRequest { leader: r1.leader },
+    );
+    let _: Result<CampaignResponse, _> = call(
+        &mut c,
+        "/v3electionpb.Election/Campaign",
+        &CampaignRequest {
+            name: b"o".to_vec(),
+            lease: l2,
+            value: b"v2".to_vec(),
+        },
+    );
+    next(&mut obs, &mut seen);
+    seen
+}
