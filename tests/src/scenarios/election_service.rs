@@ -239,18 +239,18 @@ pub fn observe_stream(cluster: &Cluster) -> Vec<String> {
     .expect("send");
     obs.close_send(h).expect("close_send");
     let mut seen = Vec::new();
-    let mut next =
-        |obs: &mut Client, seen: &mut Vec<String>| match obs.recv(h, Duration::from_secs(5)) {
-            Ok(Some(bytes)) => match LeaderResponse::decode(bytes.as_slice()) {
-                Ok(r) => seen.push(match r.kv {
-                    Some(kv) => format!("observed {} = {}", norm(&kv.key), norm(&kv.value)),
-                    None => "observed no kv".into(),
-                }),
-                Err(e) => seen.push(format!("undecodable: {e}")),
-            },
-            Ok(None) => seen.push("stream ended".into()),
-            Err(e) => seen.push(err(&CallError::Client(e))),
-        };
+    let next = |obs: &mut Client, seen: &mut Vec<String>| match obs.recv(h, Duration::from_secs(5))
+    {
+        Ok(Some(bytes)) => match LeaderResponse::decode(bytes.as_slice()) {
+            Ok(r) => seen.push(match r.kv {
+                Some(kv) => format!("observed {} = {}", norm(&kv.key), norm(&kv.value)),
+                None => "observed no kv".into(),
+            }),
+            Err(e) => seen.push(format!("undecodable: {e}")),
+        },
+        Ok(None) => seen.push("stream ended".into()),
+        Err(e) => seen.push(err(&CallError::Client(e))),
+    };
     next(&mut obs, &mut seen);
     let _: Result<ProclaimResponse, _> = call(
         &mut c,
