@@ -29,3 +29,9 @@ fn etcd_garbage_on_peer_port() {
     limits::garbage_on_peer_port(&mut c, 1);
     limits::garbage_on_client_port(&mut c, 2);
 }
+
+#[test]
+fn etcd_quorum_loss() {
+    let mut c = Cluster::start(Flavor::Etcd, 3, ClusterOptions::default());
+    failover::quorum_loss(&mut c);
+}

@@ -78,3 +78,43 @@ pub fn kill_leader(cluster: &mut Cluster) {
     let after = Writers::start(cluster.endpoints_of(&all), "after/", 1, 20).join();
     assert_eq!(after.acked.len(), 20);
 }
+
+/// Design promises 1–3 around quorum loss, on a running 3-member `cluster`: with two members
+/// killed the survivor accepts no write and answers no linearizable read (both fail within the
+/// deadline), but still serves serializable reads of what it has; once one member is back,
+/// writes resume and the survivor's earlier writes are all there.
+pub fn quorum_loss(cluster: &mut Cluster) {
+    let all: Vec<usize> = (0..cluster.members.len()).collect();
+    let before = Writers::start(cluster.endpoints_of(&all), "q/", 1, 50).join();
+    assert_eq!(before.acked.len(), 50);
+    let last_rev = before.acked.values().map(|a| a.revision).max().unwrap_or(0);
+    // Every member has everything before we cut the quorum.
+    wait_hashes_agree(cluster, &all, last_rev, Duration::from_secs(20));
+    cluster.kill(0);
+    cluster.kill(1);
+    let ep = cluster.members[2].endpoint();
+    let mut c = grpc::connect(std::slice::from_ref(&ep), Duration::from_secs(2)).expect("connect");
+    let w = grpc::put(&mut c, b"q/no-quorum", b"x");
+    assert!(w.is_err(), "a write was acknowledged without a quorum");
+    let mut c = grpc::connect(std::slice::from_ref(&ep), Duration::from_secs(2)).expect("connect");
+    let r = grpc::range(&mut c, b"q/", b"q0", false);
+    assert!(
+        r.is_err(),
+        "a linearizable read was answered without a quorum ({} keys)",
+        r.map(|r| r.kvs.len()).unwrap_or(0)
+    );
+    // Serializable: the member's own (complete) state.
+    assert_all_present(&ep, b"q/", &before);
+    // One member back: quorum again.
+    cluster.restart(1);
+    let survivors = [1, 2];
+    let after = Writers::start(cluster.endpoints_of(&survivors), "q2/", 1, 20).join();
+    assert_eq!(
+        after.acked.len(),
+        20,
+        "writes did not resume with a quorum back"
+    );
+    for &i in &survivors {
+        assert_all_present(&cluster.members[i].endpoint(), b"q/", &before);
+    }
+}
