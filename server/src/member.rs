@@ -18,7 +18,7 @@
 //! DeleteRange, Txn, Compact), Watch (live, from history, progress, backpressure), Lease (Grant,
 //! Revoke, KeepAlive, TimeToLive, Leases; expiry by the leader), Maintenance (Status, Alarm,
 //! Hash, HashKV, Defragment, Snapshot), Cluster.MemberList, Auth.AuthStatus (disabled),
-//! v3lock (Lock, Unlock), v3election (Campaign, Proclaim, Leader, Resign). Linearizable ranges
+//! v3lock (Lock, Unlock), v3election (Campaign, Proclaim, Leader, Resign, Observe). Linearizable ranges
 //! use ReadIndex (thesis §6.4) then wait for the apply index; serializable ranges are served
 //! locally. Everything else answers Unimplemented.
 
@@ -138,6 +138,9 @@ enum Stream {
     Watch(mvcc::WatchStream),
     /// `LeaseKeepAlive`.
     KeepAlive,
+    /// Election `Observe`: the election name (once the request arrived) and the last leader
+    /// proclamation sent, as (key, mod revision).
+    Observe(Option<Vec<u8>>, Option<(Vec<u8>, i64)>),
 }
 
 /// Why a member could not start.
@@ -846,6 +849,49 @@ impl Member {
         }
     }
 
+    /// Election `Observe`: send each observer the current leader's proclamation when it changed
+    /// (new leader or new value). Checked after every applied batch, so several changes inside
+    /// one batch reach the observer as the last of them.
+    fn check_observers(&mut self, ctx: &mut Ctx<Wake>) {
+        let h = self.shared.header();
+        let mut gone = Vec::new();
+        for (call, stream) in self.streams.iter_mut() {
+            let Stream::Observe(Some(name), last) = stream else {
+                continue;
+            };
+            let mut prefix = name.clone();
+            prefix.push(b'/');
+            let req = mvcc::RangeRequest {
+                key: prefix.clone(),
+                range_end: prefix_end(&prefix),
+                limit: 1,
+                sort_order: mvcc::SortOrder::Ascend,
+                sort_target: mvcc::SortTarget::Create,
+                ..Default::default()
+            };
+            let Ok(resp) = self.store.range(&req) else {
+                continue;
+            };
+            let Some(kv) = resp.kvs.first() else { continue };
+            let current = (kv.key.clone(), kv.mod_revision);
+            if last.as_ref() == Some(&current) {
+                continue;
+            }
+            let msg = v3electionpb::LeaderResponse {
+                header: Some(h.header(resp.revision)),
+                kv: Some(convert::key_value(kv)),
+            };
+            if ctx.send_message(*call, &msg.encode_to_vec()).is_err() {
+                gone.push(*call);
+                continue;
+            }
+            *last = Some(current);
+        }
+        for call in gone {
+            self.streams.remove(&call);
+        }
+    }
+
     /// Grant every waiting lock whose predecessors (keys under its prefix created before it)
     /// are all gone, after checking that its own key still exists (its lease may have expired
     /// meanwhile: etcd #11456).
@@ -994,6 +1040,18 @@ impl Member {
                     None => {}
                 }
                 self.drain_watch(ctx, call);
+            }
+            Some(Stream::Observe(..)) => {
+                let req: v3electionpb::LeaderRequest = match decode(message) {
+                    Ok(r) => r,
+                    Err(s) => {
+                        self.streams.remove(&call);
+                        return Self::finish_call(ctx, call, Err(s));
+                    }
+                };
+                self.streams
+                    .insert(call, Stream::Observe(Some(req.name), None));
+                self.check_observers(ctx);
             }
             Some(Stream::KeepAlive) => {
                 let req: pb::LeaseKeepAliveRequest = match decode(message) {
@@ -1604,6 +1662,9 @@ impl Handler<Wake> for Member {
                     Some(Rpc::LeaseKeepAlive) => {
                         self.streams.insert(call, Stream::KeepAlive);
                     }
+                    Some(Rpc::Observe) => {
+                        self.streams.insert(call, Stream::Observe(None, None));
+                    }
                     Some(r)
                         if r != Rpc::Snapshot
                             && (r.method().kind.client_streams()
@@ -1745,6 +1806,7 @@ impl Handler<Wake> for Member {
             Wake::Applied(_) => {
                 self.serve_reads();
                 self.check_locks();
+                self.check_observers(ctx);
             }
             Wake::LockTxn(call, wait, result) => {
                 self.lock_txn_done(ctx, call, wait, result);

@@ -974,3 +974,70 @@ fn v3election_campaign_proclaim_leader_resign() {
     k.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn v3election_observe_streams_leader_changes() {
+    use keel_net::client::{Client, ClientConfig};
+    use keel_net::proto::etcdserverpb as pb;
+    use keel_net::proto::v3electionpb as el;
+    use prost::Message;
+    let dir = temp_dir("observe");
+    let k = Keel::start(&dir, free_port(), free_port());
+    let mut c = Client::connect(&[k.endpoint()], ClientConfig::default()).unwrap();
+    let mut obs = Client::connect(&[k.endpoint()], ClientConfig::default()).unwrap();
+    let h = obs
+        .open_stream("/v3electionpb.Election/Observe", &[], None)
+        .unwrap();
+    obs.send(
+        h,
+        &el::LeaderRequest {
+            name: b"O".to_vec(),
+        }
+        .encode_to_vec(),
+    )
+    .unwrap();
+    obs.close_send(h).unwrap();
+    let mut next = || {
+        let m = obs
+            .recv(h, Duration::from_secs(5))
+            .unwrap()
+            .expect("stream open");
+        String::from_utf8(
+            el::LeaderResponse::decode(&m[..])
+                .unwrap()
+                .kv
+                .unwrap()
+                .value,
+        )
+        .unwrap()
+    };
+    let r = c
+        .unary(
+            "/etcdserverpb.Lease/LeaseGrant",
+            &pb::LeaseGrantRequest { ttl: 30, id: 0 }.encode_to_vec(),
+        )
+        .unwrap();
+    let lease = pb::LeaseGrantResponse::decode(&r[..]).unwrap().id;
+    let req = el::CampaignRequest {
+        name: b"O".to_vec(),
+        lease,
+        value: b"first".to_vec(),
+    };
+    let r = c
+        .unary("/v3electionpb.Election/Campaign", &req.encode_to_vec())
+        .unwrap();
+    let leader = el::CampaignResponse::decode(&r[..])
+        .unwrap()
+        .leader
+        .unwrap();
+    assert_eq!(next(), "first");
+    let p = el::ProclaimRequest {
+        leader: Some(leader),
+        value: b"second".to_vec(),
+    };
+    c.unary("/v3electionpb.Election/Proclaim", &p.encode_to_vec())
+        .unwrap();
+    assert_eq!(next(), "second");
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
