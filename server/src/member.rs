@@ -18,9 +18,9 @@
 //! DeleteRange, Txn, Compact), Watch (live, from history, progress, backpressure), Lease (Grant,
 //! Revoke, KeepAlive, TimeToLive, Leases; expiry by the leader), Maintenance (Status, Alarm,
 //! Hash, HashKV, Defragment, Snapshot), Cluster.MemberList, Auth.AuthStatus (disabled),
-//! v3lock (Lock, Unlock), v3election (Campaign, Proclaim, Leader, Resign, Observe). Linearizable ranges
-//! use ReadIndex (thesis §6.4) then wait for the apply index; serializable ranges are served
-//! locally. Everything else answers Unimplemented.
+//! v3lock (Lock, Unlock), v3election (Campaign, Proclaim, Leader, Resign, Observe).
+//! Linearizable ranges use ReadIndex (thesis §6.4) then wait for the apply index; serializable
+//! ranges are served locally. Everything else answers Unimplemented.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
