@@ -182,9 +182,12 @@ impl Keel {
         (status, body)
     }
 
+    /// Kill the process at the end of a passing test and remove its log (a failing test panics
+    /// before this and keeps the log for inspection).
     fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
