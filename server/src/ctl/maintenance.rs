@@ -5,7 +5,7 @@ use super::args::{parse_int_error, Invocation};
 use super::display::{outln, EndpointHealth};
 use super::error::{exit, CtlError};
 use super::session::{failed, path, Session};
-use super::sha256::sha256;
+use keel_server::sha256::digest as sha256;
 use super::Ctx;
 use keel_net::proto::etcdserverpb::{
     alarm_request, AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse,

@@ -11,7 +11,7 @@
 //! - [`session`]: connecting and typed unary/stream calls;
 //! - [`display`], [`json`], [`table`]: the `simple`, `json`, `table` and `protobuf` printers;
 //! - [`kv`], [`watch`], [`lease`], [`cluster`], [`maintenance`], [`concurrency`]: the commands;
-//! - [`error`]: the error type and etcdctl's exit codes; [`sha256`] for snapshot checks.
+//! - [`error`]: the error type and etcdctl's exit codes; snapshot checks use the server crate's `sha256`.
 
 pub mod args;
 pub mod cluster;
@@ -23,7 +23,6 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod session;
-pub mod sha256;
 pub mod table;
 pub mod watch;
 
