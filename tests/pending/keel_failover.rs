@@ -3,10 +3,10 @@
 //! tests/reference_etcd.rs.
 
 use keel_tests::scenarios::failover;
-use keel_tests::{Cluster, ClusterOptions, Flavor};
+use keel_tests::{Cluster, Flavor};
 
 #[test]
 fn keel_kill_leader() {
-    let mut c = Cluster::start(Flavor::Keel, 3, ClusterOptions::default());
+    let mut c = Cluster::start(Flavor::Keel, 3, failover::options());
     failover::kill_leader(&mut c);
 }

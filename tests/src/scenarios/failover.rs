@@ -7,7 +7,18 @@ use super::writers::{assert_all_present, Writers};
 use crate::{grpc, Cluster};
 use std::time::{Duration, Instant};
 
-/// Runs the scenario on a running 3-member `cluster`.
+/// Cluster options for [`kill_leader`]: heartbeat 100 ms, election timeout 1 s (etcd's
+/// defaults), so that the "two election timeouts" budget (2 s) is not dominated by scheduling
+/// noise on a busy 2-core box.
+pub fn options() -> crate::ClusterOptions {
+    crate::ClusterOptions {
+        heartbeat_ms: 100,
+        election_ms: 1000,
+        ..crate::ClusterOptions::default()
+    }
+}
+
+/// Runs the scenario on a running 3-member `cluster` (see [`options`]).
 pub fn kill_leader(cluster: &mut Cluster) {
     let all: Vec<usize> = (0..cluster.members.len()).collect();
     let leader = cluster.wait_leader(&all, Duration::from_secs(10));

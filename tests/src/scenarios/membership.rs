@@ -25,6 +25,25 @@ fn env_line(out: &str, key: &str) -> String {
         .to_string()
 }
 
+/// Runs a membership command. etcd refuses reconfiguration with "unhealthy cluster" until the
+/// members that would remain have been connected for a few seconds (--strict-reconfig-check:
+/// just after start, or just after a member joined); retried on exactly that error, for 20 s.
+fn reconfigure(ctl: &Etcdctl, args: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = ctl.run(args);
+        if o.success {
+            return o.stdout;
+        }
+        assert!(
+            o.stderr.contains("Error: etcdserver: unhealthy cluster") && Instant::now() < deadline,
+            "etcdctl {args:?} failed: {}",
+            o.stderr
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Runs the scenario on a running 3-member `cluster`.
 pub fn learner_promote_remove(cluster: &mut Cluster) {
     let voters: Vec<usize> = (0..cluster.members.len()).collect();
@@ -35,9 +54,6 @@ pub fn learner_promote_remove(cluster: &mut Cluster) {
     // Add the learner.
     let new = cluster.new_member_slot("m4");
     let peer = cluster.members[new].peer_url();
-    // etcd refuses reconfiguration ("unhealthy cluster") until every member has been connected
-    // for a few seconds after start (--strict-reconfig-check); retry on exactly that error.
-    let deadline = Instant::now() + Duration::from_secs(20);
     let add = [
         "member",
         "add",
@@ -45,18 +61,7 @@ pub fn learner_promote_remove(cluster: &mut Cluster) {
         "--learner",
         &format!("--peer-urls={peer}"),
     ];
-    let out = loop {
-        let o = ctl.run(&add);
-        if o.success {
-            break o.stdout;
-        }
-        assert!(
-            o.stderr.contains("Error: etcdserver: unhealthy cluster") && Instant::now() < deadline,
-            "member add failed: {}",
-            o.stderr
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let out = reconfigure(&ctl, &add);
     let first = out.lines().next().unwrap_or("");
     assert!(
         first.starts_with("Member ") && first.contains(" added to cluster "),
@@ -142,7 +147,7 @@ pub fn learner_promote_remove(cluster: &mut Cluster) {
     // Ask a member that stays: the removed one stops serving as soon as it applies its removal.
     let remaining: Vec<usize> = all4.iter().copied().filter(|&i| i != gone).collect();
     let ctl = Etcdctl::new(cluster.endpoints_of(&remaining));
-    let out = ctl.ok(&["member", "remove", &gone_id]);
+    let out = reconfigure(&ctl, &["member", "remove", &gone_id]);
     assert!(
         out.starts_with(&format!("Member {gone_id:0>16} removed from cluster ")),
         "member remove said: {out}"
