@@ -34,6 +34,7 @@ use keel_mvcc as mvcc;
 use keel_net::event_loop::{Ctx, EventLoop, Handler, LoopConfig, LoopWaker, TimerId};
 use keel_net::grpc::{CallEvent, CallId, GrpcConfig, Metadata};
 use keel_net::http1::{Http1Request, Http1Response};
+use keel_net::peer::{Inbox, PeerEvent, PeerTransport, PeerTransportConfig};
 use keel_net::proto::etcdserverpb as pb;
 use keel_net::proto::Rpc;
 use keel_net::proto::{v3electionpb, v3lockpb};
@@ -83,6 +84,8 @@ pub enum Wake {
     Send(CallId, Vec<u8>),
     /// The txn of a `Lock` call was applied.
     LockTxn(CallId, LockWait, Result<mvcc::Response, Status>),
+    /// The peer transport's inbox has events (Raft messages, unreachable peers).
+    PeerInbox,
 }
 
 /// A `Lock` call waiting for the keys created before its own to disappear.
@@ -220,6 +223,8 @@ pub struct Member {
     last_snapshot: u64,
     /// `Lock` calls waiting for their predecessors.
     locks: HashMap<CallId, LockWait>,
+    /// The peer transport and its inbox (None for a single-member cluster).
+    peers: Option<(PeerTransport, Inbox)>,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -241,14 +246,16 @@ impl RunningMember {
 pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, StartError> {
     let err = |what: &str, e: &dyn std::fmt::Display| StartError(format!("{what}: {e}"));
     let members = cfg.initial_members();
-    if members.len() != 1 {
-        return Err(StartError(format!(
-            "--initial-cluster lists {} members; this keel build runs single-member clusters only \
-             (multi-member wiring is not done yet)",
-            members.len()
-        )));
+    if members.is_empty() {
+        return Err(StartError("--initial-cluster lists no members".into()));
     }
     let id = cfg.member_id();
+    if !members.iter().any(|m| m.id == id) {
+        return Err(StartError(format!(
+            "this member ({}, id {id:x}) is not in --initial-cluster",
+            cfg.name
+        )));
+    }
     let cluster_id = cfg.cluster_id();
     let member_dir: PathBuf = cfg.data_dir.join("member");
     let wal_dir = member_dir.join("wal");
@@ -335,6 +342,45 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
     }
     let waker = event_loop.waker();
 
+    // Peers: Raft messages travel over keel-net's peer transport, bound on the first
+    // --listen-peer-urls; every other member of --initial-cluster is dialled at its first URL.
+    let peers = if members.len() > 1 {
+        let listen = cfg
+            .listen_peer_urls
+            .first()
+            .ok_or_else(|| StartError("--listen-peer-urls is empty".into()))?;
+        let addr = listen
+            .listen_addr()
+            .map_err(|e| err("bad --listen-peer-urls", &e))?;
+        let mut pcfg = PeerTransportConfig::new(cluster_id, id, addr);
+        pcfg.log = Arc::new(|line: &str| {
+            crate::log::log(crate::log::Level::Debug, format_args!("peer: {line}"))
+        });
+        let w = waker.clone();
+        let (transport, inbox) = PeerTransport::start(pcfg, move || {
+            let _ = w.wake(Wake::PeerInbox);
+        })
+        .map_err(|e| err(&format!("cannot listen for peers on {listen}"), &e))?;
+        log_info!(
+            "serving peer traffic on {listen} ({})",
+            transport.local_addr()
+        );
+        for m in members.iter().filter(|m| m.id != id) {
+            let Some(u) = m.peer_urls.first() else {
+                return Err(StartError(format!("member {} has no peer URL", m.name)));
+            };
+            let paddr = u
+                .listen_addr()
+                .map_err(|e| err(&format!("bad peer URL of {}", m.name), &e))?;
+            transport
+                .add_peer(m.id, paddr)
+                .map_err(|e| err(&format!("cannot add peer {}", m.name), &e))?;
+        }
+        Some((transport, inbox))
+    } else {
+        None
+    };
+
     let shared = Arc::new(Shared {
         header: HeaderInfo {
             cluster_id,
@@ -386,6 +432,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         compactor: crate::compactor::AutoCompactor::new(cfg.auto_compaction, Instant::now()),
         last_snapshot: applied,
         locks: HashMap::new(),
+        peers,
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -1176,18 +1223,76 @@ impl Member {
             }
         }
         self.serve_reads();
-        if !out.send.is_empty() {
-            log_debug!(
-                "dropping {} raft messages: peers are not wired yet",
-                out.send.len()
-            );
-        }
+        self.send_messages(out.send);
         if let Some(last) = out.apply.last() {
             self.committed = last.index;
             self.metrics.proposals_committed.set(last.index as f64);
         }
         if !out.apply.is_empty() && self.apply_tx.send(out.apply).is_err() {
             crate::log::fatal(format_args!("the apply thread is gone"));
+        }
+    }
+
+    /// Hand Raft's messages to the peer transport (never blocks; a full queue drops, and Raft
+    /// retries on its own schedule, §5.3).
+    fn send_messages(&mut self, msgs: Vec<keel_consensus::Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let Some((transport, _)) = &self.peers else {
+            log_debug!("dropping {} raft messages: no peers", msgs.len());
+            return;
+        };
+        let mut failed_snapshots = Vec::new();
+        for m in msgs {
+            if m.msg_type == keel_consensus::MessageType::Snapshot {
+                // Snapshot catch-up is not wired: tell Raft it failed so that it retries later.
+                log_warn!(
+                    "peer {:x} needs a snapshot; snapshot catch-up is not implemented",
+                    m.to
+                );
+                failed_snapshots.push(m.to);
+                continue;
+            }
+            let mut buf = Vec::new();
+            m.encode(&mut buf);
+            if let Err(e) = transport.send(m.to, buf) {
+                log_debug!("raft message to {:x} dropped: {e}", m.to);
+            }
+        }
+        for to in failed_snapshots {
+            self.core.report_snapshot(to, false);
+        }
+    }
+
+    /// Step every message waiting in the peer inbox into Raft.
+    fn drain_peers(&mut self) {
+        loop {
+            let Some((_, inbox)) = &self.peers else {
+                return;
+            };
+            let Some(ev) = inbox.try_recv() else {
+                return;
+            };
+            match ev {
+                PeerEvent::Message { from, payload } => {
+                    match keel_consensus::Message::decode(&payload) {
+                        Ok(m) => {
+                            if let Err(e) = self.core.step(m) {
+                                log_debug!("raft message from {from:x} not stepped: {e}");
+                            }
+                        }
+                        Err(e) => log_warn!("undecodable raft message from {from:x}: {e}"),
+                    }
+                }
+                PeerEvent::Unreachable { peer } => self.core.report_unreachable(peer),
+                PeerEvent::SnapshotStatus { to, result, .. } => {
+                    self.core.report_snapshot(to, result.is_ok())
+                }
+                PeerEvent::Snapshot { from, .. } => {
+                    log_warn!("snapshot from {from:x} ignored: snapshot install is not implemented")
+                }
+            }
         }
     }
 
@@ -1810,6 +1915,10 @@ impl Handler<Wake> for Member {
             }
             Wake::LockTxn(call, wait, result) => {
                 self.lock_txn_done(ctx, call, wait, result);
+                self.pump();
+            }
+            Wake::PeerInbox => {
+                self.drain_peers();
                 self.pump();
             }
         }

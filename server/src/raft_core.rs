@@ -201,6 +201,16 @@ impl RaftCore {
         self.node.first_index()
     }
 
+    /// The transport could not reach `id`: Raft slows replication to it down (probe state).
+    pub fn report_unreachable(&mut self, id: u64) {
+        self.node.report_unreachable(id);
+    }
+
+    /// Outcome of sending a snapshot to `id`.
+    pub fn report_snapshot(&mut self, id: u64, ok: bool) {
+        self.node.report_snapshot(id, ok);
+    }
+
     /// Deliver a message from a peer.
     pub fn step(&mut self, m: Message) -> Result<(), RaftError> {
         self.node.step(m)

@@ -1,0 +1,381 @@
+//! End-to-end: a static 3-member cluster of real `keel` processes on free loopback ports,
+//! driven by the real `etcdctl` (ETCDCTL_API=3): writes on any member, linearizable and
+//! serializable reads on followers, kill -9 of the leader, a new election, writes on the
+//! survivors, and the old leader catching up after a restart.
+//!
+//! Skipped (with a message) when `etcdctl` is not installed.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "keel-cluster-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// How to start one member (kept to restart it with the same flags).
+#[derive(Clone)]
+struct Spec {
+    name: String,
+    data_dir: PathBuf,
+    client: u16,
+    peer: u16,
+    initial_cluster: String,
+    extra: Vec<String>,
+}
+
+/// A `keel` member process, killed (SIGKILL) on drop.
+struct Member {
+    spec: Spec,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Member {
+    fn start(spec: &Spec) -> Member {
+        let log = spec.data_dir.with_extension("log");
+        let mut m = Member {
+            spec: spec.clone(),
+            child: None,
+            log,
+        };
+        m.restart();
+        m
+    }
+
+    /// (Re)start the process with the same flags; the log is appended to.
+    fn restart(&mut self) {
+        let s = &self.spec;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+        let client = format!("http://127.0.0.1:{}", s.client);
+        let peer = format!("http://127.0.0.1:{}", s.peer);
+        cmd.args([
+            "--name",
+            &s.name,
+            "--data-dir",
+            s.data_dir.to_str().unwrap(),
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--initial-cluster",
+            &s.initial_cluster,
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            "keel-test-cluster",
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+        ]);
+        cmd.args(&s.extra);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ETCD_") {
+                cmd.env_remove(k);
+            }
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        cmd.stdout(Stdio::null()).stderr(log);
+        self.child = Some(cmd.spawn().expect("start keel"));
+        self.wait_listening();
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.as_mut().unwrap().try_wait() {
+                panic!(
+                    "keel {} exited with {status}; log:\n{}",
+                    self.spec.name,
+                    self.log_text()
+                );
+            }
+            if TcpStream::connect(("127.0.0.1", self.spec.client)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "keel {} did not listen; log:\n{}",
+            self.spec.name,
+            self.log_text()
+        );
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.spec.client)
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(ETCDCTL)
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .arg("--command-timeout=5s")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run etcdctl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?} on {} failed: {}\nlog:\n{}",
+            self.spec.name,
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `endpoint status` in etcdctl's simple format: (id, is leader, raft term, raft index).
+    fn status(&self) -> Option<(String, bool, u64, u64)> {
+        let out = self.ctl(&["endpoint", "status"]);
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8(out.stdout).ok()?;
+        let f: Vec<&str> = text.trim().split(", ").collect();
+        if f.len() < 9 {
+            return None;
+        }
+        Some((
+            f[1].to_string(),
+            f[4] == "true",
+            f[6].parse().ok()?,
+            f[7].parse().ok()?,
+        ))
+    }
+
+    fn cleanup(mut self) {
+        self.kill9();
+        let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_dir_all(&self.spec.data_dir);
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Start a static cluster of `n` members with extra flags for every member.
+fn start_cluster(tag: &str, n: usize, extra: &[&str]) -> (PathBuf, Vec<Member>) {
+    let dir = temp_dir(tag);
+    let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+    let initial_cluster = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let specs: Vec<Spec> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, p))| Spec {
+            name: format!("m{i}"),
+            data_dir: dir.join(format!("m{i}")),
+            client: *c,
+            peer: *p,
+            initial_cluster: initial_cluster.clone(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        })
+        .collect();
+    let members = specs.iter().map(Member::start).collect();
+    (dir, members)
+}
+
+/// Wait until exactly one of `alive` reports itself leader and all agree on the term; returns
+/// the leader's position in `members`.
+fn wait_for_leader(members: &[Member], alive: &[usize]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let st: Vec<Option<(String, bool, u64, u64)>> =
+            alive.iter().map(|&i| members[i].status()).collect();
+        if st.iter().all(|s| s.is_some()) {
+            let st: Vec<_> = st.into_iter().map(|s| s.unwrap()).collect();
+            let leaders: Vec<usize> = alive
+                .iter()
+                .zip(&st)
+                .filter(|(_, s)| s.1)
+                .map(|(i, _)| *i)
+                .collect();
+            if leaders.len() == 1 && st.iter().all(|s| s.2 == st[0].2) {
+                return leaders[0];
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs: String = members.iter().map(|m| m.log_text()).collect();
+    panic!("no single leader among {alive:?}; logs:\n{logs}");
+}
+
+/// Poll `get key` on `m` (with extra flags) until it prints `value` (up to 10 s).
+fn eventually_reads(m: &Member, key: &str, value: &str, flags: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let mut args = vec!["get", key];
+        args.extend_from_slice(flags);
+        let out = m.ctl(&args);
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() && last == format!("{key}\n{value}\n") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{} never read {key}={value} with {flags:?}; last answer: {last}\nlog:\n{}",
+        m.spec.name,
+        m.log_text()
+    );
+}
+
+fn etcdctl_available() -> bool {
+    if Path::new(ETCDCTL).exists() {
+        return true;
+    }
+    eprintln!("skipping: {ETCDCTL} not installed");
+    false
+}
+
+#[test]
+fn three_members_replicate_fail_over_and_catch_up() {
+    if !etcdctl_available() {
+        return;
+    }
+    let (dir, mut ms) = start_cluster("basic", 3, &[]);
+    let leader = wait_for_leader(&ms, &[0, 1, 2]);
+
+    // Every member lists all three, with the peer URLs of --initial-cluster.
+    let list = ms[1].ok(&["member", "list"]);
+    assert_eq!(list.lines().count(), 3, "{list}");
+    for m in &ms {
+        assert!(
+            list.contains(&format!("http://127.0.0.1:{}", m.spec.peer)),
+            "{list}"
+        );
+        assert!(list.contains(&format!(", {}, ", m.spec.name)), "{list}");
+    }
+
+    // Writes on every member (followers forward to the leader); linearizable reads anywhere.
+    for (i, m) in ms.iter().enumerate() {
+        assert_eq!(m.ok(&["put", &format!("k{i}"), &format!("v{i}")]), "OK\n");
+    }
+    for m in &ms {
+        for i in 0..3 {
+            assert_eq!(
+                m.ok(&["get", &format!("k{i}")]),
+                format!("k{i}\nv{i}\n"),
+                "linearizable read on {}",
+                m.spec.name
+            );
+        }
+        eventually_reads(m, "k2", "v2", &["--consistency=s"]);
+    }
+    // Status agrees everywhere: same term, same index once replicated.
+    let st: Vec<_> = ms.iter().map(|m| m.status().unwrap()).collect();
+    assert!(st.iter().all(|s| s.2 == st[0].2), "{st:?}");
+    assert_eq!(st.iter().filter(|s| s.1).count(), 1, "{st:?}");
+    assert!(st[leader].1);
+
+    // kill -9 the leader: the survivors elect a new one and keep serving writes.
+    ms[leader].kill9();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let new_leader = wait_for_leader(&ms, &survivors);
+    assert_ne!(new_leader, leader);
+    for &i in &survivors {
+        assert_eq!(ms[i].ok(&["put", "after", &format!("from-m{i}")]), "OK\n");
+    }
+    let last_writer = *survivors.last().unwrap();
+    let newest = format!("from-m{last_writer}");
+    for &i in &survivors {
+        assert_eq!(ms[i].ok(&["get", "after"]), format!("after\n{newest}\n"));
+    }
+
+    // The old leader comes back and catches up.
+    ms[leader].restart();
+    eventually_reads(&ms[leader], "after", &newest, &[]);
+    eventually_reads(&ms[leader], "after", &newest, &["--consistency=s"]);
+    assert_eq!(ms[leader].ok(&["put", "back", "yes"]), "OK\n");
+    for m in &ms {
+        assert_eq!(m.ok(&["get", "back"]), "back\nyes\n");
+    }
+    let st: Vec<_> = ms.iter().map(|m| m.status().unwrap()).collect();
+    assert!(st.iter().all(|s| s.2 == st[0].2), "one term: {st:?}");
+
+    // Without a quorum there is no leader: writes fail with etcd's "no leader", serializable
+    // reads are still served.
+    let lone = leader;
+    for &i in &survivors {
+        ms[i].kill9();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ms[lone].ctl(&["put", "x", "y"]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "a write without quorum succeeded");
+        if err.contains("etcdserver: no leader") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never 'no leader': {err}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        ms[lone].ok(&["get", "back", "--consistency=s"]),
+        "back\nyes\n"
+    );
+
+    for m in ms {
+        m.cleanup();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
