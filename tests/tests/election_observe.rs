@@ -1,4 +1,4 @@
-//! PENDING (waits for: v3election `Observe`, not served yet — the server README says so).
+//! v3election `Observe` (server streaming), compared with etcd.
 //! Observe delivers the current leader, a Proclaim'ed value and the next leader after a Resign,
 //! exactly as etcd's does.
 
