@@ -86,6 +86,8 @@ pub enum Wake {
     LockTxn(CallId, LockWait, Result<mvcc::Response, Status>),
     /// The peer transport's inbox has events (Raft messages, unreachable peers).
     PeerInbox,
+    /// Building or queueing a snapshot for this peer failed.
+    SnapshotFailed(u64),
 }
 
 /// A `Lock` call waiting for the keys created before its own to disappear.
@@ -224,7 +226,7 @@ pub struct Member {
     /// `Lock` calls waiting for their predecessors.
     locks: HashMap<CallId, LockWait>,
     /// The peer transport and its inbox (None for a single-member cluster).
-    peers: Option<(PeerTransport, Inbox)>,
+    peers: Option<(Arc<PeerTransport>, Inbox)>,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -376,7 +378,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
                 .add_peer(m.id, paddr)
                 .map_err(|e| err(&format!("cannot add peer {}", m.name), &e))?;
         }
-        Some((transport, inbox))
+        Some((Arc::new(transport), inbox))
     } else {
         None
     };
@@ -1243,15 +1245,9 @@ impl Member {
             log_debug!("dropping {} raft messages: no peers", msgs.len());
             return;
         };
-        let mut failed_snapshots = Vec::new();
         for m in msgs {
             if m.msg_type == keel_consensus::MessageType::Snapshot {
-                // Snapshot catch-up is not wired: tell Raft it failed so that it retries later.
-                log_warn!(
-                    "peer {:x} needs a snapshot; snapshot catch-up is not implemented",
-                    m.to
-                );
-                failed_snapshots.push(m.to);
+                self.send_snapshot(transport.clone(), m);
                 continue;
             }
             let mut buf = Vec::new();
@@ -1260,9 +1256,136 @@ impl Member {
                 log_debug!("raft message to {:x} dropped: {e}", m.to);
             }
         }
-        for to in failed_snapshots {
-            self.core.report_snapshot(to, false);
+    }
+
+    /// InstallSnapshot (§7): Raft's snapshot message carries only the metadata (the log was
+    /// compacted at `meta.index`); the state machine image is mvcc's database, streamed now (so
+    /// it may be newer than `meta.index`: the receiver skips the entries it already holds by
+    /// mvcc's consistent index, as etcd does). Built on a thread: the copy takes a while.
+    ///
+    /// Payload: `| message length: u32 LE | encoded Raft message | mvcc snapshot stream |`.
+    fn send_snapshot(&self, transport: Arc<PeerTransport>, m: keel_consensus::Message) {
+        let to = m.to;
+        let store = self.store.clone();
+        let waker = self.waker.clone();
+        let id = m.snapshot.as_ref().map(|s| s.meta.index).unwrap_or(0);
+        log_info!("sending a snapshot at index {id} to {to:x}");
+        let spawned = std::thread::Builder::new()
+            .name("keel-snapshot-send".into())
+            .spawn(move || {
+                let mut msg = Vec::new();
+                m.encode(&mut msg);
+                let mut payload = Vec::with_capacity(msg.len() + 4);
+                payload.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+                payload.extend_from_slice(&msg);
+                let result = store
+                    .snapshot_to(&mut payload)
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| {
+                        transport
+                            .send_snapshot(to, id, payload)
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = result {
+                    log_warn!("snapshot for {to:x} not sent: {e}");
+                    let _ = waker.wake(Wake::SnapshotFailed(to));
+                }
+            });
+        if spawned.is_err() {
+            let _ = self.waker.wake(Wake::SnapshotFailed(to));
         }
+    }
+
+    /// A snapshot from the leader (see [`Member::send_snapshot`]). If it is ahead of what this
+    /// member has committed, install it: the mvcc database is restored next to the live one and
+    /// renamed over it, then the WAL records a snapshot marker and the hard state at its index,
+    /// and the process re-executes itself to start over on the new state (mvcc has no in-place
+    /// swap of an open store yet). Until the rename, a crash leaves the old state intact; after
+    /// it, the restarted member has the new database and, at worst, asks for the snapshot again.
+    fn receive_snapshot(&mut self, from: u64, data: Vec<u8>) {
+        let parsed = (|| {
+            let len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
+            let msg = keel_consensus::Message::decode(data.get(4..4 + len)?).ok()?;
+            Some((msg, 4 + len))
+        })();
+        let Some((msg, db_at)) = parsed else {
+            log_warn!("malformed snapshot from {from:x} ignored");
+            return;
+        };
+        let Some(meta) = msg.snapshot.as_ref().map(|s| s.meta.clone()) else {
+            log_warn!("snapshot message from {from:x} without a snapshot ignored");
+            return;
+        };
+        let status = self.core.status();
+        if meta.index <= status.hard_state.commit || msg.term < status.hard_state.term {
+            // Stale: Raft answers it (and ignores it).
+            if let Err(e) = self.core.step(msg) {
+                log_debug!("stale snapshot from {from:x} not stepped: {e}");
+            }
+            return;
+        }
+        log_info!(
+            "installing a snapshot from {from:x} at index {} term {} ({} bytes)",
+            meta.index,
+            meta.term,
+            data.len() - db_at
+        );
+        let member_dir = self.cfg.data_dir.join("member");
+        let tmp = member_dir.join("db.snapshot");
+        let _ = std::fs::remove_file(&tmp);
+        let store_cfg = mvcc::StoreConfig {
+            min_lease_ttl: self.cfg.min_lease_ttl_secs(),
+            max_txn_ops: self.cfg.max_txn_ops as usize,
+            ..mvcc::StoreConfig::default()
+        };
+        let mut reader = &data[db_at..];
+        match mvcc::Store::restore_path(&mut reader, &tmp, store_cfg) {
+            Ok(restored) => {
+                let ci = restored.consistent_index();
+                drop(restored);
+                if ci < meta.index {
+                    log_warn!(
+                        "snapshot database from {from:x} is at index {ci}, below its metadata {}; ignored",
+                        meta.index
+                    );
+                    let _ = std::fs::remove_file(&tmp);
+                    return;
+                }
+            }
+            Err(e) => {
+                log_warn!("snapshot from {from:x} could not be restored: {e}");
+                let _ = std::fs::remove_file(&tmp);
+                return;
+            }
+        }
+        let fsync_dir = |d: &std::path::Path| std::fs::File::open(d).and_then(|f| f.sync_all());
+        if let Err(e) =
+            std::fs::rename(&tmp, member_dir.join("db")).and_then(|_| fsync_dir(&member_dir))
+        {
+            crate::log::fatal(format_args!("cannot install the snapshot database: {e}"));
+        }
+        let hs = status.hard_state;
+        let last = keel_consensus::Storage::last_index(self.core.storage()).unwrap_or(0);
+        let batch = wal::Batch {
+            snapshot: Some(wal::SnapshotMarker {
+                index: meta.index,
+                term: meta.term,
+            }),
+            truncate_from: (last > meta.index).then_some(meta.index + 1),
+            entries: Vec::new(),
+            hard_state: Some(crate::raft_log::to_wal_hard_state(
+                &keel_consensus::HardState {
+                    term: hs.term.max(msg.term),
+                    vote: hs.vote,
+                    commit: meta.index,
+                },
+            )),
+        };
+        if let Err(e) = self.wal.append_sync(batch) {
+            crate::log::fatal(format_args!("cannot record the snapshot in the WAL: {e}"));
+        }
+        log_info!("snapshot installed; restarting to load it");
+        reexec();
     }
 
     /// Step every message waiting in the peer inbox into Raft.
@@ -1289,9 +1412,7 @@ impl Member {
                 PeerEvent::SnapshotStatus { to, result, .. } => {
                     self.core.report_snapshot(to, result.is_ok())
                 }
-                PeerEvent::Snapshot { from, .. } => {
-                    log_warn!("snapshot from {from:x} ignored: snapshot install is not implemented")
-                }
+                PeerEvent::Snapshot { from, data, .. } => self.receive_snapshot(from, data),
             }
         }
     }
@@ -1917,6 +2038,10 @@ impl Handler<Wake> for Member {
                 self.lock_txn_done(ctx, call, wait, result);
                 self.pump();
             }
+            Wake::SnapshotFailed(to) => {
+                self.core.report_snapshot(to, false);
+                self.pump();
+            }
             Wake::PeerInbox => {
                 self.drain_peers();
                 self.pump();
@@ -1957,6 +2082,22 @@ impl Handler<Wake> for Member {
             _ => Http1Response::not_found(),
         }
     }
+}
+
+/// Replace this process with a fresh run of the same binary and arguments (after installing a
+/// snapshot). File descriptors are close-on-exec, so the new run binds the same ports.
+fn reexec() -> ! {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => crate::log::fatal(format_args!("cannot find the keel binary to restart: {e}")),
+    };
+    let e = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    crate::log::fatal(format_args!(
+        "cannot restart after installing a snapshot: {e}"
+    ))
 }
 
 /// Run a member until the process is killed (the `keel` binary's main path).
