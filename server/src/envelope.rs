@@ -50,6 +50,9 @@ pub enum Request {
     LeaseRevoke(pb::LeaseRevokeRequest),
     /// Internal: persist remaining lease TTLs.
     LeaseCheckpoint(pb::LeaseCheckpointRequest),
+    /// Internal: a member publishes its name and client URLs (etcd publishes its
+    /// `Attributes` through Raft the same way); `peer_urls` is left empty.
+    MemberAttributes(pb::Member),
 }
 
 impl Request {
@@ -63,6 +66,7 @@ impl Request {
             Request::LeaseGrant(_) => 6,
             Request::LeaseRevoke(_) => 7,
             Request::LeaseCheckpoint(_) => 8,
+            Request::MemberAttributes(_) => 9,
         }
     }
 
@@ -77,6 +81,7 @@ impl Request {
             Request::LeaseGrant(m) => m.encode(out),
             Request::LeaseRevoke(m) => m.encode(out),
             Request::LeaseCheckpoint(m) => m.encode(out),
+            Request::MemberAttributes(m) => m.encode(out),
         };
     }
 
@@ -90,6 +95,7 @@ impl Request {
             Request::LeaseGrant(m) => m.encoded_len(),
             Request::LeaseRevoke(m) => m.encoded_len(),
             Request::LeaseCheckpoint(m) => m.encoded_len(),
+            Request::MemberAttributes(m) => m.encoded_len(),
         }
     }
 }
@@ -170,6 +176,7 @@ impl Envelope {
             6 => Request::LeaseGrant(pb::LeaseGrantRequest::decode(body).map_err(bad)?),
             7 => Request::LeaseRevoke(pb::LeaseRevokeRequest::decode(body).map_err(bad)?),
             8 => Request::LeaseCheckpoint(pb::LeaseCheckpointRequest::decode(body).map_err(bad)?),
+            9 => Request::MemberAttributes(pb::Member::decode(body).map_err(bad)?),
             k => return Err(EnvelopeError::UnknownKind(k)),
         };
         Ok(Envelope { id, request })
@@ -275,6 +282,12 @@ mod tests {
                     id: 1,
                     remaining_ttl: 3,
                 }],
+            }),
+            Request::MemberAttributes(pb::Member {
+                id: 7,
+                name: "m1".into(),
+                client_urls: vec!["http://127.0.0.1:2379".into()],
+                ..Default::default()
             }),
         ]
     }

@@ -67,6 +67,8 @@ const SNAPSHOT_CATCHUP_ENTRIES: u64 = 5000;
 /// The backend size used by the quota check is sampled every this many ticks.
 const DB_SIZE_SAMPLE_TICKS: u64 = 10;
 const PROGRESS_TIMER: u64 = 2;
+/// A member re-publishes its client URLs every this many ticks (see `publish_attributes`).
+const ATTRIBUTES_REFRESH_TICKS: u64 = 200;
 /// etcd's watch progress-notify interval (`--experimental-watch-progress-notify-interval`).
 const PROGRESS_NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -165,6 +167,8 @@ struct Shared {
     header: HeaderInfo,
     term: AtomicU64,
     applied: AtomicU64,
+    /// Client URLs members published through Raft ([`Request::MemberAttributes`]), by id.
+    client_urls: std::sync::Mutex<HashMap<u64, Vec<String>>>,
 }
 
 impl Shared {
@@ -391,6 +395,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         },
         term: AtomicU64::new(core.term()),
         applied: AtomicU64::new(applied),
+        client_urls: std::sync::Mutex::new(HashMap::new()),
     });
     let waiters = Arc::new(Waiters::new());
     let (apply_tx, apply_rx) = mpsc::channel::<Vec<Entry>>();
@@ -475,6 +480,14 @@ fn apply_loop(
                 EntryKind::Normal if e.data.is_empty() => (0, mvcc::Request::Noop),
                 EntryKind::Normal => match Envelope::decode(&e.data) {
                     Ok(env) => match to_store_request(&env.request) {
+                        Ok(r) if matches!(env.request, Request::MemberAttributes(_)) => {
+                            if let Request::MemberAttributes(m) = &env.request {
+                                if let Ok(mut urls) = shared.client_urls.lock() {
+                                    urls.insert(m.id, m.client_urls.clone());
+                                }
+                            }
+                            (env.id, r)
+                        }
                         Ok(r) => (env.id, r),
                         Err(status) => {
                             waiters.trigger(env.id, Err(status));
@@ -627,6 +640,8 @@ fn to_store_request(r: &Request) -> Result<mvcc::Request, Status> {
         Request::Compaction(x) => mvcc::Request::Compact(convert::compaction_request(x)),
         Request::LeaseGrant(x) => mvcc::Request::LeaseGrant(convert::lease_grant_request(x)),
         Request::LeaseRevoke(x) => mvcc::Request::LeaseRevoke(convert::lease_revoke_request(x)),
+        // Applied by the apply thread itself (member attributes); a no-op for mvcc.
+        Request::MemberAttributes(_) => mvcc::Request::Noop,
         Request::LeaseCheckpoint(x) => mvcc::Request::LeaseCheckpoint(
             x.checkpoints
                 .iter()
@@ -691,6 +706,27 @@ impl Member {
         if let Err(e) = self.core.propose(data) {
             log_debug!("internal proposal dropped: {e}");
         }
+    }
+
+    /// Publish this member's name and client URLs through Raft so that every member's
+    /// MemberList shows them (multi-member clusters only). Done whenever a leader is seen
+    /// and every [`ATTRIBUTES_REFRESH_TICKS`] ticks: the table lives in memory, so a member
+    /// that restarted learns the others' URLs at their next publication.
+    fn publish_attributes(&mut self) {
+        if self.peers.is_none() || self.core.leader() == 0 {
+            return;
+        }
+        self.propose_internal(Request::MemberAttributes(pb::Member {
+            id: self.id,
+            name: self.cfg.name.clone(),
+            client_urls: self
+                .cfg
+                .advertise_client_urls
+                .iter()
+                .map(|u| u.to_string())
+                .collect(),
+            ..Default::default()
+        }));
     }
 
     /// etcd's space quota (`quotaKVServer`): a mutating request of `cost` bytes is refused with
@@ -1198,6 +1234,9 @@ impl Member {
                 .set(if role == Role::Leader { 1.0 } else { 0.0 });
             if leader != 0 {
                 self.metrics.leader_changes.inc();
+            }
+            if leader != 0 {
+                self.publish_attributes();
             }
             let leading = role == Role::Leader;
             if leading && !self.is_leader {
@@ -1843,7 +1882,12 @@ impl Member {
                                 .map(|u| u.to_string())
                                 .collect()
                         } else {
-                            Vec::new()
+                            self.shared
+                                .client_urls
+                                .lock()
+                                .ok()
+                                .and_then(|u| u.get(&m.id).cloned())
+                                .unwrap_or_default()
                         },
                         name: m.name,
                         peer_urls: m.peer_urls.iter().map(|u| u.to_string()).collect(),
@@ -1976,6 +2020,9 @@ impl Handler<Wake> for Member {
             }
             self.expire_leases();
             self.maybe_compact_log();
+            if self.ticks % ATTRIBUTES_REFRESH_TICKS == 0 {
+                self.publish_attributes();
+            }
             if self.is_leader {
                 let now = Instant::now();
                 if let Some(rev) = self.compactor.poll(now, self.store.current_revision()) {

@@ -306,6 +306,22 @@ fn three_members_replicate_fail_over_and_catch_up() {
         assert!(list.contains(&format!(", {}, ", m.spec.name)), "{list}");
     }
 
+    // Each member publishes its client URLs through Raft: every MemberList shows them all.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for m in &ms {
+        loop {
+            let list = m.ok(&["member", "list"]);
+            if ms
+                .iter()
+                .all(|o| list.contains(&format!("http://127.0.0.1:{}, false", o.spec.client)))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "client URLs missing: {list}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     // Writes on every member (followers forward to the leader); linearizable reads anywhere.
     for (i, m) in ms.iter().enumerate() {
         assert_eq!(m.ok(&["put", &format!("k{i}"), &format!("v{i}")]), "OK\n");
