@@ -10,9 +10,6 @@
 
 #![allow(dead_code)]
 
-#[path = "../../src/ctl/sha256.rs"]
-mod sha256;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -514,5 +511,6 @@ impl Drop for Background {
 
 /// etcd's snapshot check: the last 32 bytes are the SHA-256 of everything before them.
 pub fn snapshot_digest_ok(data: &[u8]) -> bool {
-    data.len() > 32 && sha256::sha256(&data[..data.len() - 32])[..] == data[data.len() - 32..]
+    data.len() > 32
+        && keel_server::sha256::digest(&data[..data.len() - 32])[..] == data[data.len() - 32..]
 }
