@@ -119,6 +119,8 @@ pub fn quorum_loss(cluster: &mut Cluster) {
     // One member back: quorum again.
     cluster.restart(1);
     let survivors = [1, 2];
+    // The restarted member reports healthy once it knows a leader; wait until both agree on one.
+    cluster.wait_leader(&survivors, Duration::from_secs(10));
     let after = Writers::start(cluster.endpoints_of(&survivors), "q2/", 1, 20).join();
     assert_eq!(
         after.acked.len(),

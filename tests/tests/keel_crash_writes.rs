@@ -1,5 +1,4 @@
-//! PENDING (waits for: multi-member keel — replication, forwarding, snapshots/catch-up of a
-//! restarted member). Requirement 3 against keel; passes against etcd in tests/reference_etcd.rs.
+//! Requirement 3 against a 3-member keel cluster (also run against etcd in tests/reference_etcd.rs).
 
 use keel_tests::scenarios::crash_writes;
 use keel_tests::{Cluster, ClusterOptions, Flavor};

@@ -1,6 +1,5 @@
-//! PENDING (waits for: the peer listener of a multi-member keel). Requirement 5, peer side:
-//! garbage on a member's peer port (and client port) of a 3-member cluster leaves it serving.
-//! Passes against etcd in tests/reference_etcd.rs.
+//! Requirement 5, peer side: garbage on a member's peer port (and client port) of a 3-member keel
+//! cluster leaves it serving (also run against etcd in tests/reference_etcd.rs).
 
 use keel_tests::scenarios::limits;
 use keel_tests::{Cluster, ClusterOptions, Flavor};
