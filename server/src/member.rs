@@ -1147,6 +1147,13 @@ impl Member {
                     }
                 };
                 if !self.is_leader {
+                    // Only the leader holds lease deadlines: forward (etcd forwards keep-alives
+                    // to the leader too, over its peer URL; keel uses the leader's published
+                    // client URL).
+                    if let Some(endpoint) = self.leader_client_endpoint() {
+                        self.forward_keep_alive(call, endpoint, message.to_vec());
+                        return;
+                    }
                     self.streams.remove(&call);
                     return Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
                 }
@@ -1179,6 +1186,50 @@ impl Member {
                 }
             }
             None => {}
+        }
+    }
+
+    /// `host:port` of the current leader's first published client URL, if known.
+    fn leader_client_endpoint(&self) -> Option<String> {
+        let leader = self.core.leader();
+        if leader == 0 || leader == self.id {
+            return None;
+        }
+        let urls = self.shared.client_urls.lock().ok()?;
+        let url = urls.get(&leader)?.first()?;
+        Some(
+            url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+        )
+    }
+
+    /// Send one `LeaseKeepAliveRequest` to the leader on a short-lived thread and relay its
+    /// answer on `call`'s stream (an error ends the stream with "no leader").
+    fn forward_keep_alive(&self, call: CallId, endpoint: String, request: Vec<u8>) {
+        use keel_net::client::{Client, ClientConfig};
+        let waker = self.waker.clone();
+        let timeout = self.cfg.request_timeout();
+        let spawned = std::thread::Builder::new()
+            .name("keel-lease-forward".into())
+            .spawn(move || {
+                let result = Client::connect(&[endpoint.as_str()], ClientConfig::default())
+                    .and_then(|mut c| {
+                        c.unary_with("/etcdserverpb.Lease/LeaseKeepAlive", &request, &[], timeout)
+                    });
+                let wake = match result {
+                    Ok(bytes) => Wake::Send(call, bytes),
+                    Err(e) => {
+                        log_debug!("keep-alive forwarded to {endpoint} failed: {e}");
+                        Wake::Reply(call, Err(EtcdError::NoLeader.status()))
+                    }
+                };
+                let _ = waker.wake(wake);
+            });
+        if spawned.is_err() {
+            let _ = self
+                .waker
+                .wake(Wake::Reply(call, Err(EtcdError::NoLeader.status())));
         }
     }
 

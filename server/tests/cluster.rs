@@ -343,6 +343,36 @@ fn three_members_replicate_fail_over_and_catch_up() {
     assert_eq!(st.iter().filter(|s| s.1).count(), 1, "{st:?}");
     assert!(st[leader].1);
 
+    // Leases: granted through a follower, kept alive through a follower (forwarded to the
+    // leader, which alone tracks deadlines), expired by the leader once nobody renews.
+    let follower = (leader + 1) % 3;
+    let grant = ms[follower].ok(&["lease", "grant", "2"]);
+    let lease = grant.split_whitespace().nth(1).unwrap().to_string();
+    ms[follower].ok(&["put", "--lease", &lease, "leased", "v"]);
+    let once = ms[follower].ok(&["lease", "keep-alive", "--once", &lease]);
+    assert!(once.contains("keepalived with TTL(2)"), "{once}");
+    let mut keeper = Command::new(ETCDCTL)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", ms[follower].endpoint()))
+        .args(["lease", "keep-alive", &lease])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let alive = ms[leader].ok(&["get", "leased"]);
+    let _ = keeper.kill();
+    let _ = keeper.wait();
+    assert_eq!(
+        alive, "leased\nv\n",
+        "kept alive through a follower for 4 s > TTL 2 s"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ms[follower].ok(&["get", "leased"]) != "" {
+        assert!(Instant::now() < deadline, "the lease never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // kill -9 the leader: the survivors elect a new one and keep serving writes.
     ms[leader].kill9();
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
