@@ -37,8 +37,11 @@
 //! * [`sha256`], [`sha1`]: hand-written digests (the snapshot stream's trailing checksum; etcd's
 //!   ID derivation).
 //!
-//! Today a member runs alone (a one-voter cluster); peers, membership and snapshot catch-up
-//! come next. See README.md for what is served and what is not.
+//! A member runs alone or in a static cluster given by `--initial-cluster`: Raft messages go
+//! through `keel_net::peer` (followers forward proposals and ReadIndex requests to the leader
+//! inside consensus), and a member that fell behind the leader's compacted log is caught up by
+//! a snapshot of mvcc's database. Membership changes (MemberAdd/Remove/Promote) come next. See
+//! README.md for what is served and what is not.
 
 pub mod compactor;
 pub mod config;

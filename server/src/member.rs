@@ -14,7 +14,12 @@
 //! threads and come back through the loop's waker. Each client is answered when the entry it
 //! proposed is applied (its request id is in the entry, see [`crate::envelope`]).
 //!
-//! Status of this wiring (see README): one member (no peers yet). Served: KV (Range, Put,
+//! Peers (static `--initial-cluster` with more than one member): the peer transport's threads
+//! wake the loop (`Wake::PeerInbox`), which decodes and steps each Raft message; Ready messages
+//! are encoded and handed to the transport (never blocking); unreachable peers and snapshot
+//! outcomes are reported to Raft. Snapshot catch-up: see `Member::receive_snapshot`.
+//!
+//! Status of this wiring (see README): static clusters; no membership changes yet. Served: KV (Range, Put,
 //! DeleteRange, Txn, Compact), Watch (live, from history, progress, backpressure), Lease (Grant,
 //! Revoke, KeepAlive, TimeToLive, Leases; expiry by the leader), Maintenance (Status, Alarm,
 //! Hash, HashKV, Defragment, Snapshot), Cluster.MemberList, Auth.AuthStatus (disabled),
