@@ -55,7 +55,7 @@ impl Transcript {
         let mut lines: Vec<String> = merged
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with("{\"level\":"))
-            .map(|l| self.norm.apply(l))
+            .map(|l| sort_json_array(&self.norm.apply(l)))
             .collect();
         lines.sort();
         let _ = writeln!(self.text, "$ etcdctl {}", self.norm.apply(&args.join(" ")));
@@ -64,6 +64,19 @@ impl Transcript {
             let _ = writeln!(self.text, "{l}");
         }
         o
+    }
+}
+
+/// A one-line JSON array of objects (`[{..},{..}]`, e.g. `endpoint health -w json`) lists the
+/// endpoints in the order they answered: its elements are sorted. Other lines are unchanged.
+fn sort_json_array(line: &str) -> String {
+    match line.strip_prefix("[{").and_then(|l| l.strip_suffix("}]")) {
+        Some(inner) => {
+            let mut items: Vec<&str> = inner.split("},{").collect();
+            items.sort();
+            format!("[{{{}}}]", items.join("},{"))
+        }
+        None => line.to_string(),
     }
 }
 
