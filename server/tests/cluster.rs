@@ -368,7 +368,7 @@ fn three_members_replicate_fail_over_and_catch_up() {
         "kept alive through a follower for 4 s > TTL 2 s"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ms[follower].ok(&["get", "leased"]) != "" {
+    while !ms[follower].ok(&["get", "leased"]).is_empty() {
         assert!(Instant::now() < deadline, "the lease never expired");
         std::thread::sleep(Duration::from_millis(200));
     }
