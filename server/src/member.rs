@@ -699,6 +699,11 @@ fn to_net_status(s: &Status) -> keel_net::grpc::Status {
     )
 }
 
+/// A status received from another member, in this crate's form.
+fn to_local_status(s: &keel_net::grpc::Status) -> Status {
+    Status::new(Code::from_u32(s.code as i32 as u32), s.message.clone())
+}
+
 impl Member {
     /// Milliseconds on the member's monotonic lease clock.
     fn now_ms(&self) -> u64 {
@@ -1209,6 +1214,33 @@ impl Member {
         )
     }
 
+    /// Forward one unary call to the leader on a short-lived thread; its answer (or error
+    /// status, "no leader" if it cannot be reached) answers `call`.
+    fn forward_unary(&self, call: CallId, endpoint: String, rpc: Rpc, request: Vec<u8>) {
+        use keel_net::client::{Client, ClientConfig, ClientError};
+        let waker = self.waker.clone();
+        let timeout = self.cfg.request_timeout();
+        let spawned = std::thread::Builder::new()
+            .name("keel-forward".into())
+            .spawn(move || {
+                let result = Client::connect(&[endpoint.as_str()], ClientConfig::default())
+                    .and_then(|mut c| c.unary_with(rpc.path(), &request, &[], timeout))
+                    .map_err(|e| match e {
+                        ClientError::Status(s) => to_local_status(&s),
+                        other => {
+                            log_debug!("{} forwarded to {endpoint} failed: {other}", rpc.path());
+                            EtcdError::NoLeader.status()
+                        }
+                    });
+                let _ = waker.wake(Wake::Reply(call, result));
+            });
+        if spawned.is_err() {
+            let _ = self
+                .waker
+                .wake(Wake::Reply(call, Err(EtcdError::NoLeader.status())));
+        }
+    }
+
     /// Send one `LeaseKeepAliveRequest` to the leader on a short-lived thread and relay its
     /// answer on `call`'s stream (an error ends the stream with "no leader").
     fn forward_keep_alive(&self, call: CallId, endpoint: String, request: Vec<u8>) {
@@ -1674,6 +1706,12 @@ impl Member {
             Rpc::LeaseRevoke => {
                 let r: pb::LeaseRevokeRequest = try_s!(decode(msg));
                 self.propose(ctx, call, rpc, Request::LeaseRevoke(r));
+                None
+            }
+            Rpc::LeaseTimeToLive if !self.is_leader && self.leader_client_endpoint().is_some() => {
+                // Remaining TTLs are known to the leader only (etcd forwards this call too).
+                let endpoint = self.leader_client_endpoint().unwrap_or_default();
+                self.forward_unary(call, endpoint, Rpc::LeaseTimeToLive, msg.to_vec());
                 None
             }
             Rpc::LeaseTimeToLive => {

@@ -373,6 +373,19 @@ fn three_members_replicate_fail_over_and_catch_up() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // TimeToLive through a follower is the leader's countdown (forwarded), not a frozen copy.
+    let grant = ms[follower].ok(&["lease", "grant", "10"]);
+    let lease10 = grant.split_whitespace().nth(1).unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(2500));
+    let ttl = ms[follower].ok(&["lease", "timetolive", &lease10]);
+    let remaining: i64 = ttl
+        .split("remaining(")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected timetolive answer: {ttl}"));
+    assert!(remaining <= 8, "TTL not counting down on a follower: {ttl}");
+
     // kill -9 the leader: the survivors elect a new one and keep serving writes.
     ms[leader].kill9();
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
