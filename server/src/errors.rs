@@ -305,12 +305,21 @@ impl Status {
         }
     }
 
-    /// `Unimplemented` for a call keel does not serve (e.g. Auth calls other than AuthStatus).
+    /// `Unimplemented` for a call keel does not serve (e.g. Auth calls other than AuthStatus,
+    /// membership changes). `method` is the gRPC path (`/etcdserverpb.Cluster/MemberAdd`); the
+    /// message says what is missing: membership changes, auth, or just the method.
     pub fn unimplemented(method: &str) -> Status {
-        Status::new(
-            Code::Unimplemented,
-            format!("keel: {method} is not implemented (auth is disabled in keel)"),
-        )
+        let message = if method.starts_with("/etcdserverpb.Cluster/Member") {
+            format!(
+                "etcdserver: membership changes are not supported by this keel build yet \
+                 ({method} is not implemented)"
+            )
+        } else if method.starts_with("/etcdserverpb.Auth/") {
+            format!("keel: {method} is not implemented (auth is disabled in keel)")
+        } else {
+            format!("keel: {method} is not implemented")
+        };
+        Status::new(Code::Unimplemented, message)
     }
 
     /// `Unknown` with the error's text: what etcd's `togRPCError` does with an error missing from
@@ -532,8 +541,29 @@ mod tests {
             EtcdError::Compacted.status().to_string(),
             "rpc error: code = OutOfRange desc = etcdserver: mvcc: required revision has been compacted"
         );
-        let u = Status::unimplemented("Auth/UserAdd");
+        let u = Status::unimplemented("/etcdserverpb.Auth/UserAdd");
         assert_eq!(u.code, Code::Unimplemented);
-        assert!(u.message.contains("Auth/UserAdd"));
+        assert!(u.message.contains("/etcdserverpb.Auth/UserAdd"));
+        assert!(u.message.contains("auth is disabled"));
+    }
+
+    #[test]
+    fn membership_changes_say_they_are_not_supported_not_auth() {
+        for m in ["MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote"] {
+            let path = format!("/etcdserverpb.Cluster/{m}");
+            let u = Status::unimplemented(&path);
+            assert_eq!(u.code, Code::Unimplemented);
+            assert!(
+                u.message.starts_with(
+                    "etcdserver: membership changes are not supported by this keel build yet"
+                ),
+                "{}",
+                u.message
+            );
+            assert!(u.message.contains(&path), "{}", u.message);
+            assert!(!u.message.contains("auth"), "{}", u.message);
+        }
+        let other = Status::unimplemented("/etcdserverpb.Maintenance/MoveLeader");
+        assert!(!other.message.contains("auth"), "{}", other.message);
     }
 }

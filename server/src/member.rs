@@ -89,6 +89,9 @@ pub enum Wake {
     Applied(u64),
     /// One message of a server-streaming answer (more follow).
     Send(CallId, Vec<u8>),
+    /// The leader's answer (an encoded `LeaseKeepAliveResponse`) to a keep-alive this follower
+    /// forwarded; the loop re-fills its header with this member's own before relaying it.
+    KeepAliveForwarded(CallId, Vec<u8>),
     /// The txn of a `Lock` call was applied.
     LockTxn(CallId, LockWait, Result<mvcc::Response, Status>),
     /// The peer transport's inbox has events (Raft messages, unreachable peers).
@@ -683,6 +686,21 @@ fn encode_response(rpc: Rpc, resp: mvcc::Response, h: &HeaderInfo) -> Result<Vec
     })
 }
 
+/// The status etcd's v3lock / v3election servers answer for an error of the txn they ran.
+///
+/// etcd runs `Lock` and `Campaign` through its in-process clientv3, whose `toErr` turns every
+/// known etcd error (e.g. "etcdserver: requested lease not found", NotFound on the KV service)
+/// into a plain `rpctypes.EtcdError`; the lock/election servers return it as is, and grpc-go
+/// answers a non-status error with code Unknown and the same text. Other statuses keep their
+/// code (clientv3 passes errors outside its table through unchanged).
+fn as_client_error(s: Status) -> Status {
+    if s.etcd_error().is_some() {
+        Status::unknown(s.message)
+    } else {
+        s
+    }
+}
+
 fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
     M::decode(bytes).map_err(|e| {
         Status::new(
@@ -913,7 +931,7 @@ impl Member {
                     )),
                 )
             }
-            Err(s) => return Self::finish_call(ctx, call, Err(s)),
+            Err(s) => return Self::finish_call(ctx, call, Err(as_client_error(s))),
         };
         let range = |i: usize| match t.responses.get(i) {
             Some(mvcc::ResponseOp::Range(r)) => r.kvs.first().cloned(),
@@ -1199,6 +1217,28 @@ impl Member {
         }
     }
 
+    /// Relay the leader's answer to a forwarded keep-alive on `call`'s stream. Only the TTL
+    /// (and ID) come from the leader: like etcd's follower (`LeaseRenew` forwards and returns
+    /// the TTL, then `ls.hdr.fill(resp.Header)`), the header is this member's own — its
+    /// member ID, raft term and revision.
+    fn relay_keep_alive(&mut self, ctx: &mut Ctx<Wake>, call: CallId, bytes: &[u8]) {
+        let leader_resp: pb::LeaseKeepAliveResponse = match decode(bytes) {
+            Ok(r) => r,
+            Err(s) => {
+                self.streams.remove(&call);
+                return Self::finish_call(ctx, call, Err(s));
+            }
+        };
+        let resp = pb::LeaseKeepAliveResponse {
+            header: Some(self.shared.header().header(self.store.current_revision())),
+            id: leader_resp.id,
+            ttl: leader_resp.ttl,
+        };
+        if let Err(e) = ctx.send_message(call, &resp.encode_to_vec()) {
+            log_debug!("stream message dropped: {e}");
+        }
+    }
+
     /// `host:port` of the current leader's first published client URL, if known.
     fn leader_client_endpoint(&self) -> Option<String> {
         let leader = self.core.leader();
@@ -1255,7 +1295,7 @@ impl Member {
                         c.unary_with("/etcdserverpb.Lease/LeaseKeepAlive", &request, &[], timeout)
                     });
                 let wake = match result {
-                    Ok(bytes) => Wake::Send(call, bytes),
+                    Ok(bytes) => Wake::KeepAliveForwarded(call, bytes),
                     Err(e) => {
                         log_debug!("keep-alive forwarded to {endpoint} failed: {e}");
                         Wake::Reply(call, Err(EtcdError::NoLeader.status()))
@@ -1776,12 +1816,16 @@ impl Member {
             }
             Rpc::Lock => {
                 let r: v3lockpb::LockRequest = try_s!(decode(msg));
-                try_s!(self.start_lock(call, r.name, r.lease, Vec::new(), false));
+                try_s!(self
+                    .start_lock(call, r.name, r.lease, Vec::new(), false)
+                    .map_err(as_client_error));
                 None
             }
             Rpc::Campaign => {
                 let r: v3electionpb::CampaignRequest = try_s!(decode(msg));
-                try_s!(self.start_lock(call, r.name, r.lease, r.value, true));
+                try_s!(self
+                    .start_lock(call, r.name, r.lease, r.value, true)
+                    .map_err(as_client_error));
                 None
             }
             Rpc::Proclaim | Rpc::Resign => {
@@ -2169,6 +2213,7 @@ impl Handler<Wake> for Member {
                     log_debug!("stream message dropped: {e}");
                 }
             }
+            Wake::KeepAliveForwarded(call, bytes) => self.relay_keep_alive(ctx, call, &bytes),
             Wake::WatchReady(call) => self.drain_watch(ctx, call),
             Wake::Applied(_) => {
                 self.serve_reads();

@@ -351,6 +351,29 @@ fn three_members_replicate_fail_over_and_catch_up() {
     ms[follower].ok(&["put", "--lease", &lease, "leased", "v"]);
     let once = ms[follower].ok(&["lease", "keep-alive", "--once", &lease]);
     assert!(once.contains("keepalived with TTL(2)"), "{once}");
+    // The answer's header is the follower's own (etcd's follower forwards the renewal, then
+    // fills the header itself), not the leader's passed through.
+    let json = ms[follower].ok(&["lease", "keep-alive", "--once", &lease, "-w", "json"]);
+    let json_field = |name: &str| -> u64 {
+        let at = json
+            .find(&format!("\"{name}\":"))
+            .unwrap_or_else(|| panic!("{json}"));
+        let rest = &json[at + name.len() + 3..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end]
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} in {json}"))
+    };
+    let own_id = u64::from_str_radix(&st[follower].0, 16).unwrap();
+    let leader_id = u64::from_str_radix(&st[leader].0, 16).unwrap();
+    assert_ne!(own_id, leader_id);
+    assert_eq!(
+        json_field("member_id"),
+        own_id,
+        "keep-alive via a follower: {json}"
+    );
     let mut keeper = Command::new(ETCDCTL)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", ms[follower].endpoint()))
