@@ -1,6 +1,6 @@
-//! PENDING (waits for: v3lock Lock and v3election Campaign with an unknown lease answering gRPC
-//! code Unknown (2) like etcd, not NotFound (5) — /work/server-bugs.md "v3lock Lock: unknown
-//! lease has the wrong gRPC code"). Exact comparison of both services' observations with etcd's.
+//! Exact comparison of the v3lock and v3election services' observations with etcd's, including
+//! the gRPC code of Lock / Campaign with an unknown lease (etcd and keel: Unknown (2), message
+//! "etcdserver: requested lease not found").
 
 use keel_tests::scenarios::{election_service, lock_service};
 use keel_tests::{Cluster, ClusterOptions, Flavor};

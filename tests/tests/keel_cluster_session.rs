@@ -1,4 +1,3 @@
-//! PENDING (waits for: multi-member keel — peer transport, forwarding to the leader).
 //! Requirement 1 with three members: the etcdctl session against a 3-member keel cluster and a
 //! 3-member etcd cluster gives identical normalised transcripts. Ordinary steps go to member m1
 //! (possibly a follower: forwarding), cluster steps to all three.
