@@ -24,6 +24,9 @@ fn three_member_session_matches_etcd() {
             .take(15)
             .map(|(a, b)| format!("keel: {a}\netcd: {b}"))
             .collect();
-        panic!("transcripts differ:\n{}\n=== keel ===\n{keel}", diffs.join("\n"));
+        panic!(
+            "transcripts differ:\n{}\n=== keel ===\n{keel}",
+            diffs.join("\n")
+        );
     }
 }

@@ -5,7 +5,6 @@ use super::args::{parse_int_error, Invocation};
 use super::display::{outln, EndpointHealth};
 use super::error::{exit, CtlError};
 use super::session::{failed, path, Session};
-use keel_server::sha256::digest as sha256;
 use super::Ctx;
 use keel_net::proto::etcdserverpb::{
     alarm_request, AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse,
@@ -13,6 +12,7 @@ use keel_net::proto::etcdserverpb::{
     MemberListResponse, MoveLeaderRequest, MoveLeaderResponse, RangeRequest, RangeResponse,
     SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
+use keel_server::sha256::digest as sha256;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
