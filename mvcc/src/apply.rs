@@ -24,6 +24,7 @@ use std::collections::HashMap;
 pub(crate) const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub(crate) const META_COMPACT_REV: &[u8] = b"compact_rev";
 pub(crate) const META_CURRENT_REV: &[u8] = b"current_rev";
+pub(crate) const META_MEMBERSHIP: &[u8] = b"membership";
 
 /// Tunables that affect applied results (identical on every member).
 #[derive(Debug, Clone)]
@@ -198,6 +199,16 @@ impl<'a> Batch<'a> {
             Request::Noop => Ok(Response::Noop {
                 revision: self.st.current_rev,
             }),
+            Request::SetMembership(blob) => {
+                self.ops.push(WriteOp::Put(
+                    Bucket::Meta,
+                    META_MEMBERSHIP.to_vec(),
+                    blob.clone(),
+                ));
+                Ok(Response::Noop {
+                    revision: self.st.current_rev,
+                })
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::apply::{
     fetch_kv, Batch, State, StoreConfig, META_COMPACT_REV, META_CONSISTENT_INDEX, META_CURRENT_REV,
+    META_MEMBERSHIP,
 };
 use crate::backend::{Backend, BackendRead, Bucket};
 use crate::codec::{decode_kv, decode_lease, decode_lease_id, decode_u64};
@@ -259,6 +260,16 @@ impl Store {
         drop(guard);
         self.inner.core.write().pending = HashMap::new();
         results
+    }
+
+    /// The membership blob last stored by [`Request::SetMembership`] and committed to the
+    /// backend (None if never set). It belongs to [`Store::consistent_index`] as of the same
+    /// commit; the server reads it when it opens the store.
+    pub fn membership(&self) -> Result<Option<Vec<u8>>, Error> {
+        let core = self.inner.core.read();
+        core.check()?;
+        let reader = core.backend.read()?;
+        reader.get(Bucket::Meta, META_MEMBERSHIP)
     }
 
     /// Applies one entry (a batch of one).

@@ -358,6 +358,11 @@ pub enum Request {
     /// An entry that carries no store request (e.g. an empty leader entry or a config change):
     /// applying it only advances the consistent index.
     Noop,
+    /// The cluster's membership as the server encodes it (opaque to the store), stored in the
+    /// meta bucket in the same commit as the consistent index, so that after a crash the
+    /// membership and the applied index always agree (etcd keeps its members in the backend
+    /// for the same reason). Read back with [`crate::Store::membership`]. Answers `Noop`.
+    SetMembership(Vec<u8>),
 }
 
 /// The result of applying one [`Request`].

@@ -153,7 +153,7 @@ impl Model {
             Request::LeaseCheckpoint(_) => Ok(Response::LeaseCheckpoint(LeaseCheckpointResponse {
                 revision: rev,
             })),
-            Request::Noop => Ok(Response::Noop { revision: rev }),
+            Request::Noop | Request::SetMembership(_) => Ok(Response::Noop { revision: rev }),
         }
     }
 
