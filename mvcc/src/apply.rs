@@ -1,9 +1,12 @@
 //! The write path: applying replicated requests inside one backend batch.
 //!
-//! A `Batch` collects, for a whole `apply_batch` call, the backend writes (`ops`), the values
-//! written but not yet committed (`pending`, so later requests of the same batch can read
-//! them), and the watch events. The in-memory index and lease table are updated as each request
-//! applies; the backend commit happens once at the end (see `Store::apply_batch`).
+//! A `Batch` applies requests in memory. It appends the backend writes to an `Unwritten`
+//! buffer (ops not yet committed, and the history keys they write), inserts the new values into
+//! the `pending` overlay (so later requests, and readers, see them before the backend does) and
+//! collects the watch events. The in-memory index and lease table are updated as each request
+//! applies. The buffer and the overlay belong to the store and outlive one batch: with
+//! `Store::apply_batch` they are committed at the end of the call, with
+//! `Store::apply_batch_deferred` they accumulate over many calls until `Store::commit_pending`.
 //!
 //! Every request is checked completely *before* it changes anything, so a request either
 //! applies fully or fails with no effect, as in etcd. An error from the backend itself in the
@@ -64,6 +67,36 @@ pub(crate) struct State {
     pub leases: LeaseTable,
 }
 
+/// Backend writes applied in memory but not yet committed, accumulated over one or more
+/// batches (several with `Store::apply_batch_deferred`). Committed in order, in one backend
+/// commit, followed by the meta writes of `close_ops`.
+#[derive(Debug, Default)]
+pub(crate) struct Unwritten {
+    /// The writes, in apply order (a put then a delete of the same key must end deleted).
+    pub ops: Vec<WriteOp>,
+    /// History keys put by `ops` and not doomed by a compaction since (a compaction must also
+    /// drop revisions the backend does not have yet).
+    pub written: Vec<[u8; crate::revision::REV_KEY_LEN]>,
+    /// Raft entries applied (not skipped) since the last commit.
+    pub entries: usize,
+}
+
+/// Meta writes closing a commit: consistent index and current revision.
+pub(crate) fn close_ops(st: &State) -> [WriteOp; 2] {
+    [
+        WriteOp::Put(
+            Bucket::Meta,
+            META_CONSISTENT_INDEX.to_vec(),
+            st.consistent_index.to_be_bytes().to_vec(),
+        ),
+        WriteOp::Put(
+            Bucket::Meta,
+            META_CURRENT_REV.to_vec(),
+            (st.current_rev as u64).to_be_bytes().to_vec(),
+        ),
+    ]
+}
+
 /// Fetches a put revision's key-value from `pending` or the backend.
 pub(crate) fn fetch_kv(
     reader: &dyn BackendRead,
@@ -98,16 +131,17 @@ impl TxnWrite {
     }
 }
 
-/// A batch of applied requests awaiting one backend commit.
+/// Requests being applied in memory; their writes join the store's `Unwritten` buffer.
 pub(crate) struct Batch<'a> {
     pub st: &'a mut State,
     pub reader: &'a dyn BackendRead,
     pub config: &'a StoreConfig,
     pub clock: &'a Mutex<LeaseClock>,
-    pub pending: HashMap<Revision, KeyValue>,
-    /// Every history key written in this batch (for compaction inside the batch).
-    pub written: Vec<[u8; crate::revision::REV_KEY_LEN]>,
-    pub ops: Vec<WriteOp>,
+    /// Values of every revision applied but not committed (this batch's and earlier ones').
+    pub pending: &'a mut HashMap<Revision, KeyValue>,
+    /// The uncommitted writes (this batch's are appended).
+    pub unwritten: &'a mut Unwritten,
+    /// Watch events of this batch.
     pub events: Vec<Event>,
 }
 
@@ -117,21 +151,22 @@ impl<'a> Batch<'a> {
         reader: &'a dyn BackendRead,
         config: &'a StoreConfig,
         clock: &'a Mutex<LeaseClock>,
+        pending: &'a mut HashMap<Revision, KeyValue>,
+        unwritten: &'a mut Unwritten,
     ) -> Batch<'a> {
         Batch {
             st,
             reader,
             config,
             clock,
-            pending: HashMap::new(),
-            written: Vec::new(),
-            ops: Vec::new(),
+            pending,
+            unwritten,
             events: Vec::new(),
         }
     }
 
     fn fetch(&self, rev: Revision) -> Result<KeyValue, Error> {
-        fetch_kv(self.reader, &self.pending, rev)
+        fetch_kv(self.reader, self.pending, rev)
     }
 
     /// Applies one request.
@@ -185,7 +220,7 @@ impl<'a> Batch<'a> {
                     if let Some(l) = self.st.leases.leases.get_mut(&cp.id) {
                         l.remaining_ttl = cp.remaining_ttl.max(0);
                         let rec = encode_lease(l.ttl, l.remaining_ttl);
-                        self.ops.push(WriteOp::Put(
+                        self.unwritten.ops.push(WriteOp::Put(
                             Bucket::Lease,
                             cp.id.to_be_bytes().to_vec(),
                             rec,
@@ -200,7 +235,7 @@ impl<'a> Batch<'a> {
                 revision: self.st.current_rev,
             }),
             Request::SetMembership(blob) => {
-                self.ops.push(WriteOp::Put(
+                self.unwritten.ops.push(WriteOp::Put(
                     Bucket::Meta,
                     META_MEMBERSHIP.to_vec(),
                     blob.clone(),
@@ -266,8 +301,9 @@ impl<'a> Batch<'a> {
         };
         self.st.leases.attach(lease, &p.key);
         let key = rev.to_key(false);
-        self.written.push(key);
-        self.ops
+        self.unwritten.written.push(key);
+        self.unwritten
+            .ops
             .push(WriteOp::Put(Bucket::Key, key.to_vec(), encode_kv(&kv)));
         self.pending.insert(rev, kv.clone());
         self.events.push(Event {
@@ -294,8 +330,9 @@ impl<'a> Batch<'a> {
             ..Default::default()
         };
         let k = rev.to_key(true);
-        self.written.push(k);
-        self.ops
+        self.unwritten.written.push(k);
+        self.unwritten
+            .ops
             .push(WriteOp::Put(Bucket::Key, k.to_vec(), encode_kv(&kv)));
         self.events.push(Event {
             kind: EventType::Delete,
@@ -467,18 +504,23 @@ impl<'a> Batch<'a> {
         if let Some(e) = bad {
             return Err(e);
         }
-        for k in &self.written {
-            let (r, _) = Revision::from_key(k)?;
+        // Revisions applied but not committed yet (this batch's, or earlier deferred ones').
+        let mut still_written = Vec::with_capacity(self.unwritten.written.len());
+        for k in std::mem::take(&mut self.unwritten.written) {
+            let (r, _) = Revision::from_key(&k)?;
             if r.main <= rev && !keep.contains(&r) {
                 doomed.push(k.to_vec());
                 self.pending.remove(&r);
+            } else {
+                still_written.push(k);
             }
         }
+        self.unwritten.written = still_written;
         for k in doomed {
-            self.ops.push(WriteOp::Delete(Bucket::Key, k));
+            self.unwritten.ops.push(WriteOp::Delete(Bucket::Key, k));
         }
         self.st.compact_rev = rev;
-        self.ops.push(WriteOp::Put(
+        self.unwritten.ops.push(WriteOp::Put(
             Bucket::Meta,
             META_COMPACT_REV.to_vec(),
             (rev as u64).to_be_bytes().to_vec(),
@@ -511,7 +553,7 @@ impl<'a> Batch<'a> {
         let ttl = g.ttl.max(self.config.min_lease_ttl);
         self.st.leases.leases.insert(id, Lease::new(ttl, 0));
         self.clock.lock().granted(id, ttl);
-        self.ops.push(WriteOp::Put(
+        self.unwritten.ops.push(WriteOp::Put(
             Bucket::Lease,
             id.to_be_bytes().to_vec(),
             encode_lease(ttl, 0),
@@ -537,24 +579,12 @@ impl<'a> Batch<'a> {
         }
         self.finish(&tw);
         self.st.leases.remove(id);
-        self.ops
+        self.unwritten
+            .ops
             .push(WriteOp::Delete(Bucket::Lease, id.to_be_bytes().to_vec()));
         Ok(LeaseRevokeResponse {
             revision: self.st.current_rev,
         })
-    }
-
-    /// Meta writes closing the batch: consistent index and current revision.
-    pub fn close(&mut self) {
-        let ci = self.st.consistent_index.to_be_bytes().to_vec();
-        self.ops.push(WriteOp::Put(
-            Bucket::Meta,
-            META_CONSISTENT_INDEX.to_vec(),
-            ci,
-        ));
-        let cur = (self.st.current_rev as u64).to_be_bytes().to_vec();
-        self.ops
-            .push(WriteOp::Put(Bucket::Meta, META_CURRENT_REV.to_vec(), cur));
     }
 }
 

@@ -64,7 +64,7 @@ pub use backend::{Backend, MemBackend};
 pub use error::{Error, GrpcCode};
 pub use lease::{DEFAULT_MIN_LEASE_TTL, MAX_LEASE_TTL};
 pub use revision::Revision;
-pub use store::{LeaseRenewal, Store, WatchStream};
+pub use store::{CommitStats, LeaseRenewal, Store, WatchStream};
 pub use types::*;
 pub use validate::validate_request;
 

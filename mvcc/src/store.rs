@@ -2,8 +2,8 @@
 //! batched apply, reads at a revision, watch streams, leases, hashes and status.
 
 use crate::apply::{
-    fetch_kv, Batch, State, StoreConfig, META_COMPACT_REV, META_CONSISTENT_INDEX, META_CURRENT_REV,
-    META_MEMBERSHIP,
+    close_ops, fetch_kv, Batch, State, StoreConfig, Unwritten, META_COMPACT_REV,
+    META_CONSISTENT_INDEX, META_CURRENT_REV, META_MEMBERSHIP,
 };
 use crate::backend::{Backend, BackendRead, Bucket};
 use crate::codec::{decode_kv, decode_lease, decode_lease_id, decode_u64};
@@ -15,15 +15,21 @@ use crate::read::range;
 use crate::revision::Revision;
 use crate::types::*;
 use crate::watch::{StreamQueue, WatchHub};
-use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 struct Core {
     backend: Box<dyn Backend>,
+    /// In-memory state: everything applied, committed or not.
     st: State,
-    /// Values of the batch being committed (visible in the index, not yet in the backend).
+    /// Values of every revision applied but not yet in the backend (deferred batches, and the
+    /// batch being committed): the index already names them, reads fetch them from here.
     pending: HashMap<Revision, KeyValue>,
+    /// Writes applied but not committed (by [`Store::apply_batch_deferred`]).
+    unwritten: Unwritten,
+    /// Consistent index of the last backend commit (<= `st.consistent_index`).
+    durable_index: u64,
     poisoned: Option<String>,
 }
 
@@ -150,6 +156,7 @@ impl Store {
             // A fresh etcd store is at revision 1 (the first write gets revision 2).
             st.current_rev = stored_current.max(max_rev).max(st.compact_rev).max(1);
         }
+        let durable_index = st.consistent_index;
         Ok(Store {
             inner: Arc::new(Inner {
                 apply_lock: Mutex::new(()),
@@ -158,6 +165,8 @@ impl Store {
                     backend,
                     st,
                     pending: HashMap::new(),
+                    unwritten: Unwritten::default(),
+                    durable_index,
                     poisoned: None,
                 }),
                 hub: Mutex::new(WatchHub::default()),
@@ -168,23 +177,132 @@ impl Store {
 
     /// Applies a batch of raft entries in one backend commit, and returns one result per entry.
     ///
-    /// Entries whose index is <= the stored consistent index were applied before (e.g. replayed
+    /// Entries whose index is <= the consistent index were applied before (e.g. replayed
     /// from the WAL after a restart) and are skipped with [`Error::AlreadyApplied`]. The new
     /// consistent index is written in the same commit as the data, so a crash either keeps both
     /// or neither. Watch events are published after the commit is durable.
+    ///
+    /// Writes left uncommitted by earlier [`Store::apply_batch_deferred`] calls are part of this
+    /// commit: on return, everything applied so far is durable.
     pub fn apply_batch(&self, entries: &[(u64, Request)]) -> Vec<Result<Response, Error>> {
         // One batch at a time; catch-up rounds also wait for a batch to be durable.
         let _applying = self.inner.apply_lock.lock();
         let mut guard = self.inner.core.write();
-        if let Err(e) = guard.check() {
+        let (results, events) = match self.apply_in_memory(&mut guard, entries) {
+            Ok(applied) => applied,
+            Err(poisoned) => return poisoned,
+        };
+        if guard.unwritten.entries == 0 {
+            return results; // nothing applied, now or before
+        }
+        // Readers may go on while the batch is written and fsynced: the index already shows
+        // the batch and its values are served from `pending` until the backend has them. (The
+        // entries are durable in the Raft log already, as in etcd, whose reads see its
+        // uncommitted backend buffer.)
+        let (guard, outcome) = Self::commit_unwritten(&self.inner.core, guard);
+        if let Err(e) = outcome {
             return entries.iter().map(|_| Err(e.clone())).collect();
         }
-        let core = &mut *guard;
-        // The previous batch is durable: its values are in the backend now.
-        core.pending.clear();
+        self.publish(&guard, &events);
+        // The backend has the batch now: release the overlay (a brief, I/O-free write lock).
+        drop(guard);
+        self.release_committed();
+        results
+    }
+
+    /// Applies a batch of raft entries **in memory only**, and returns one result per entry:
+    /// the same results as [`Store::apply_batch`] would give, but without writing the backend.
+    ///
+    /// Everything else happens at once: reads, txns, leases and later batches see the new
+    /// state (the key index and lease table are updated, values are served from an in-memory
+    /// overlay), [`Store::consistent_index`] advances, and watch events are published. The
+    /// backend writes accumulate until [`Store::commit_pending`] (or the next
+    /// [`Store::apply_batch`], or a call that reads the backend's own state, such as
+    /// [`Store::hash_kv`] or [`Store::snapshot_to`]) writes them all in one commit.
+    ///
+    /// This is how etcd applies (into bbolt's write buffer, committed every 100 ms): an
+    /// acknowledged write waits for the Raft log's fsync only. It is safe because the entries
+    /// are in the Raft log: after a crash, the store reopens at [`Store::durable_index`] and the
+    /// server re-applies the log entries after it. **Memory grows with the uncommitted writes
+    /// (their encoded ops and decoded values) until the caller commits**, so call
+    /// [`Store::commit_pending`] regularly (e.g. every 100 ms or 10,000 entries, like etcd).
+    ///
+    /// A backend failure while applying (a failed read of an older value) poisons the store
+    /// as in [`Store::apply_batch`]; the uncommitted writes are then lost with it.
+    pub fn apply_batch_deferred(&self, entries: &[(u64, Request)]) -> Vec<Result<Response, Error>> {
+        let _applying = self.inner.apply_lock.lock();
+        let mut guard = self.inner.core.write();
+        let (results, events) = match self.apply_in_memory(&mut guard, entries) {
+            Ok(applied) => applied,
+            Err(poisoned) => return poisoned,
+        };
+        let guard = RwLockWriteGuard::downgrade(guard);
+        self.publish(&guard, &events);
+        results
+    }
+
+    /// Writes everything applied by [`Store::apply_batch_deferred`] and not yet committed in
+    /// **one** backend commit (with the consistent index and current revision), then drops the
+    /// committed values from the in-memory overlay. Reads go on during the write and fsync.
+    ///
+    /// Returns what was committed; `entries == 0` means nothing was pending and the backend was
+    /// not touched. A backend failure poisons the store (every later call fails until it is
+    /// reopened; the lost entries are re-applied from the Raft log after
+    /// [`Store::durable_index`]).
+    pub fn commit_pending(&self) -> Result<CommitStats, Error> {
+        let _applying = self.inner.apply_lock.lock();
+        self.commit_pending_locked()
+    }
+
+    /// Raft entries applied by [`Store::apply_batch_deferred`] and not committed yet.
+    pub fn pending_entries(&self) -> usize {
+        self.inner.core.read().unwritten.entries
+    }
+
+    /// The consistent index of the last backend commit: after a crash the store reopens here,
+    /// and the Raft log entries after it must be applied again. Equal to
+    /// [`Store::consistent_index`] when nothing is pending.
+    pub fn durable_index(&self) -> u64 {
+        self.inner.core.read().durable_index
+    }
+
+    /// [`Store::commit_pending`] with `apply_lock` already held by the caller.
+    fn commit_pending_locked(&self) -> Result<CommitStats, Error> {
+        let guard = self.inner.core.write();
+        guard.check()?;
+        let entries = guard.unwritten.entries;
+        if entries == 0 {
+            return Ok(CommitStats::default());
+        }
+        let ops = guard.unwritten.ops.len() + 2;
+        let (guard, outcome) = Self::commit_unwritten(&self.inner.core, guard);
+        outcome?;
+        let consistent_index = guard.st.consistent_index;
+        drop(guard);
+        self.release_committed();
+        Ok(CommitStats {
+            entries,
+            ops,
+            consistent_index,
+        })
+    }
+
+    /// Applies `entries` in memory (apply_lock held, core write-locked): their writes join
+    /// `unwritten`, their values `pending`. Returns the results and the watch events, or, if
+    /// the store is (or became) poisoned, the results to return.
+    #[allow(clippy::type_complexity)]
+    fn apply_in_memory(
+        &self,
+        guard: &mut RwLockWriteGuard<'_, Core>,
+        entries: &[(u64, Request)],
+    ) -> Result<(Vec<Result<Response, Error>>, Vec<Event>), Vec<Result<Response, Error>>> {
+        if let Err(e) = guard.check() {
+            return Err(entries.iter().map(|_| Err(e.clone())).collect());
+        }
+        let core = &mut **guard;
         let reader = match core.backend.read() {
             Ok(r) => r,
-            Err(e) => return entries.iter().map(|_| Err(e.clone())).collect(),
+            Err(e) => return Err(entries.iter().map(|_| Err(e.clone())).collect()),
         };
         let mut results = Vec::with_capacity(entries.len());
         let mut batch = Batch::new(
@@ -192,9 +310,10 @@ impl Store {
             &*reader,
             &self.inner.config,
             &self.inner.lease_clock,
+            &mut core.pending,
+            &mut core.unwritten,
         );
         let mut fatal = None;
-        let mut applied_any = false;
         for (index, req) in entries {
             if *index <= batch.st.consistent_index {
                 results.push(Err(Error::AlreadyApplied {
@@ -203,7 +322,6 @@ impl Store {
                 }));
                 continue;
             }
-            applied_any = true;
             let res = batch.apply(*index, req);
             if let Err(Error::Corrupt(m) | Error::Storage(m)) = &res {
                 fatal = Some(m.clone());
@@ -211,55 +329,66 @@ impl Store {
                 break;
             }
             batch.st.consistent_index = *index;
+            batch.unwritten.entries += 1;
             results.push(res);
         }
+        let events = std::mem::take(&mut batch.events);
+        drop(batch);
+        drop(reader);
         if let Some(m) = fatal {
-            drop(batch);
-            drop(reader);
             core.poisoned = Some(m.clone());
             while results.len() < entries.len() {
                 results.push(Err(Error::Storage(m.clone())));
             }
-            return results;
+            return Err(results);
         }
-        if !applied_any {
-            return results; // every entry was already applied
-        }
-        batch.close();
-        let ops = std::mem::take(&mut batch.ops);
-        let events = std::mem::take(&mut batch.events);
-        let pending = std::mem::take(&mut batch.pending);
-        drop(batch);
-        drop(reader);
-        // Readers may go on while the batch is written and fsynced: the index already shows
-        // the batch and its values are served from `pending` until the backend has them. (The
-        // entries are durable in the Raft log already, as in etcd, whose reads see its
-        // uncommitted backend buffer.)
-        core.pending = pending;
+        Ok((results, events))
+    }
+
+    /// Commits `unwritten` (plus the meta writes) with the core lock downgraded to read, so
+    /// readers go on during the fsyncs. On failure the store is poisoned and the error
+    /// returned. The caller holds `apply_lock` and must call `release_committed` after
+    /// dropping the returned guard.
+    fn commit_unwritten<'a>(
+        lock: &'a RwLock<Core>,
+        mut guard: RwLockWriteGuard<'a, Core>,
+    ) -> (RwLockReadGuard<'a, Core>, Result<(), Error>) {
+        let mut ops = std::mem::take(&mut guard.unwritten.ops);
+        ops.extend(close_ops(&guard.st));
+        guard.unwritten.written.clear();
+        guard.unwritten.entries = 0;
         let guard = RwLockWriteGuard::downgrade(guard);
-        if let Err(e) = guard.backend.commit(ops) {
-            drop(guard);
-            let m = e.to_string();
-            self.inner.core.write().poisoned = Some(m.clone());
-            return entries
-                .iter()
-                .map(|_| Err(Error::Storage(m.clone())))
-                .collect();
-        }
-        if !events.is_empty() {
-            let core = &*guard;
-            if let Ok(reader) = core.backend.read() {
-                let mut prev = |k: &[u8], at: i64| lookup_prev(core, &*reader, k, at);
-                self.inner
-                    .hub
-                    .lock()
-                    .publish(&events, core.st.current_rev, &mut prev);
+        match guard.backend.commit(ops) {
+            Ok(()) => (guard, Ok(())),
+            Err(e) => {
+                drop(guard);
+                let m = e.to_string();
+                lock.write().poisoned = Some(m.clone());
+                (lock.read(), Err(Error::Storage(m)))
             }
         }
-        // The backend has the batch now: release the overlay (a brief, I/O-free write lock).
-        drop(guard);
-        self.inner.core.write().pending = HashMap::new();
-        results
+    }
+
+    /// After a successful commit: the backend has every applied value, so the overlay is
+    /// dropped and the durable index catches up (a brief, I/O-free write lock).
+    fn release_committed(&self) {
+        let mut core = self.inner.core.write();
+        core.pending = HashMap::new();
+        core.durable_index = core.st.consistent_index;
+    }
+
+    /// Publishes a batch's watch events (core locked for reading).
+    fn publish(&self, core: &Core, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Ok(reader) = core.backend.read() {
+            let mut prev = |k: &[u8], at: i64| lookup_prev(core, &*reader, k, at);
+            self.inner
+                .hub
+                .lock()
+                .publish(events, core.st.current_rev, &mut prev);
+        }
     }
 
     /// The membership blob last stored by [`Request::SetMembership`] and committed to the
@@ -313,11 +442,16 @@ impl Store {
             core.check()?;
             let core = &mut *core;
             let reader = core.backend.read()?;
+            // Reads see uncommitted values through `pending`; nothing is written, so the
+            // scratch buffer stays empty and is thrown away.
+            let mut scratch = Unwritten::default();
             let mut batch = Batch::new(
                 &mut core.st,
                 &*reader,
                 &self.inner.config,
                 &self.inner.lease_clock,
+                &mut core.pending,
+                &mut scratch,
             );
             match batch.apply(0, &Request::Txn(req.clone()))? {
                 Response::Txn(t) => Ok(t),
@@ -347,9 +481,11 @@ impl Store {
     }
 
     /// Streams a consistent copy of the backend (the state machine part of a Raft snapshot, and
-    /// etcd's Maintenance/Snapshot); returns the bytes written. Writes go on meanwhile.
+    /// etcd's Maintenance/Snapshot); returns the bytes written. Pending deferred writes are
+    /// committed first, so the copy holds everything applied ([`Store::consistent_index`]).
     pub fn snapshot_to(&self, w: &mut dyn std::io::Write) -> Result<u64, Error> {
-        let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
+        let _applying = self.inner.apply_lock.lock(); // no batch in flight
+        self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.read();
         core.check()?;
         core.backend.snapshot_to(w)
@@ -366,9 +502,11 @@ impl Store {
         Store::open(Box::new(backend), config)
     }
 
-    /// Defragments the backend (etcd's Maintenance/Defragment). Blocks applies while it runs.
+    /// Defragments the backend (etcd's Maintenance/Defragment), after committing pending
+    /// deferred writes. Blocks applies while it runs.
     pub fn defragment(&self) -> Result<(), Error> {
-        let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
+        let _applying = self.inner.apply_lock.lock(); // no batch in flight
+        self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.write();
         core.check()?;
         core.backend.defragment()
@@ -379,7 +517,8 @@ impl Store {
         self.inner.core.read().st.current_rev
     }
 
-    /// The last raft index applied (persisted with the data).
+    /// The last raft index applied (in memory; persisted with the data by the commit that
+    /// includes it, see [`Store::durable_index`]).
     pub fn consistent_index(&self) -> u64 {
         self.inner.core.read().st.consistent_index
     }
@@ -391,8 +530,10 @@ impl Store {
     /// the compaction revision only if the index keeps them at `revision`. See
     /// [`crate::etcd_hash`]. Like etcd 3.4, a `revision` at or below the compaction revision is
     /// [`Error::Compacted`], one above the current revision [`Error::FutureRevision`].
+    /// Pending deferred writes are committed first.
     pub fn hash_kv(&self, revision: i64) -> Result<HashKv, Error> {
-        let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
+        let _applying = self.inner.apply_lock.lock(); // no batch in flight
+        self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.read();
         core.check()?;
         let (cur, compact) = (core.st.current_rev, core.st.compact_rev);
@@ -437,9 +578,11 @@ impl Store {
 
     /// Hash of the whole store: CRC-32C over every bucket (name, then each key and value) of
     /// keel's own storage format. Members that applied the same log agree; unlike HashKV it
-    /// cannot equal etcd's `Hash` (that one checksums etcd's whole bbolt file).
+    /// cannot equal etcd's `Hash` (that one checksums etcd's whole bbolt file). Pending
+    /// deferred writes are committed first.
     pub fn hash(&self) -> Result<u32, Error> {
-        let _applying = self.inner.apply_lock.lock(); // backend = memory, no batch in flight
+        let _applying = self.inner.apply_lock.lock(); // no batch in flight
+        self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.read();
         core.check()?;
         let reader = core.backend.read()?;
@@ -479,8 +622,21 @@ impl Store {
         // Never during a batch's commit: the history scan reads the backend, which must hold
         // every revision up to the current one.
         let _applying = self.inner.apply_lock.lock();
-        let core = self.inner.core.read();
-        core.check()?;
+        // Revisions only in the deferred overlay are not in the backend: if some watcher will
+        // scan history, commit them first. Checked with the hub locked and the hub kept locked
+        // through the round, so no watcher can start between the check and the scan (and
+        // apply_lock keeps new batches out until the round is over).
+        let (core, mut hub) = loop {
+            let core = self.inner.core.read();
+            core.check()?;
+            let hub = self.inner.hub.lock();
+            if core.unwritten.entries == 0 || hub.counts().1 == 0 {
+                break (core, hub);
+            }
+            drop(hub);
+            drop(core);
+            self.commit_pending_locked()?;
+        };
         let reader = core.backend.read()?;
         let reader = &*reader;
         let mut history = |lo: i64, hi: i64| -> Result<Vec<Event>, Error> {
@@ -524,7 +680,7 @@ impl Store {
         };
         let mut prev = |k: &[u8], at: i64| lookup_prev(&core, reader, k, at);
         let cfg = &self.inner.config;
-        self.inner.hub.lock().sync(
+        hub.sync(
             core.st.current_rev,
             core.st.compact_rev,
             cfg.watch_sync_batch,
@@ -670,6 +826,18 @@ impl Store {
             .copied()
             .collect()
     }
+}
+
+/// Result of [`Store::commit_pending`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Raft entries committed (applied by [`Store::apply_batch_deferred`] since the last
+    /// commit). 0: nothing was pending and the backend was not written.
+    pub entries: usize,
+    /// Backend writes in the commit (puts and deletes, the meta writes included).
+    pub ops: usize,
+    /// The consistent index now durable ([`Store::durable_index`]); 0 if nothing was committed.
+    pub consistent_index: u64,
 }
 
 /// Result of [`Store::lease_renew`].
