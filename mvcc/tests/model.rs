@@ -2,6 +2,12 @@
 //! and to a simple reference model; every response must be equal, including reads at old
 //! revisions, after compaction, and after closing and reopening the store at random points
 //! (with the last batch re-applied, which must be a no-op).
+//!
+//! Batches are applied either durably (`apply_batch`) or in memory only
+//! (`apply_batch_deferred`), interleaved at random with `commit_pending`, reopen-after-commit
+//! and "crashes": the store is dropped *without* committing and reopened at its durable index,
+//! and the lost log entries are applied again; their results, the reads and the watch events
+//! must be exactly the model's.
 
 mod common;
 
@@ -198,10 +204,15 @@ fn op() -> impl Strategy<Value = Op> {
 
 #[derive(Debug, Clone)]
 enum Step {
-    /// Apply these ops as one batch.
-    Batch(Vec<Op>),
-    /// Close and reopen the store, then re-apply the last batch (must be skipped).
+    /// Apply these ops as one batch; deferred (in memory only) if the flag is set.
+    Batch(Vec<Op>, bool),
+    /// Commit the deferred batches.
+    Commit,
+    /// Commit, close and reopen the store, then re-apply the last batch (must be skipped).
     Reopen,
+    /// Drop the store without committing (a crash: deferred batches are lost), reopen it at
+    /// its durable index and apply the log after it again (deferred if the flag is set).
+    Crash(bool),
     /// Watch everything from a (possibly compacted) revision: exactly the model's events, or a
     /// cancel with the compaction revision.
     WatchFrom(RevSel),
@@ -209,8 +220,11 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        10 => prop::collection::vec(op(), 1..5).prop_map(Step::Batch),
+        10 => (prop::collection::vec(op(), 1..5), any::<bool>())
+            .prop_map(|(ops, deferred)| Step::Batch(ops, deferred)),
+        2 => Just(Step::Commit),
         1 => Just(Step::Reopen),
+        1 => any::<bool>().prop_map(Step::Crash),
         1 => rev_sel().prop_map(Step::WatchFrom),
     ]
 }
@@ -406,9 +420,11 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut follower = follow(&store, 0);
     let mut followed: Vec<Event> = vec![];
     let mut extras: Vec<Extra> = vec![];
+    // The Raft log: every entry with the result it must give when applied.
+    let mut log: Vec<(u64, Request, Result<Response, Error>)> = vec![];
     for step in steps {
         match step {
-            Step::Batch(ops) => {
+            Step::Batch(ops, deferred) => {
                 // Requests are built against the revision before the batch; later requests of
                 // the batch may therefore name revisions that became old or stay future.
                 let cur = model.rev();
@@ -419,12 +435,69 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                         (idx, to_request(op, cur))
                     })
                     .collect();
-                let got = store.apply_batch(&entries);
+                let durable = store.durable_index();
+                let got = if deferred {
+                    store.apply_batch_deferred(&entries)
+                } else {
+                    store.apply_batch(&entries)
+                };
                 let want: Vec<_> = entries.iter().map(|(i, r)| model.apply(*i, r)).collect();
                 for (n, (g, w)) in got.iter().zip(&want).enumerate() {
                     prop_assert_eq!(g, w, "entry {} of batch: {:?}", n, entries[n].1);
                 }
+                prop_assert_eq!(store.consistent_index(), model.consistent_index);
+                if deferred {
+                    prop_assert_eq!(store.durable_index(), durable, "deferred batch committed");
+                    prop_assert!(store.pending_entries() >= entries.len());
+                } else {
+                    // apply_batch commits the earlier deferred batches with its own
+                    prop_assert_eq!(store.durable_index(), model.consistent_index);
+                    prop_assert_eq!(store.pending_entries(), 0);
+                }
+                log.extend(
+                    entries
+                        .iter()
+                        .cloned()
+                        .zip(want)
+                        .map(|((i, r), w)| (i, r, w)),
+                );
                 last_batch = entries;
+            }
+            Step::Commit => {
+                let pending = store.pending_entries();
+                let stats = store.commit_pending().unwrap();
+                prop_assert_eq!(stats.entries, pending);
+                if pending > 0 {
+                    prop_assert_eq!(stats.consistent_index, model.consistent_index);
+                }
+                prop_assert_eq!(store.pending_entries(), 0);
+                prop_assert_eq!(store.durable_index(), model.consistent_index);
+                prop_assert_eq!(store.commit_pending().unwrap().entries, 0);
+            }
+            Step::Crash(deferred) => {
+                check_extras(&mut extras, &model)?;
+                let durable = store.durable_index();
+                drop(follower);
+                drop(store); // no commit: the deferred batches are lost
+                store = open(&dir);
+                prop_assert_eq!(store.consistent_index(), durable);
+                prop_assert_eq!(store.durable_index(), durable);
+                // The server replays the log after the durable index.
+                let lost: Vec<_> = log.iter().filter(|(i, _, _)| *i > durable).collect();
+                let entries: Vec<(u64, Request)> =
+                    lost.iter().map(|(i, r, _)| (*i, r.clone())).collect();
+                // a watcher resumed after its last event must get the replayed events once
+                let resume = followed.last().map_or(0, |e| e.kv.mod_revision + 1);
+                follower = follow(&store, resume);
+                let got = if deferred {
+                    store.apply_batch_deferred(&entries)
+                } else {
+                    store.apply_batch(&entries)
+                };
+                for (g, (i, r, w)) in got.iter().zip(&lost) {
+                    prop_assert_eq!(g, w, "replayed entry {}: {:?}", i, r);
+                }
+                prop_assert_eq!(store.consistent_index(), model.consistent_index);
             }
             Step::WatchFrom(sel) => {
                 let from = resolve(sel, model.rev()).max(1);
@@ -461,6 +534,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
             Step::Reopen => {
                 check_extras(&mut extras, &model)?;
+                store.commit_pending().unwrap();
                 drop(follower);
                 drop(store);
                 store = open(&dir);
@@ -495,7 +569,8 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         &followed,
         &model.events(EVERYTHING.0, EVERYTHING.1, 2, model.rev())
     );
-    // Leases' attached keys after everything (and after a final reopen).
+    // Leases' attached keys after everything (and after a final commit and reopen).
+    store.commit_pending().unwrap();
     drop(follower);
     drop(store);
     let store = open(&dir);
