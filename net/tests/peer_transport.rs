@@ -631,9 +631,10 @@ fn garbage_on_the_peer_port_is_closed_and_the_member_keeps_serving() {
     // The raw connections below speak as member 9, so they do not replace A's connection.
     b.transport.add_peer(9, free_addr()).unwrap();
 
-    // 1. An HTTP request instead of a handshake.
+    // 1. An HTTP request other than GET instead of a handshake (GET is answered; see
+    //    tests/peer_http.rs).
     let mut s = TcpStream::connect(b.transport.local_addr()).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: keel\r\nAccept: */*\r\n\r\n")
+    s.write_all(b"PUT / HTTP/1.1\r\nHost: keel\r\nAccept: */*\r\n\r\n")
         .unwrap();
     assert!(closed_by_peer(&mut s));
     wait_until("bad magic logged", || {

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::http::HttpHandler;
+
 /// Where the transport writes one-line diagnostics (closed connections and why, refused
 /// handshakes, reconnects). The default writes to stderr.
 pub type LogFn = Arc<dyn Fn(&str) + Send + Sync>;
@@ -55,6 +57,10 @@ pub struct PeerTransportConfig {
     pub max_batch_bytes: usize,
     /// Diagnostics sink.
     pub log: LogFn,
+    /// Answers plain HTTP `GET` requests on the peer port (a joining member asks an existing
+    /// one for the member list this way). `None` answers every request with `404`. Can be
+    /// replaced while running with `PeerTransport::set_http_handler`.
+    pub http: Option<HttpHandler>,
 }
 
 impl PeerTransportConfig {
@@ -84,6 +90,7 @@ impl PeerTransportConfig {
             jitter_seed: 0x6b65_656c_7065_6572, // "keelpeer"
             max_batch_bytes: 1 << 20,
             log: Arc::new(move |line: &str| eprintln!("keel-net peer[{local_id:#x}]: {line}")),
+            http: None,
         }
     }
 
@@ -150,6 +157,7 @@ impl fmt::Debug for PeerTransportConfig {
             .field("backoff_max", &self.backoff_max)
             .field("jitter_seed", &self.jitter_seed)
             .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("http", &self.http.as_ref().map(|_| "handler"))
             .finish_non_exhaustive()
     }
 }

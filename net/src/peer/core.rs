@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use super::config::PeerTransportConfig;
+use super::http::HttpHandler;
 use super::inbox::EventSink;
 use super::outbound::PeerLink;
 use super::stats::{add, TransportCounters};
@@ -38,6 +39,8 @@ pub(crate) struct Core {
     pub counters: TransportCounters,
     pub last_inbound_error: Mutex<Option<String>>,
     pub inbound_active: AtomicUsize,
+    /// Answers HTTP `GET`s on the peer port; starts as `config.http`.
+    pub http_handler: RwLock<Option<HttpHandler>>,
     acceptor_waker: mio::Waker,
     stop: AtomicBool,
     registry: Mutex<Registry>,
@@ -63,6 +66,7 @@ impl Core {
         acceptor_waker: mio::Waker,
     ) -> Self {
         Core {
+            http_handler: RwLock::new(config.http.clone()),
             config,
             local_addr,
             events,

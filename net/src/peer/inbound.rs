@@ -2,15 +2,19 @@
 
 use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
 use super::core::Core;
 use super::frame::{read_frame, FrameError, FrameKind, FRAME_HEADER_LEN};
 use super::handshake::{HandshakeError, Hello, Lane, Reply, Verdict, HELLO_LEN};
+use super::http::{
+    encode_response, read_request_path_io, DeadlineReader, HttpReply, RequestHeadError,
+};
 use super::inbox::PeerEvent;
 use super::snapshot::receive_snapshots;
 use super::stats::add;
@@ -108,12 +112,28 @@ fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr)
         .encode()
     };
 
+    let deadline = Instant::now() + cfg.handshake_timeout;
     let mut hello_bytes = [0u8; HELLO_LEN];
+    let (first, rest) = hello_bytes.split_at_mut(HTTP_GET.len());
+    let mut is_http = false;
     let setup = stream
         .set_nodelay(true)
         .and_then(|_| stream.set_read_timeout(Some(cfg.handshake_timeout)))
         .and_then(|_| stream.set_write_timeout(Some(cfg.handshake_timeout)))
-        .and_then(|_| stream.read_exact(&mut hello_bytes));
+        .and_then(|_| stream.read_exact(first))
+        .and_then(|_| {
+            // A joining member asking for the member list with plain HTTP (see `http`).
+            is_http = first == HTTP_GET;
+            if is_http {
+                Ok(())
+            } else {
+                stream.read_exact(rest)
+            }
+        });
+    if is_http {
+        serve_http(core, &stream, remote, deadline);
+        return;
+    }
     if let Err(e) = setup {
         if !core.stopping() {
             let why = match e.kind() {
@@ -177,6 +197,83 @@ fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr)
     match hello.lane {
         Lane::Messages => read_messages(core, stream, hello.from, remote),
         Lane::Snapshots => receive_snapshots(core, stream, hello.from, remote),
+    }
+}
+
+/// First bytes of a plain HTTP `GET` request (the hello starts with `KEELPEER` instead).
+const HTTP_GET: &[u8; 4] = b"GET ";
+
+/// Answers one HTTP `GET` (whose first four bytes were read already) and closes: reads the
+/// head within `deadline` and [`MAX_REQUEST_HEAD_BYTES`], asks the installed handler, writes
+/// the response with `Connection: close`.
+fn serve_http(core: &Core, stream: &TcpStream, remote: SocketAddr, deadline: Instant) {
+    let mut reader = DeadlineReader { stream, deadline };
+    let reply = match read_request_path_io(&mut reader, HTTP_GET) {
+        Ok(path) => {
+            let handler = core.http_handler.read().clone();
+            match handler {
+                None => HttpReply::plain_status(404),
+                // A panicking handler must not take the reader thread (and its connection
+                // slot accounting) down with it.
+                Some(handler) => match catch_unwind(AssertUnwindSafe(|| handler(&path))) {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) => HttpReply::plain_status(404),
+                    Err(_) => {
+                        core.log(&format!(
+                            "HTTP handler panicked on GET {path} from {remote}; answered 500"
+                        ));
+                        HttpReply::plain_status(500)
+                    }
+                },
+            }
+        }
+        Err(RequestHeadError::Head(e)) => {
+            if !core.stopping() {
+                core.note_rejected(format!("bad HTTP request from {remote}: {e}"));
+            }
+            HttpReply::plain_status(400)
+        }
+        Err(RequestHeadError::Io(e)) => {
+            if core.stopping() {
+                return;
+            }
+            let timed_out = matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
+            if !timed_out {
+                core.note_rejected(format!("HTTP request from {remote} failed: {e}"));
+                return;
+            }
+            core.note_rejected(format!(
+                "HTTP request from {remote}: no complete head within {:?}",
+                core.config.handshake_timeout
+            ));
+            HttpReply::plain_status(408)
+        }
+    };
+    add(&core.counters.http_requests, 1);
+    let mut out = stream;
+    let written = out
+        .set_write_timeout(Some(core.config.write_timeout))
+        .and_then(|_| out.write_all(&encode_response(&reply)))
+        .and_then(|_| out.flush());
+    if let Err(e) = written {
+        if !core.stopping() {
+            core.log(&format!("cannot write the HTTP response to {remote}: {e}"));
+        }
+        return;
+    }
+    // Half-close, then wait briefly for the client to close, so unread request bytes do not
+    // turn our close into a reset that could destroy the response before it is read.
+    let _ = out.shutdown(std::net::Shutdown::Write);
+    let linger = Instant::now() + Duration::from_millis(500);
+    let mut sink = DeadlineReader {
+        stream,
+        deadline: linger,
+    };
+    let mut scratch = [0u8; 1024];
+    while let Ok(n) = sink.read(&mut scratch) {
+        if n == 0 {
+            break;
+        }
     }
 }
 

@@ -49,6 +49,8 @@ pub struct TransportStats {
     pub snapshots_received: u64,
     /// Snapshots refused (bad CRC, too large, truncated).
     pub snapshots_rejected: u64,
+    /// Plain HTTP `GET` requests answered on the peer port (any status, including 4xx).
+    pub http_requests: u64,
     /// The last reason an inbound connection was refused or closed.
     pub last_inbound_error: Option<String>,
 }
@@ -76,6 +78,7 @@ pub(crate) struct TransportCounters {
     pub messages_received: AtomicU64,
     pub snapshots_received: AtomicU64,
     pub snapshots_rejected: AtomicU64,
+    pub http_requests: AtomicU64,
 }
 
 /// Adds `n` to a counter.

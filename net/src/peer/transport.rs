@@ -11,6 +11,7 @@ use mio::{Interest, Poll, Waker};
 use super::config::PeerTransportConfig;
 use super::core::Core;
 use super::error::{SendError, TransportError};
+use super::http::HttpHandler;
 use super::inbound::{run_acceptor, LISTENER, STOP};
 use super::inbox::{inbox, Inbox, PeerEvent};
 use super::outbound::{run_writer, PeerLink};
@@ -217,6 +218,18 @@ impl PeerTransport {
         Ok(())
     }
 
+    /// Installs (or replaces) the handler of plain HTTP `GET` requests on the peer port; takes
+    /// effect for the next request. The server installs one that reads its live membership,
+    /// so a joining member can `GET /members` (see [`http_get`](super::http_get)).
+    pub fn set_http_handler(&self, handler: HttpHandler) {
+        *self.core.http_handler.write() = Some(handler);
+    }
+
+    /// Removes the HTTP handler: further `GET`s on the peer port are answered with `404`.
+    pub fn clear_http_handler(&self) {
+        *self.core.http_handler.write() = None;
+    }
+
     /// Counters and state of one peer, `None` if unknown.
     pub fn peer_stats(&self, id: u64) -> Option<PeerStats> {
         self.core.peers.read().get(&id).map(|link| link.stats())
@@ -232,6 +245,7 @@ impl PeerTransport {
             messages_received: get(&c.messages_received),
             snapshots_received: get(&c.snapshots_received),
             snapshots_rejected: get(&c.snapshots_rejected),
+            http_requests: get(&c.http_requests),
             last_inbound_error: self.core.last_inbound_error.lock().clone(),
         }
     }
