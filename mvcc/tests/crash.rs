@@ -144,3 +144,112 @@ fn power_cut_at_every_operation_recovers_a_committed_prefix() {
     }
     assert!(checked > 100, "sweep too small: {checked}");
 }
+
+/// Deferred mode: the workload is applied with `apply_batch_deferred` (which must not touch
+/// the disk), committed once part-way, then the rest is committed by one `commit_pending`
+/// during which the power is cut at every write or sync. The reopened store's durable index is
+/// either the old commit's or the new one's, and replaying the log after it gives exactly the
+/// state of a store that applied everything durably and never crashed (ranges, leases, HashKV
+/// and the whole-store hash).
+#[test]
+fn power_cut_during_deferred_commit_keeps_old_or_new_state() {
+    let batches = workload();
+    let split = 8; // batches before the first commit
+    let old_durable = batches[split - 1].last().unwrap().0;
+    let last = batches.last().unwrap().last().unwrap().0;
+    // the reference: every batch applied durably, no crash
+    let reference = open_mem(MemStorage::new()).unwrap();
+    for b in &batches {
+        reference.apply_batch(b);
+    }
+    let want_range = reference.range(&everything()).unwrap();
+    let want_hash_kv = reference.hash_kv(0).unwrap();
+    let want_hash = reference.hash().unwrap();
+    let want_leases = reference.lease_list();
+
+    // Applies the workload in deferred mode up to the final commit (not included).
+    let run_until_final_commit = |storage: &MemStorage| -> Store {
+        let store = open_mem(storage.clone()).unwrap();
+        for (n, b) in batches.iter().enumerate() {
+            let ops_before = storage.ops();
+            for r in store.apply_batch_deferred(b) {
+                assert!(!matches!(r, Err(Error::Storage(_) | Error::Corrupt(_))));
+            }
+            assert_eq!(
+                storage.ops(),
+                ops_before,
+                "a deferred batch touched the disk"
+            );
+            if n + 1 == split {
+                let stats = store.commit_pending().unwrap();
+                assert_eq!(stats.entries as u64, old_durable);
+                assert_eq!(store.durable_index(), old_durable);
+            }
+        }
+        assert_eq!(store.durable_index(), old_durable);
+        assert_eq!(store.consistent_index(), last);
+        assert_eq!(store.pending_entries() as u64, last - old_durable);
+        store
+    };
+
+    let clean = MemStorage::new();
+    let store = run_until_final_commit(&clean);
+    let commit_start = clean.ops();
+    let stats = store.commit_pending().unwrap();
+    assert_eq!(stats.entries as u64, last - old_durable);
+    let commit_end = clean.ops();
+    assert!(commit_end > commit_start, "the commit wrote nothing");
+    drop(store);
+
+    let mut seen_old = false;
+    let mut seen_new = false;
+    for fail_at in commit_start..=commit_end {
+        for mode in [CrashMode::LoseUnsynced, CrashMode::Torn(fail_at * 17 + 3)] {
+            let storage = MemStorage::new();
+            let store = run_until_final_commit(&storage);
+            storage.fail_at_op(Some(fail_at));
+            let committed = store.commit_pending();
+            if committed.is_err() {
+                // poisoned until reopened
+                assert!(matches!(store.range(&everything()), Err(Error::Storage(_))));
+                assert!(store
+                    .apply_batch_deferred(&batches[0])
+                    .iter()
+                    .all(|r| r.is_err()));
+            }
+            drop(store);
+            let recovered = open_mem(MemStorage::from_bytes(storage.crash_image(mode)))
+                .expect("a crash image must reopen");
+            let durable = recovered.durable_index();
+            assert_eq!(recovered.consistent_index(), durable);
+            assert!(
+                durable == old_durable || durable == last,
+                "durable index {durable} is neither {old_durable} nor {last} (op {fail_at}, {mode:?})"
+            );
+            if committed.is_ok() {
+                assert_eq!(durable, last, "an acknowledged commit was lost");
+            }
+            seen_old |= durable == old_durable;
+            seen_new |= durable == last;
+            // the server replays the log after the durable index
+            let replay: Vec<(u64, Request)> = batches
+                .iter()
+                .flatten()
+                .filter(|(i, _)| *i > durable)
+                .cloned()
+                .collect();
+            for r in recovered.apply_batch_deferred(&replay) {
+                assert!(!matches!(r, Err(Error::Storage(_) | Error::Corrupt(_))));
+            }
+            recovered.commit_pending().unwrap();
+            assert_eq!(recovered.range(&everything()).unwrap(), want_range);
+            assert_eq!(recovered.lease_list(), want_leases);
+            assert_eq!(recovered.hash_kv(0).unwrap(), want_hash_kv);
+            assert_eq!(recovered.hash().unwrap(), want_hash);
+        }
+    }
+    assert!(
+        seen_old && seen_new,
+        "the sweep missed a side of the commit"
+    );
+}
