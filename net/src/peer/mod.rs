@@ -14,6 +14,16 @@
 //! any allocation. Each ordered pair of members uses one *message lane* connection per
 //! direction (the sender dials), and a fresh *snapshot lane* connection per snapshot.
 //!
+//! # Plain HTTP `GET` on the same port
+//! A member joining an existing cluster does not know its member id nor the cluster id yet,
+//! so it cannot say hello. Like etcd (`GET <peerURL>/members`), it asks an existing member
+//! with [`http_get`]. A connection whose first four bytes are `GET ` instead of the magic is
+//! served by the [`http`] module: the request head is read (at most 8 KiB, within the
+//! handshake timeout), its path goes to the [`HttpHandler`] (set in
+//! [`PeerTransportConfig::http`] or later with [`PeerTransport::set_http_handler`]), the
+//! [`HttpReply`] is written with `Content-Length` and `Connection: close`, and the
+//! connection is closed. No handler gives `404`, a malformed head `400`.
+//!
 //! # Threading model (no async runtime)
 //! Plain `std` threads and blocking sockets:
 //! - one **acceptor** thread sleeps in mio's `poll` on the listener and accepts (shutdown wakes
@@ -42,7 +52,7 @@
 //!
 //! # Example
 //! ```
-//! use keel_net::peer::{PeerEvent, PeerTransport, PeerTransportConfig};
+//! use keel_net::peer::{http_get, HttpReply, PeerEvent, PeerTransport, PeerTransportConfig};
 //! use std::time::Duration;
 //!
 //! let loopback = "127.0.0.1:0".parse().unwrap();
@@ -53,6 +63,14 @@
 //! a.send(2, b"MsgApp".to_vec()).unwrap();
 //! let event = b_inbox.recv_timeout(Duration::from_secs(5));
 //! assert_eq!(event, Some(PeerEvent::Message { from: 1, payload: b"MsgApp".to_vec() }));
+//!
+//! // A joining member asks A for the member list over plain HTTP on the same port.
+//! a.set_http_handler(std::sync::Arc::new(|path: &str| {
+//!     (path == "/members").then(|| HttpReply::json(r#"{"members":[]}"#))
+//! }));
+//! let (status, body) = http_get(a.local_addr(), "/members", Duration::from_secs(5)).unwrap();
+//! assert_eq!((status, body.as_slice()), (200, &br#"{"members":[]}"#[..]));
+//! assert_eq!(http_get(a.local_addr(), "/other", Duration::from_secs(5)).unwrap().0, 404);
 //! ```
 
 #![warn(missing_docs)]
