@@ -53,6 +53,8 @@ pub enum Request {
     /// Internal: a member publishes its name and client URLs (etcd publishes its
     /// `Attributes` through Raft the same way); `peer_urls` is left empty.
     MemberAttributes(pb::Member),
+    /// Cluster.MemberUpdate: new peer URLs for a member (no Raft configuration change).
+    MemberUpdate(pb::MemberUpdateRequest),
 }
 
 impl Request {
@@ -67,6 +69,7 @@ impl Request {
             Request::LeaseRevoke(_) => 7,
             Request::LeaseCheckpoint(_) => 8,
             Request::MemberAttributes(_) => 9,
+            Request::MemberUpdate(_) => 10,
         }
     }
 
@@ -82,6 +85,7 @@ impl Request {
             Request::LeaseRevoke(m) => m.encode(out),
             Request::LeaseCheckpoint(m) => m.encode(out),
             Request::MemberAttributes(m) => m.encode(out),
+            Request::MemberUpdate(m) => m.encode(out),
         };
     }
 
@@ -96,6 +100,7 @@ impl Request {
             Request::LeaseRevoke(m) => m.encoded_len(),
             Request::LeaseCheckpoint(m) => m.encoded_len(),
             Request::MemberAttributes(m) => m.encoded_len(),
+            Request::MemberUpdate(m) => m.encoded_len(),
         }
     }
 }
@@ -177,6 +182,7 @@ impl Envelope {
             7 => Request::LeaseRevoke(pb::LeaseRevokeRequest::decode(body).map_err(bad)?),
             8 => Request::LeaseCheckpoint(pb::LeaseCheckpointRequest::decode(body).map_err(bad)?),
             9 => Request::MemberAttributes(pb::Member::decode(body).map_err(bad)?),
+            10 => Request::MemberUpdate(pb::MemberUpdateRequest::decode(body).map_err(bad)?),
             k => return Err(EnvelopeError::UnknownKind(k)),
         };
         Ok(Envelope { id, request })
@@ -288,6 +294,10 @@ mod tests {
                 name: "m1".into(),
                 client_urls: vec!["http://127.0.0.1:2379".into()],
                 ..Default::default()
+            }),
+            Request::MemberUpdate(pb::MemberUpdateRequest {
+                id: 9,
+                peer_urls: vec!["http://127.0.0.1:2390".into()],
             }),
         ]
     }

@@ -248,6 +248,8 @@ etcd_errors! {
     NotSupportedForLearner = (Unavailable, "etcdserver: rpc not supported for learner"),
     /// `ErrGRPCBadLeaderTransferee`: MoveLeader to a non-member or learner.
     BadLeaderTransferee = (FailedPrecondition, "etcdserver: bad leader transferee"),
+    /// `ErrTimeoutLeaderTransfer`: MoveLeader did not finish within the request timeout.
+    TimeoutLeaderTransfer = (Unavailable, "etcdserver: request timed out, leader transfer took too long"),
     /// `ErrGRPCClusterVersionUnavailable`.
     ClusterVersionUnavailable = (Unavailable, "etcdserver: cluster version not found during downgrade"),
     /// `ErrGRPCWrongDowngradeVersionFormat`.
@@ -305,16 +307,10 @@ impl Status {
         }
     }
 
-    /// `Unimplemented` for a call keel does not serve (e.g. Auth calls other than AuthStatus,
-    /// membership changes). `method` is the gRPC path (`/etcdserverpb.Cluster/MemberAdd`); the
-    /// message says what is missing: membership changes, auth, or just the method.
+    /// `Unimplemented` for a call keel does not serve (Auth calls other than AuthStatus).
+    /// `method` is the gRPC path; the message says what is missing.
     pub fn unimplemented(method: &str) -> Status {
-        let message = if method.starts_with("/etcdserverpb.Cluster/Member") {
-            format!(
-                "etcdserver: membership changes are not supported by this keel build yet \
-                 ({method} is not implemented)"
-            )
-        } else if method.starts_with("/etcdserverpb.Auth/") {
+        let message = if method.starts_with("/etcdserverpb.Auth/") {
             format!("keel: {method} is not implemented (auth is disabled in keel)")
         } else {
             format!("keel: {method} is not implemented")
@@ -521,7 +517,7 @@ mod tests {
             assert_eq!(s.etcd_error(), Some(e));
             assert_ne!(e.code(), Code::Ok);
         }
-        assert_eq!(EtcdError::ALL.len(), 61);
+        assert_eq!(EtcdError::ALL.len(), 62);
         assert_eq!(EtcdError::from_message("etcdserver: no such thing"), None);
         // Same message, other code: not the table error.
         assert_eq!(
@@ -548,22 +544,12 @@ mod tests {
     }
 
     #[test]
-    fn membership_changes_say_they_are_not_supported_not_auth() {
-        for m in ["MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote"] {
-            let path = format!("/etcdserverpb.Cluster/{m}");
-            let u = Status::unimplemented(&path);
-            assert_eq!(u.code, Code::Unimplemented);
-            assert!(
-                u.message.starts_with(
-                    "etcdserver: membership changes are not supported by this keel build yet"
-                ),
-                "{}",
-                u.message
-            );
-            assert!(u.message.contains(&path), "{}", u.message);
-            assert!(!u.message.contains("auth"), "{}", u.message);
-        }
-        let other = Status::unimplemented("/etcdserverpb.Maintenance/MoveLeader");
+    fn unimplemented_names_the_method_and_blames_auth_only_for_auth() {
+        let other = Status::unimplemented("/etcdserverpb.Maintenance/Downgrade");
+        assert_eq!(other.code, Code::Unimplemented);
+        assert!(other
+            .message
+            .contains("/etcdserverpb.Maintenance/Downgrade"));
         assert!(!other.message.contains("auth"), "{}", other.message);
     }
 }

@@ -13,6 +13,8 @@
 //! ```
 //!
 //! What lives here, one concept per file:
+//! * [`bootstrap`]: who a member is at start (new cluster, joining one, or restarting).
+//! * [`membership`]: the membership table, its checks, and how changes apply to it.
 //! * [`member`]: a running member — the `net` event loop as the handler of client calls and
 //!   timers, the apply thread, the etcd v3 services served so far, `/health` `/version`
 //!   `/metrics`.
@@ -40,9 +42,11 @@
 //! A member runs alone or in a static cluster given by `--initial-cluster`: Raft messages go
 //! through `keel_net::peer` (followers forward proposals and ReadIndex requests to the leader
 //! inside consensus), and a member that fell behind the leader's compacted log is caught up by
-//! a snapshot of mvcc's database. Membership changes (MemberAdd/Remove/Promote) come next. See
-//! README.md for what is served and what is not.
+//! a snapshot of mvcc's database. Members are added (as learners or voters), promoted,
+//! updated and removed at run time (`member/cluster_service.rs`). See README.md for what is
+//! served and what is not.
 
+pub mod bootstrap;
 pub mod compactor;
 pub mod config;
 pub mod convert;
@@ -51,6 +55,7 @@ pub mod errors;
 pub mod health;
 pub mod log;
 pub mod member;
+pub mod membership;
 pub mod metrics;
 pub mod raft_core;
 pub mod raft_log;

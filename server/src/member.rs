@@ -34,7 +34,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use keel_consensus::{ConfState, Entry, EntryKind, Role};
+use keel_consensus::{ConfChange, Entry, EntryKind, Role};
 use keel_mvcc as mvcc;
 use keel_net::event_loop::{Ctx, EventLoop, Handler, LoopConfig, LoopWaker, TimerId};
 use keel_net::grpc::{CallEvent, CallId, GrpcConfig, Metadata};
@@ -50,11 +50,14 @@ use crate::config::Config;
 use crate::convert::{self, HeaderInfo};
 use crate::envelope::{Envelope, IdGenerator, Request};
 use crate::errors::{Code, EtcdError, Status};
+use crate::membership::{ChangeContext, Membership};
 use crate::metrics::ServerMetrics;
 use crate::raft_core::{Output, RaftCore};
 use crate::raft_log::{open_log, OpenedLog};
 use crate::wait::Waiters;
 use crate::{log_debug, log_error, log_info, log_warn};
+
+mod cluster_service;
 
 const TICK_TIMER: u64 = 1;
 /// etcd's `maxGapBetweenApplyAndCommitIndex`: beyond this many committed-but-unapplied
@@ -98,6 +101,25 @@ pub enum Wake {
     PeerInbox,
     /// Building or queueing a snapshot for this peer failed.
     SnapshotFailed(u64),
+    /// The apply thread applied a membership change: Raft's configuration and the peer
+    /// transport follow it.
+    Membership(MembershipEvent),
+}
+
+/// A membership change the loop must act on, in apply order.
+#[derive(Debug)]
+pub enum MembershipEvent {
+    /// A configuration change was applied to the table: apply it to Raft.
+    ConfChange(ConfChange),
+    /// A member's peer URLs changed (MemberUpdate).
+    PeerUrls(u64, Vec<String>),
+}
+
+/// A MoveLeader call waiting for the transfer to finish.
+struct PendingTransfer {
+    call: CallId,
+    target: u64,
+    deadline: Instant,
 }
 
 /// A `Lock` call waiting for the keys created before its own to disappear.
@@ -175,8 +197,9 @@ struct Shared {
     header: HeaderInfo,
     term: AtomicU64,
     applied: AtomicU64,
-    /// Client URLs members published through Raft ([`Request::MemberAttributes`]), by id.
-    client_urls: std::sync::Mutex<HashMap<u64, Vec<String>>>,
+    /// The membership table as of the apply thread's last applied entry (see
+    /// [`crate::membership`]); names and client URLs come from [`Request::MemberAttributes`].
+    membership: parking_lot::Mutex<Membership>,
 }
 
 impl Shared {
@@ -237,8 +260,10 @@ pub struct Member {
     last_snapshot: u64,
     /// `Lock` calls waiting for their predecessors.
     locks: HashMap<CallId, LockWait>,
-    /// The peer transport and its inbox (None for a single-member cluster).
+    /// The peer transport and its inbox.
     peers: Option<(Arc<PeerTransport>, Inbox)>,
+    /// A MoveLeader call in progress.
+    transfer: Option<PendingTransfer>,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -259,18 +284,9 @@ impl RunningMember {
 /// Open the member's storage, start its threads and bind its client URLs.
 pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, StartError> {
     let err = |what: &str, e: &dyn std::fmt::Display| StartError(format!("{what}: {e}"));
-    let members = cfg.initial_members();
-    if members.is_empty() {
+    if cfg.initial_members().is_empty() {
         return Err(StartError("--initial-cluster lists no members".into()));
     }
-    let id = cfg.member_id();
-    if !members.iter().any(|m| m.id == id) {
-        return Err(StartError(format!(
-            "this member ({}, id {id:x}) is not in --initial-cluster",
-            cfg.name
-        )));
-    }
-    let cluster_id = cfg.cluster_id();
     let member_dir: PathBuf = cfg.data_dir.join("member");
     let wal_dir = member_dir.join("wal");
     std::fs::create_dir_all(&wal_dir)
@@ -287,11 +303,26 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         .map_err(|e| err(&format!("cannot open {}", db_path.display()), &e))?;
     let applied = store.consistent_index();
 
+    // Who we are: from the flags (new cluster), from the existing members (joining), or from
+    // what this data directory recorded (restart). See `bootstrap`.
+    let has_wal = wal_dir.is_dir()
+        && !wal::segment::list_segments(&wal_dir)
+            .map_err(|e| err("cannot list the WAL", &e))?
+            .is_empty();
+    let stored = store
+        .membership()
+        .map_err(|e| err("cannot read the stored membership", &e))?;
+    let identity =
+        crate::bootstrap::resolve(&cfg, &member_dir, stored, has_wal).map_err(StartError)?;
+    let id = identity.member_id;
+    let cluster_id = identity.cluster_id;
+    let membership = identity.membership;
+
     let wal_opts = wal::WalOptions {
         logger: Arc::new(|line| crate::log::log(crate::log::Level::Warn, format_args!("{line}"))),
         ..wal::WalOptions::default()
     };
-    let conf = ConfState::with_voters(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    let conf = membership.conf_state();
     let OpenedLog {
         wal,
         storage,
@@ -357,8 +388,9 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
     let waker = event_loop.waker();
 
     // Peers: Raft messages travel over keel-net's peer transport, bound on the first
-    // --listen-peer-urls; every other member of --initial-cluster is dialled at its first URL.
-    let peers = if members.len() > 1 {
+    // --listen-peer-urls; every other member is dialled at its first peer URL. The transport
+    // runs even for a single member, so that members can be added.
+    let peers = {
         let listen = cfg
             .listen_peer_urls
             .first()
@@ -379,20 +411,10 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
             "serving peer traffic on {listen} ({})",
             transport.local_addr()
         );
-        for m in members.iter().filter(|m| m.id != id) {
-            let Some(u) = m.peer_urls.first() else {
-                return Err(StartError(format!("member {} has no peer URL", m.name)));
-            };
-            let paddr = u
-                .listen_addr()
-                .map_err(|e| err(&format!("bad peer URL of {}", m.name), &e))?;
-            transport
-                .add_peer(m.id, paddr)
-                .map_err(|e| err(&format!("cannot add peer {}", m.name), &e))?;
+        for m in membership.list().iter().filter(|m| m.id != id) {
+            add_peer_of(&transport, m);
         }
         Some((Arc::new(transport), inbox))
-    } else {
-        None
     };
 
     let shared = Arc::new(Shared {
@@ -403,8 +425,23 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         },
         term: AtomicU64::new(core.term()),
         applied: AtomicU64::new(applied),
-        client_urls: std::sync::Mutex::new(HashMap::new()),
+        membership: parking_lot::Mutex::new(membership),
     });
+    if let Some((transport, _)) = &peers {
+        // Joining members ask for the member list on the peer port (see `bootstrap`).
+        let shared = shared.clone();
+        transport.set_http_handler(Arc::new(move |path: &str| {
+            (path == crate::bootstrap::MEMBERS_PATH).then(|| keel_net::peer::HttpReply {
+                status: 200,
+                content_type: "application/protobuf".into(),
+                body: crate::bootstrap::members_body(
+                    shared.header.cluster_id,
+                    shared.header.member_id,
+                    &shared.membership.lock(),
+                ),
+            })
+        }));
+    }
     let waiters = Arc::new(Waiters::new());
     let (apply_tx, apply_rx) = mpsc::channel::<Vec<Entry>>();
     {
@@ -448,6 +485,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         last_snapshot: applied,
         locks: HashMap::new(),
         peers,
+        transfer: None,
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -461,6 +499,24 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         member,
         client_addrs,
     })
+}
+
+/// Dial member `m` at its first peer URL (a bad URL is logged: the member stays unreachable).
+fn add_peer_of(transport: &PeerTransport, m: &pb::Member) {
+    let addr = m
+        .peer_urls
+        .first()
+        .ok_or_else(|| "no peer URL".to_string())
+        .and_then(|u| crate::url::Url::parse(u).map_err(|e| e.to_string()))
+        .and_then(|u| u.listen_addr().map_err(|e| e.to_string()));
+    match addr {
+        Ok(a) => {
+            if transport.add_peer(m.id, a).is_err() {
+                let _ = transport.update_peer(m.id, a);
+            }
+        }
+        Err(e) => log_warn!("member {:x} cannot be dialled: {e}", m.id),
+    }
 }
 
 /// The apply thread: applies committed entries to mvcc in batches and answers waiting clients.
@@ -477,36 +533,17 @@ fn apply_loop(
         while let Ok(more) = rx.try_recv() {
             entries.extend(more);
         }
+        // Entries at or below the store's consistent index were applied before this start:
+        // the store skips them, and the membership table loaded with it already has them.
+        let done = store.consistent_index();
         let mut requests = Vec::with_capacity(entries.len());
         let mut ids = Vec::with_capacity(entries.len());
+        let mut events = Vec::new();
         for e in &entries {
-            let (id, req) = match e.kind {
-                EntryKind::ConfChange => {
-                    log_warn!("ignoring configuration change entry {} (membership changes are not wired yet)", e.index);
-                    (0, mvcc::Request::Noop)
-                }
-                EntryKind::Normal if e.data.is_empty() => (0, mvcc::Request::Noop),
-                EntryKind::Normal => match Envelope::decode(&e.data) {
-                    Ok(env) => match to_store_request(&env.request) {
-                        Ok(r) if matches!(env.request, Request::MemberAttributes(_)) => {
-                            if let Request::MemberAttributes(m) = &env.request {
-                                if let Ok(mut urls) = shared.client_urls.lock() {
-                                    urls.insert(m.id, m.client_urls.clone());
-                                }
-                            }
-                            (env.id, r)
-                        }
-                        Ok(r) => (env.id, r),
-                        Err(status) => {
-                            waiters.trigger(env.id, Err(status));
-                            (0, mvcc::Request::Noop)
-                        }
-                    },
-                    Err(err) => {
-                        log_error!("entry {}: {err}; applying it as a no-op", e.index);
-                        (0, mvcc::Request::Noop)
-                    }
-                },
+            let (id, req) = if e.index <= done {
+                (0, mvcc::Request::Noop)
+            } else {
+                decode_entry(e, &shared, &waiters, &mut events)
             };
             ids.push(id);
             requests.push((e.index, req));
@@ -526,11 +563,115 @@ fn apply_loop(
                 waiters.trigger(id, result.map_err(|e| convert::store_error(&e)));
             }
         }
+        for ev in events {
+            let _ = waker.wake(Wake::Membership(ev));
+        }
         if let Some(last) = entries.last() {
             shared.applied.store(last.index, Ordering::Relaxed);
             metrics.proposals_applied.set(last.index as f64);
             let _ = waker.wake(Wake::Applied(last.index));
         }
+    }
+}
+
+/// What one committed entry asks of the store, and the id of the client waiting for it (0 =
+/// none). Membership entries update the table here, in apply order, and store it.
+fn decode_entry(
+    e: &Entry,
+    shared: &Shared,
+    waiters: &Waiters<mvcc::Response>,
+    events: &mut Vec<MembershipEvent>,
+) -> (u64, mvcc::Request) {
+    match e.kind {
+        EntryKind::ConfChange => {
+            let cc = match keel_consensus::codec::decode_conf_change_entry(e) {
+                Ok(cc) => cc,
+                Err(err) => {
+                    log_error!(
+                        "entry {}: bad membership change ({err}); applying it as a no-op",
+                        e.index
+                    );
+                    return (0, mvcc::Request::Noop);
+                }
+            };
+            let ctx = ChangeContext::decode_lenient(&cc.context);
+            let mut table = shared.membership.lock();
+            let what = crate::membership::describe(&cc, &table);
+            match table.apply_change(&cc, &ctx) {
+                Ok(()) => {
+                    log_info!(
+                        "membership: {what} member {:x} (entry {}); voters {:x?}, learners {:x?}",
+                        cc.node_id,
+                        e.index,
+                        table.conf_state().voters,
+                        table.conf_state().learners
+                    );
+                    let blob = table.encode();
+                    events.push(MembershipEvent::ConfChange(cc));
+                    (ctx.request_id, mvcc::Request::SetMembership(blob))
+                }
+                Err(err) => {
+                    log_info!(
+                        "membership: {what} member {:x} (entry {}) refused: {}",
+                        cc.node_id,
+                        e.index,
+                        err.status().message
+                    );
+                    drop(table);
+                    waiters.trigger(ctx.request_id, Err(err.status()));
+                    (0, mvcc::Request::Noop)
+                }
+            }
+        }
+        EntryKind::Normal if e.data.is_empty() => (0, mvcc::Request::Noop),
+        EntryKind::Normal => match Envelope::decode(&e.data) {
+            Ok(Envelope {
+                id,
+                request: Request::MemberAttributes(m),
+            }) => {
+                let mut table = shared.membership.lock();
+                if table.set_attributes(&m) {
+                    log_info!(
+                        "member {:x} published name {:?} and client URLs {:?}",
+                        m.id,
+                        m.name,
+                        m.client_urls
+                    );
+                    (id, mvcc::Request::SetMembership(table.encode()))
+                } else {
+                    (id, mvcc::Request::Noop)
+                }
+            }
+            Ok(Envelope {
+                id,
+                request: Request::MemberUpdate(u),
+            }) => {
+                let mut table = shared.membership.lock();
+                match table.update_peer_urls(u.id, &u.peer_urls) {
+                    Ok(()) => {
+                        log_info!("member {:x} now has peer URLs {:?}", u.id, u.peer_urls);
+                        events.push(MembershipEvent::PeerUrls(u.id, u.peer_urls.clone()));
+                        (id, mvcc::Request::SetMembership(table.encode()))
+                    }
+                    Err(err) => {
+                        drop(table);
+                        waiters.trigger(id, Err(err.status()));
+                        (0, mvcc::Request::Noop)
+                    }
+                }
+            }
+            Ok(env) => match to_store_request(&env.request) {
+                Ok(r) => (env.id, r),
+                Err(status) => {
+                    waiters.trigger(env.id, Err(status));
+                    (0, mvcc::Request::Noop)
+                }
+            },
+            Err(err) => {
+                log_error!("entry {}: {err}; applying it as a no-op", e.index);
+                (0, mvcc::Request::Noop)
+            }
+        },
     }
 }
 
@@ -649,7 +790,7 @@ fn to_store_request(r: &Request) -> Result<mvcc::Request, Status> {
         Request::LeaseGrant(x) => mvcc::Request::LeaseGrant(convert::lease_grant_request(x)),
         Request::LeaseRevoke(x) => mvcc::Request::LeaseRevoke(convert::lease_revoke_request(x)),
         // Applied by the apply thread itself (member attributes); a no-op for mvcc.
-        Request::MemberAttributes(_) => mvcc::Request::Noop,
+        Request::MemberAttributes(_) | Request::MemberUpdate(_) => mvcc::Request::Noop,
         Request::LeaseCheckpoint(x) => mvcc::Request::LeaseCheckpoint(
             x.checkpoints
                 .iter()
@@ -737,14 +878,14 @@ impl Member {
     }
 
     /// Publish this member's name and client URLs through Raft so that every member's
-    /// MemberList shows them (multi-member clusters only). Done whenever a leader is seen
-    /// and every [`ATTRIBUTES_REFRESH_TICKS`] ticks: the table lives in memory, so a member
-    /// that restarted learns the others' URLs at their next publication.
+    /// MemberList shows them (etcd's `publish`). Checked whenever a leader is seen and every
+    /// [`ATTRIBUTES_REFRESH_TICKS`] ticks; proposed only while the table (which is stored and
+    /// replicated) does not show them yet.
     fn publish_attributes(&mut self) {
-        if self.peers.is_none() || self.core.leader() == 0 {
+        if self.core.leader() == 0 {
             return;
         }
-        self.propose_internal(Request::MemberAttributes(pb::Member {
+        let mine = pb::Member {
             id: self.id,
             name: self.cfg.name.clone(),
             client_urls: self
@@ -754,7 +895,16 @@ impl Member {
                 .map(|u| u.to_string())
                 .collect(),
             ..Default::default()
-        }));
+        };
+        let published = self
+            .shared
+            .membership
+            .lock()
+            .get(self.id)
+            .is_none_or(|m| m.name == mine.name && m.client_urls == mine.client_urls);
+        if !published {
+            self.propose_internal(Request::MemberAttributes(mine));
+        }
     }
 
     /// etcd's space quota (`quotaKVServer`): a mutating request of `cost` bytes is refused with
@@ -1245,8 +1395,8 @@ impl Member {
         if leader == 0 || leader == self.id {
             return None;
         }
-        let urls = self.shared.client_urls.lock().ok()?;
-        let url = urls.get(&leader)?.first()?;
+        let table = self.shared.membership.lock();
+        let url = table.get(leader)?.client_urls.first()?;
         Some(
             url.trim_start_matches("http://")
                 .trim_end_matches('/')
@@ -1374,6 +1524,7 @@ impl Member {
                 self.store.lease_demote();
             }
             self.is_leader = leading;
+            self.check_transfer();
             match role {
                 Role::Leader => log_info!("{:x} became leader at term {term}", self.id),
                 _ if leader != 0 => {
@@ -1807,7 +1958,7 @@ impl Member {
                         .map(|a| format!("memberID:{} alarm:{} ", self.id, a.name()))
                         .collect(),
                     db_size_in_use: st.db_size_in_use as i64,
-                    is_learner: false,
+                    is_learner: self.shared.membership.lock().is_learner(self.id),
                     storage_version: String::new(),
                     db_size_quota: self.cfg.quota_bytes().map(|q| q as i64).unwrap_or(0),
                     downgrade_info: None,
@@ -2006,38 +2157,15 @@ impl Member {
                 };
                 Some(Ok(resp.encode_to_vec()))
             }
-            Rpc::MemberList => {
-                let members = self
-                    .cfg
-                    .initial_members()
-                    .into_iter()
-                    .map(|m| pb::Member {
-                        id: m.id,
-                        client_urls: if m.id == self.id {
-                            self.cfg
-                                .advertise_client_urls
-                                .iter()
-                                .map(|u| u.to_string())
-                                .collect()
-                        } else {
-                            self.shared
-                                .client_urls
-                                .lock()
-                                .ok()
-                                .and_then(|u| u.get(&m.id).cloned())
-                                .unwrap_or_default()
-                        },
-                        name: m.name,
-                        peer_urls: m.peer_urls.iter().map(|u| u.to_string()).collect(),
-                        is_learner: false,
-                    })
-                    .collect();
-                Some(Ok(pb::MemberListResponse {
-                    header: Some(h.header(0)),
-                    members,
-                }
-                .encode_to_vec()))
+            Rpc::MemberList => Some(Ok(pb::MemberListResponse {
+                header: Some(h.header(0)),
+                members: self.shared.membership.lock().list(),
             }
+            .encode_to_vec())),
+            Rpc::MemberAdd | Rpc::MemberRemove | Rpc::MemberPromote | Rpc::MemberUpdate => {
+                self.membership_call(ctx, call, rpc, msg)
+            }
+            Rpc::MoveLeader => self.move_leader(call, msg),
             Rpc::AuthStatus => Some(Ok(pb::AuthStatusResponse {
                 header: Some(h.header(0)),
                 enabled: false,
@@ -2189,6 +2317,7 @@ impl Handler<Wake> for Member {
             }
             self.waiters.expire(Instant::now());
             self.expire_reads(Instant::now());
+            self.check_transfer();
             self.metrics
                 .proposals_pending
                 .set(self.waiters.len() as f64);
@@ -2232,6 +2361,7 @@ impl Handler<Wake> for Member {
                 self.drain_peers();
                 self.pump();
             }
+            Wake::Membership(ev) => self.on_membership_event(ev),
         }
     }
 

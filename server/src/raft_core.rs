@@ -23,8 +23,8 @@
 
 use keel_consensus::Storage as _;
 use keel_consensus::{
-    ConfState, Config as RaftConfig, Entry, Error as RaftError, HardState, MemStorage, Message,
-    RawNode, ReadState, Role,
+    ConfChange, ConfState, Config as RaftConfig, Entry, Error as RaftError, HardState, MemStorage,
+    Message, RawNode, ReadState, Role,
 };
 use keel_wal as wal;
 
@@ -150,6 +150,23 @@ impl RaftCore {
     /// Propose several payloads as one append.
     pub fn propose_batch(&mut self, data: Vec<Vec<u8>>) -> Result<(), RaftError> {
         self.node.propose_batch(data)
+    }
+
+    /// Propose a membership change (thesis §4.1); it takes effect when applied, through
+    /// [`RaftCore::apply_conf_change`].
+    pub fn propose_conf_change(&mut self, cc: &ConfChange) -> Result<(), RaftError> {
+        self.node.propose_conf_change(cc)
+    }
+
+    /// A committed membership change was applied to the membership table: Raft's
+    /// configuration follows it now.
+    pub fn apply_conf_change(&mut self, cc: &ConfChange) -> Result<ConfState, RaftError> {
+        self.node.apply_conf_change(cc)
+    }
+
+    /// Hand leadership to `to` (thesis §3.10; etcd's MoveLeader).
+    pub fn transfer_leader(&mut self, to: u64) -> Result<(), RaftError> {
+        self.node.transfer_leader(to)
     }
 
     /// Ask for a linearizable read point (ReadIndex, thesis §6.4); the answer comes back as a

@@ -1,0 +1,271 @@
+//! Who this member is when it starts: its member id, its cluster's id and the membership table
+//! it starts from.
+//!
+//! * A member of a new cluster (`--initial-cluster-state new`) derives its id and the cluster id
+//!   from the flags, as etcd does, and starts from the `--initial-cluster` table.
+//! * A member joining an existing cluster (`--initial-cluster-state existing`, after
+//!   `etcdctl member add`) does not know its id: MemberAdd chose it. Like etcd (which asks
+//!   `GET <peer URL>/members`), it asks the other members listed in `--initial-cluster` for the
+//!   member list over their peer URLs ([`MEMBERS_PATH`]), finds itself in it by its
+//!   `--initial-advertise-peer-urls`, and records what it learnt in `member/join` before it
+//!   creates its WAL, so that a restart starts the same way.
+//! * A restarting member starts from the table stored in its database (which belongs to its
+//!   applied index), else from its join record, else from the flags.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use keel_net::proto::etcdserverpb as pb;
+use prost::Message;
+
+use crate::config::{ClusterState, Config};
+use crate::membership::{JoinRecord, Membership};
+
+/// The path on the peer port where a member answers its member list (an encoded
+/// `MemberListResponse` whose header carries the cluster id).
+pub const MEMBERS_PATH: &str = "/keel/members";
+
+/// How long a joining member keeps asking the existing members for the member list.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The identity a member starts with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    /// This member's id.
+    pub member_id: u64,
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// The membership table to start from.
+    pub membership: Membership,
+    /// True when this member joined an existing cluster (ids came from MemberAdd).
+    pub joined: bool,
+}
+
+fn join_path(member_dir: &Path) -> PathBuf {
+    member_dir.join("join")
+}
+
+/// Works out this member's identity (see the module doc). `stored` is the membership blob in
+/// the database, `has_wal` whether a WAL exists already.
+pub fn resolve(
+    cfg: &Config,
+    member_dir: &Path,
+    stored: Option<Vec<u8>>,
+    has_wal: bool,
+) -> Result<Identity, String> {
+    let stored = match stored {
+        Some(b) => Some(Membership::decode(&b)?),
+        None => None,
+    };
+    let join = join_path(member_dir);
+    let mut identity = if join.exists() {
+        let bytes =
+            std::fs::read(&join).map_err(|e| format!("cannot read {}: {e}", join.display()))?;
+        let rec = JoinRecord::decode(bytes.as_slice())
+            .map_err(|e| format!("{} is corrupt: {e}", join.display()))?;
+        Identity {
+            member_id: rec.member_id,
+            cluster_id: rec.cluster_id,
+            membership: Membership::decode(&rec.membership)?,
+            joined: true,
+        }
+    } else if !has_wal && cfg.initial_cluster_state == ClusterState::Existing {
+        let identity = join_existing(cfg)?;
+        write_join_record(member_dir, &identity)?;
+        identity
+    } else {
+        let members = cfg.initial_members();
+        let id = cfg.member_id();
+        if !members.iter().any(|m| m.id == id) {
+            return Err(format!(
+                "this member ({}, id {id:x}) is not in --initial-cluster",
+                cfg.name
+            ));
+        }
+        Identity {
+            member_id: id,
+            cluster_id: cfg.cluster_id(),
+            membership: Membership::from_initial(&members),
+            joined: false,
+        }
+    };
+    if let Some(m) = stored {
+        identity.membership = m;
+    }
+    Ok(identity)
+}
+
+/// Ask the members of `--initial-cluster` (other than this one) for the member list until one
+/// answers with a list that contains this member's peer URLs.
+fn join_existing(cfg: &Config) -> Result<Identity, String> {
+    let mine: Vec<String> = cfg
+        .initial_advertise_peer_urls
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    let others: Vec<_> = cfg
+        .initial_members()
+        .into_iter()
+        .filter(|m| m.name != cfg.name)
+        .collect();
+    if others.is_empty() {
+        return Err(
+            "--initial-cluster-state existing needs the existing members in --initial-cluster"
+                .into(),
+        );
+    }
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    let mut last_error = String::new();
+    loop {
+        for m in &others {
+            for url in &m.peer_urls {
+                let addr = match url.listen_addr() {
+                    Ok(a) => a,
+                    Err(e) => {
+                        last_error = format!("bad peer URL {url} of {}: {e}", m.name);
+                        continue;
+                    }
+                };
+                match fetch_members(addr) {
+                    Ok(list) => {
+                        let header = list.header.unwrap_or_default();
+                        let table = Membership::from_list(&list.members);
+                        let Some(me) = table.find_by_peer_urls(&mine) else {
+                            return Err(format!(
+                                "the existing cluster (asked {url}) has no member with peer URLs {}; \
+                                 add this member with `etcdctl member add` first",
+                                mine.join(",")
+                            ));
+                        };
+                        crate::log_info!(
+                            "joining cluster {:x} as member {:x} (member list from {url})",
+                            header.cluster_id,
+                            me.id
+                        );
+                        return Ok(Identity {
+                            member_id: me.id,
+                            cluster_id: header.cluster_id,
+                            membership: table.clone(),
+                            joined: true,
+                        });
+                    }
+                    Err(e) => last_error = format!("{url}: {e}"),
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "cannot fetch the member list from the existing cluster: {last_error}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn fetch_members(addr: std::net::SocketAddr) -> Result<pb::MemberListResponse, String> {
+    let (status, body) = keel_net::peer::http_get(addr, MEMBERS_PATH, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("HTTP status {status}"));
+    }
+    pb::MemberListResponse::decode(body.as_slice())
+        .map_err(|e| format!("member list does not decode: {e}"))
+}
+
+/// The body of [`MEMBERS_PATH`].
+pub fn members_body(cluster_id: u64, member_id: u64, table: &Membership) -> Vec<u8> {
+    pb::MemberListResponse {
+        header: Some(pb::ResponseHeader {
+            cluster_id,
+            member_id,
+            ..Default::default()
+        }),
+        members: table.list(),
+    }
+    .encode_to_vec()
+}
+
+/// Write the join record durably (temp file, fsync, rename, fsync the directory).
+fn write_join_record(member_dir: &Path, id: &Identity) -> Result<(), String> {
+    let err = |what: &str, e: std::io::Error| format!("cannot {what} the join record: {e}");
+    std::fs::create_dir_all(member_dir).map_err(|e| err("create the directory of", e))?;
+    let rec = JoinRecord {
+        member_id: id.member_id,
+        cluster_id: id.cluster_id,
+        membership: id.membership.encode(),
+    };
+    let tmp = member_dir.join("join.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| err("create", e))?;
+    f.write_all(&rec.encode_to_vec())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| err("write", e))?;
+    std::fs::rename(&tmp, join_path(member_dir)).map_err(|e| err("rename", e))?;
+    std::fs::File::open(member_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| err("sync the directory of", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "keel-bootstrap-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_join_record_survives_and_a_stored_table_wins() {
+        let d = dir("join");
+        let table = Membership::from_list(&[pb::Member {
+            id: 5,
+            name: "x".into(),
+            peer_urls: vec!["http://127.0.0.1:9".into()],
+            ..Default::default()
+        }]);
+        let id = Identity {
+            member_id: 5,
+            cluster_id: 77,
+            membership: table.clone(),
+            joined: true,
+        };
+        write_join_record(&d, &id).unwrap();
+        let cfg = crate::config::Config::default_member();
+        let back = resolve(&cfg, &d, None, true).unwrap();
+        assert_eq!(back, id);
+        let mut newer = table.clone();
+        newer.set_attributes(&pb::Member {
+            id: 5,
+            name: "renamed".into(),
+            ..Default::default()
+        });
+        let back = resolve(&cfg, &d, Some(newer.encode()), true).unwrap();
+        assert_eq!(back.membership, newer);
+        assert_eq!(back.member_id, 5);
+        // A torn or garbage record is an error, not a silent new identity.
+        std::fs::write(join_path(&d), [0xff, 0xff, 0xff]).unwrap();
+        assert!(resolve(&cfg, &d, None, true).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_new_member_derives_its_identity_from_the_flags() {
+        let d = dir("new");
+        let cfg = crate::config::Config::default_member();
+        let id = resolve(&cfg, &d, None, false).unwrap();
+        assert_eq!(id.member_id, cfg.member_id());
+        assert_eq!(id.cluster_id, cfg.cluster_id());
+        assert!(!id.joined);
+        assert_eq!(id.membership.conf_state().voters, vec![cfg.member_id()]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

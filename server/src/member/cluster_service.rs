@@ -1,0 +1,368 @@
+//! The Cluster service's changes (MemberAdd, MemberRemove, MemberPromote, MemberUpdate) and
+//! Maintenance.MoveLeader, on the member's loop.
+//!
+//! Membership changes are decided by the leader, as in etcd: a follower forwards the call to
+//! the leader's client URL. The leader checks the request against the table (the same checks
+//! run again when the entry is applied, see [`crate::membership`]), applies etcd's strict
+//! reconfiguration checks (`--strict-reconfig-check`, on by default in etcd), and proposes a
+//! Raft configuration change (thesis §4.1, one at a time) whose context names the waiting call.
+//! The call is answered with the member list once the change is applied.
+
+use std::time::Instant;
+
+use keel_consensus::{ConfChange, ConfChangeType};
+use keel_mvcc as mvcc;
+use keel_net::event_loop::Ctx;
+use keel_net::grpc::CallId;
+use keel_net::proto::etcdserverpb as pb;
+use keel_net::proto::Rpc;
+use prost::Message;
+
+use super::{add_peer_of, decode, Member, MembershipEvent, PendingTransfer, Shared, Wake};
+use crate::envelope::Request;
+use crate::errors::{Code, EtcdError, Status};
+use crate::membership::ChangeContext;
+use crate::{log_error, log_info, log_warn};
+
+/// etcd's `readyPercent`: a learner may be promoted once its log reaches 90% of the leader's.
+const LEARNER_READY_PERCENT: f64 = 0.9;
+
+type Answer = Option<Result<Vec<u8>, Status>>;
+
+/// The response of a membership call, built from the table once its change is applied.
+fn membership_response(rpc: Rpc, node: u64, shared: &Shared, revision: i64) -> Vec<u8> {
+    let header = Some(shared.header().header(revision));
+    let table = shared.membership.lock();
+    let members = table.list();
+    match rpc {
+        Rpc::MemberAdd => pb::MemberAddResponse {
+            header,
+            member: table.get(node).cloned(),
+            members,
+        }
+        .encode_to_vec(),
+        Rpc::MemberRemove => pb::MemberRemoveResponse { header, members }.encode_to_vec(),
+        Rpc::MemberPromote => pb::MemberPromoteResponse { header, members }.encode_to_vec(),
+        _ => pb::MemberUpdateResponse { header, members }.encode_to_vec(),
+    }
+}
+
+impl Member {
+    /// MemberAdd / MemberRemove / MemberPromote / MemberUpdate.
+    pub(super) fn membership_call(
+        &mut self,
+        _ctx: &mut Ctx<Wake>,
+        call: CallId,
+        rpc: Rpc,
+        msg: &[u8],
+    ) -> Answer {
+        let leader = self.core.leader();
+        if leader == 0 {
+            return Some(Err(EtcdError::NoLeader.status()));
+        }
+        if leader != self.id {
+            return match self.leader_client_endpoint() {
+                Some(endpoint) => {
+                    self.forward_unary(call, endpoint, rpc, msg.to_vec());
+                    None
+                }
+                None => Some(Err(EtcdError::NoLeader.status())),
+            };
+        }
+        let checked = match rpc {
+            Rpc::MemberAdd => self.check_member_add(msg),
+            Rpc::MemberRemove => self.check_member_remove(msg),
+            Rpc::MemberPromote => self.check_member_promote(msg),
+            _ => {
+                let r: pb::MemberUpdateRequest = match decode(msg) {
+                    Ok(r) => r,
+                    Err(s) => return Some(Err(s)),
+                };
+                if let Err(e) = self
+                    .shared
+                    .membership
+                    .lock()
+                    .clone()
+                    .update_peer_urls(r.id, &r.peer_urls)
+                {
+                    return Some(Err(e.status()));
+                }
+                let node = r.id;
+                let reply = self.membership_reply(call, rpc, node);
+                return match self.propose_with(Request::MemberUpdate(r), reply) {
+                    Ok(()) => None,
+                    Err(s) => Some(Err(s)),
+                };
+            }
+        };
+        match checked {
+            Ok((change_type, node, member)) => {
+                self.propose_membership_change(call, rpc, change_type, node, member);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// The reply callback of a membership call: the member list after the change.
+    fn membership_reply(
+        &self,
+        call: CallId,
+        rpc: Rpc,
+        node: u64,
+    ) -> crate::wait::Reply<mvcc::Response> {
+        let waker = self.waker.clone();
+        let shared = self.shared.clone();
+        let store = self.store.clone();
+        Box::new(move |r: Result<mvcc::Response, Status>| {
+            let bytes =
+                r.map(|_| membership_response(rpc, node, &shared, store.current_revision()));
+            let _ = waker.wake(Wake::Reply(call, bytes));
+        })
+    }
+
+    fn check_member_add(
+        &self,
+        msg: &[u8],
+    ) -> Result<(ConfChangeType, u64, Option<pb::Member>), Status> {
+        let r: pb::MemberAddRequest = decode(msg)?;
+        let parsed: Vec<crate::url::Url> = r
+            .peer_urls
+            .iter()
+            .map(|u| crate::url::Url::parse(u))
+            .collect::<Result<_, _>>()
+            .map_err(|_| EtcdError::MemberBadUrls.status())?;
+        // etcd: NewMember("", urls, "", now): the id hashes the peer URLs and the time.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let id = crate::config::member_id(&parsed, "", Some(now));
+        let member = pb::Member {
+            id,
+            name: String::new(),
+            peer_urls: r.peer_urls.clone(),
+            client_urls: Vec::new(),
+            is_learner: r.is_learner,
+        };
+        let table = self.shared.membership.lock();
+        table.check_add(&member).map_err(|e| e.status())?;
+        if !r.is_learner && !table.ready_to_add_voter() {
+            return Err(EtcdError::MemberNotEnoughStarted.status());
+        }
+        let change_type = if r.is_learner {
+            ConfChangeType::AddLearner
+        } else {
+            ConfChangeType::AddNode
+        };
+        Ok((change_type, id, Some(member)))
+    }
+
+    fn check_member_remove(
+        &self,
+        msg: &[u8],
+    ) -> Result<(ConfChangeType, u64, Option<pb::Member>), Status> {
+        let r: pb::MemberRemoveRequest = decode(msg)?;
+        let table = self.shared.membership.lock();
+        table.check_remove(r.id).map_err(|e| e.status())?;
+        if !table.is_learner(r.id) {
+            if !table.ready_to_remove_voter(r.id) {
+                return Err(EtcdError::MemberNotEnoughStarted.status());
+            }
+            // etcd's mayRemoveMember: the voters that stay must still be a connected quorum.
+            let status = self.core.status();
+            let staying: Vec<u64> = table
+                .conf_state()
+                .voters
+                .into_iter()
+                .filter(|&v| v != r.id)
+                .collect();
+            let active = staying
+                .iter()
+                .filter(|&&v| {
+                    v == self.id || status.progress.get(&v).is_some_and(|p| p.recent_active)
+                })
+                .count();
+            if active < staying.len() / 2 + 1 {
+                return Err(EtcdError::Unhealthy.status());
+            }
+        }
+        Ok((ConfChangeType::RemoveNode, r.id, None))
+    }
+
+    fn check_member_promote(
+        &self,
+        msg: &[u8],
+    ) -> Result<(ConfChangeType, u64, Option<pb::Member>), Status> {
+        let r: pb::MemberPromoteRequest = decode(msg)?;
+        let table = self.shared.membership.lock();
+        table.check_promote(r.id).map_err(|e| e.status())?;
+        // etcd's isLearnerReady: the learner's log within 90% of the leader's.
+        let status = self.core.status();
+        let leader_match = status
+            .progress
+            .get(&self.id)
+            .map(|p| p.matched)
+            .unwrap_or(status.last_index);
+        match status.progress.get(&r.id) {
+            Some(p) if p.matched as f64 >= leader_match as f64 * LEARNER_READY_PERCENT => {}
+            Some(_) => return Err(EtcdError::LearnerNotReady.status()),
+            None => return Err(EtcdError::MemberNotFound.status()),
+        }
+        if !table.ready_to_add_voter() {
+            return Err(EtcdError::MemberNotEnoughStarted.status());
+        }
+        Ok((ConfChangeType::AddNode, r.id, None))
+    }
+
+    /// Propose a configuration change for `node`; `call` is answered when it is applied.
+    fn propose_membership_change(
+        &mut self,
+        call: CallId,
+        rpc: Rpc,
+        change_type: ConfChangeType,
+        node: u64,
+        member: Option<pb::Member>,
+    ) {
+        let request_id = self.ids.next();
+        let cc = ConfChange {
+            change_type,
+            node_id: node,
+            context: ChangeContext { request_id, member }.encode_to_vec(),
+        };
+        let reply = self.membership_reply(call, rpc, node);
+        let deadline = Instant::now() + self.cfg.request_timeout();
+        self.waiters.register(request_id, deadline, reply);
+        log_info!("proposing membership change: {change_type:?} {node:x}");
+        if let Err(e) = self.core.propose_conf_change(&cc) {
+            self.metrics.proposals_failed.inc();
+            let status = match e {
+                // Another change is not applied yet (one at a time, thesis §4.1): etcd's
+                // "unhealthy cluster" is the error clients retry on.
+                keel_consensus::Error::ProposalDropped(_) => EtcdError::Unhealthy.status(),
+                keel_consensus::Error::NotLeader { .. } => EtcdError::NoLeader.status(),
+                other => Status::new(Code::FailedPrecondition, other.to_string()),
+            };
+            self.waiters.trigger(request_id, Err(status));
+        }
+        self.pump();
+    }
+
+    /// The apply thread applied a membership change: Raft's configuration and the transport
+    /// follow the table.
+    pub(super) fn on_membership_event(&mut self, ev: MembershipEvent) {
+        let transport = self.peers.as_ref().map(|(t, _)| t.clone());
+        match ev {
+            MembershipEvent::ConfChange(cc) => {
+                if let Err(e) = self.core.apply_conf_change(&cc) {
+                    log_error!(
+                        "raft refused the applied membership change for {:x}: {e}",
+                        cc.node_id
+                    );
+                }
+                let id = cc.node_id;
+                match cc.change_type {
+                    ConfChangeType::RemoveNode if id == self.id => {
+                        log_warn!(
+                            "this member ({id:x}) was removed from the cluster; stopping in a second"
+                        );
+                        // Answer what is in flight first (e.g. the MemberRemove call itself).
+                        let _ = std::thread::Builder::new()
+                            .name("keel-removed".into())
+                            .spawn(|| {
+                                std::thread::sleep(std::time::Duration::from_secs(1));
+                                std::process::exit(0);
+                            });
+                    }
+                    ConfChangeType::RemoveNode => {
+                        if let Some(t) = transport {
+                            let _ = t.remove_peer(id);
+                        }
+                    }
+                    ConfChangeType::AddNode | ConfChangeType::AddLearner if id != self.id => {
+                        let member = self.shared.membership.lock().get(id).cloned();
+                        if let (Some(t), Some(m)) = (transport, member) {
+                            if !t.peers().contains(&id) {
+                                add_peer_of(&t, &m);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                self.pump();
+            }
+            MembershipEvent::PeerUrls(id, _) => {
+                let member = self.shared.membership.lock().get(id).cloned();
+                if let (Some(t), Some(m), true) = (transport, member, id != self.id) {
+                    add_peer_of(&t, &m);
+                }
+            }
+        }
+    }
+
+    /// Maintenance.MoveLeader: the leader hands leadership to a voter (thesis §3.10) and
+    /// answers once that member leads.
+    pub(super) fn move_leader(&mut self, call: CallId, msg: &[u8]) -> Answer {
+        let r: pb::MoveLeaderRequest = match decode(msg) {
+            Ok(r) => r,
+            Err(s) => return Some(Err(s)),
+        };
+        if self.core.leader() != self.id {
+            return Some(Err(EtcdError::NotLeader.status()));
+        }
+        let voter = self
+            .shared
+            .membership
+            .lock()
+            .get(r.target_id)
+            .is_some_and(|m| !m.is_learner);
+        if !voter {
+            return Some(Err(EtcdError::BadLeaderTransferee.status()));
+        }
+        if r.target_id == self.id {
+            return Some(Ok(self.move_leader_response()));
+        }
+        if let Err(e) = self.core.transfer_leader(r.target_id) {
+            log_warn!("leader transfer to {:x} refused: {e}", r.target_id);
+            return Some(Err(EtcdError::BadLeaderTransferee.status()));
+        }
+        log_info!("transferring leadership to {:x}", r.target_id);
+        if let Some(old) = self.transfer.take() {
+            let _ = self.waker.wake(Wake::Reply(
+                old.call,
+                Err(EtcdError::TimeoutLeaderTransfer.status()),
+            ));
+        }
+        self.transfer = Some(PendingTransfer {
+            call,
+            target: r.target_id,
+            deadline: Instant::now() + self.cfg.request_timeout(),
+        });
+        self.pump();
+        None
+    }
+
+    fn move_leader_response(&self) -> Vec<u8> {
+        pb::MoveLeaderResponse {
+            header: Some(self.shared.header().header(self.store.current_revision())),
+        }
+        .encode_to_vec()
+    }
+
+    /// Answers a MoveLeader call once its target leads, or with etcd's timeout error.
+    pub(super) fn check_transfer(&mut self) {
+        let Some(t) = &self.transfer else {
+            return;
+        };
+        let result = if self.core.leader() == t.target {
+            Ok(self.move_leader_response())
+        } else if Instant::now() >= t.deadline {
+            Err(EtcdError::TimeoutLeaderTransfer.status())
+        } else {
+            return;
+        };
+        let call = t.call;
+        self.transfer = None;
+        let _ = self.waker.wake(Wake::Reply(call, result));
+    }
+}
