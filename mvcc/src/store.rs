@@ -393,8 +393,12 @@ impl Store {
 
     /// The membership blob last stored by [`Request::SetMembership`] and committed to the
     /// backend (None if never set). It belongs to [`Store::consistent_index`] as of the same
-    /// commit; the server reads it when it opens the store.
+    /// commit; the server reads it when it opens the store. Pending deferred writes are
+    /// committed first.
     pub fn membership(&self) -> Result<Option<Vec<u8>>, Error> {
+        // The blob may be in a deferred batch: commit it first.
+        let _applying = self.inner.apply_lock.lock();
+        self.commit_pending_locked()?;
         let core = self.inner.core.read();
         core.check()?;
         let reader = core.backend.read()?;
