@@ -50,6 +50,80 @@ fn key(i: usize) -> Vec<u8> {
     format!("key/{i:08}").into_bytes()
 }
 
+/// Puts/s and mean time per apply call (what a client's acknowledgement waits for) with 100
+/// entries per call: durable apply_batch vs apply_batch_deferred + commit_pending every 1,000
+/// entries (the final commit included in the time).
+fn deferred_vs_durable(n: usize, value: &[u8]) {
+    let mut rates = [0f64; 2];
+    let mut per_call = [0f64; 2];
+    for (mode, deferred) in [false, true].into_iter().enumerate() {
+        let dir = tmp(&format!("deferred{mode}"));
+        let store = Store::open_path(dir.join("db"), StoreConfig::default()).unwrap();
+        let mut idx = 0u64;
+        let mut in_calls = std::time::Duration::ZERO;
+        let mut calls = 0u32;
+        let mut commits = 0u32;
+        let t = Instant::now();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+            let entries: Vec<(u64, Request)> = chunk
+                .iter()
+                .map(|i| {
+                    idx += 1;
+                    (
+                        idx,
+                        Request::Put(PutRequest {
+                            key: key(*i),
+                            value: value.to_vec(),
+                            ..Default::default()
+                        }),
+                    )
+                })
+                .collect();
+            let call = Instant::now();
+            let results = if deferred {
+                store.apply_batch_deferred(&entries)
+            } else {
+                store.apply_batch(&entries)
+            };
+            in_calls += call.elapsed();
+            calls += 1;
+            for r in results {
+                r.unwrap();
+            }
+            if deferred && store.pending_entries() >= 1000 {
+                store.commit_pending().unwrap();
+                commits += 1;
+            }
+        }
+        if deferred {
+            commits += (store.commit_pending().unwrap().entries > 0) as u32;
+            assert_eq!(store.durable_index(), idx);
+        } else {
+            commits = calls;
+        }
+        rates[mode] = n as f64 / t.elapsed().as_secs_f64();
+        per_call[mode] = in_calls.as_secs_f64() * 1e3 / calls as f64;
+        println!(
+            "put, 100 per call, {}: {:>9.0} puts/s, {:.3} ms per apply call, {} btree commits",
+            if deferred {
+                "apply_batch_deferred + commit_pending every 1,000"
+            } else {
+                "apply_batch (commit per call)                    "
+            },
+            rates[mode],
+            per_call[mode],
+            commits
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!(
+        "deferred / durable: {:.2}x puts/s, apply call {:.1}x shorter",
+        rates[1] / rates[0],
+        per_call[0] / per_call[1]
+    );
+}
+
 fn main() {
     let n: usize = std::env::var("KEEL_BENCH_KEYS")
         .ok()
@@ -106,6 +180,14 @@ fn main() {
             keel / peer
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    // ---- deferred apply: 100 entries per call, either committed by each call (apply_batch)
+    // or applied in memory and committed every 1,000 entries (apply_batch_deferred +
+    // commit_pending), the way the server can batch btree commits like etcd's backend
+    deferred_vs_durable(n, &value);
+    if std::env::var_os("KEEL_BENCH_DEFERRED_ONLY").is_some() {
+        return;
     }
 
     // ---- ranges of 1,000 keys at head and at an old revision; memory per key

@@ -185,3 +185,64 @@ fn a_read_does_not_wait_for_a_batch_being_committed() {
     stream.drain_into(&mut out);
     assert_eq!(out.iter().map(|r| r.events.len()).sum::<usize>(), 2);
 }
+
+#[test]
+fn reads_go_on_while_deferred_batches_are_committed() {
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let gate = Arc::new(AtomicBool::new(true));
+    let backend = GatedBackend {
+        inner: MemBackend::new(),
+        entered: Mutex::new(entered_tx),
+        release: Mutex::new(release_rx),
+        gate: gate.clone(),
+    };
+    let store = Store::open(Box::new(backend), StoreConfig::default()).unwrap();
+    let stream = store.watch_stream(|| {});
+    stream
+        .watch(&WatchCreateRequest {
+            key: b"p/".to_vec(),
+            range_end: b"p0".to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
+    // deferred batches never reach the (gated) backend: they return at once
+    for (i, v) in ["a", "b", "c"].into_iter().enumerate() {
+        let r = store.apply_batch_deferred(&[(i as u64 + 1, pair_txn(v))]);
+        assert!(r[0].is_ok());
+    }
+    assert!(entered_rx.try_recv().is_err(), "a deferred batch committed");
+    // their events are published at once
+    let mut out = vec![];
+    stream.drain_into(&mut out);
+    assert_eq!(out.iter().map(|r| r.events.len()).sum::<usize>(), 6);
+    let committer = {
+        let store = store.clone();
+        std::thread::spawn(move || store.commit_pending().unwrap())
+    };
+    entered_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("commit started");
+    // the commit is blocked "in fsync": reads complete and see every batch
+    let (tx, rx) = mpsc::channel();
+    {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            tx.send((store.range(&prefix("p/")), store.durable_index()))
+                .unwrap()
+        });
+    }
+    let (r, durable) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("read blocked by the commit");
+    let r = r.unwrap();
+    assert_eq!(r.kvs.len(), 2);
+    assert_eq!(r.kvs[0].value, b"c");
+    assert_eq!(durable, 0, "durable before the commit returned");
+    release_tx.send(()).unwrap();
+    let stats = committer.join().unwrap();
+    assert_eq!(stats.entries, 3);
+    assert_eq!(store.durable_index(), 3);
+    gate.store(false, Ordering::SeqCst);
+    assert_eq!(store.range(&prefix("p/")).unwrap().kvs[1].value, b"c");
+}
