@@ -29,6 +29,18 @@
 //! including its quirks (documented where they occur); errors carry etcd's wire messages
 //! ([`Error::etcd_message`]).
 //!
+//! ## Deferred commits
+//! Waiting for the btree's fsyncs on every batch is not needed for safety: the entries are
+//! already durable in the Raft log. [`Store::apply_batch_deferred`] applies a batch in memory
+//! only (same results as `apply_batch`; the index, leases and consistent index advance, values
+//! are served from an in-memory overlay, watch events go out at once) and
+//! [`Store::commit_pending`] later writes everything accumulated in **one** backend commit, as
+//! etcd's backend commits its write buffer every 100 ms. [`Store::durable_index`] is the
+//! consistent index of the last commit: after a crash the store reopens there and the server
+//! re-applies the log after it. Calls that read the backend's own state (hashes, snapshots,
+//! defragment, membership, watcher catch-up) commit what is pending first. Memory grows with
+//! the uncommitted writes, so the caller must commit regularly.
+//!
 //! ## Leases without a clock
 //! The store never reads a clock. Lease deadlines are kept only by the leader, from times the
 //! caller passes in ([`Store::lease_promote`], [`Store::lease_renew`],
