@@ -225,7 +225,9 @@ impl Store {
     /// are in the Raft log: after a crash, the store reopens at [`Store::durable_index`] and the
     /// server re-applies the log entries after it. **Memory grows with the uncommitted writes
     /// (their encoded ops and decoded values) until the caller commits**, so call
-    /// [`Store::commit_pending`] regularly (e.g. every 100 ms or 10,000 entries, like etcd).
+    /// [`Store::commit_pending`] regularly (e.g. every 100 ms or 10,000 entries, like etcd),
+    /// and before a clean shutdown: dropping the store does not commit (it behaves like a
+    /// crash, which the log replay repairs).
     ///
     /// A backend failure while applying (a failed read of an older value) poisons the store
     /// as in [`Store::apply_batch`]; the uncommitted writes are then lost with it.
