@@ -445,3 +445,79 @@ fn snapshot_hash_and_membership_include_pending_writes() {
     store.defragment().unwrap();
     assert_eq!(store.durable_index(), idx);
 }
+
+/// A backend whose reads fail on demand (a disk dying under a deferred batch).
+struct FailingReads {
+    inner: MemBackend,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Backend for FailingReads {
+    fn read(&self) -> Result<Box<dyn keel_mvcc::backend::BackendRead + '_>, Error> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Storage("injected read failure".into()));
+        }
+        self.inner.read()
+    }
+    fn commit(&self, ops: Vec<keel_mvcc::backend::WriteOp>) -> Result<(), Error> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Storage("injected commit failure".into()));
+        }
+        self.inner.commit(ops)
+    }
+    fn size(&self) -> (u64, u64) {
+        self.inner.size()
+    }
+    fn snapshot_to(&self, w: &mut dyn std::io::Write) -> Result<u64, Error> {
+        self.inner.snapshot_to(w)
+    }
+    fn defragment(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_backend_poisons_the_store_in_deferred_mode() {
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mem = MemBackend::new();
+    let backend = FailingReads {
+        inner: mem.clone(),
+        fail: fail.clone(),
+    };
+    let store = Store::open(Box::new(backend), StoreConfig::default()).unwrap();
+    store.apply_batch(&[(1, put("a", "1"))]);
+    store.apply_batch_deferred(&[(2, put("b", "2"))]);
+    // a failing commit poisons: every call fails until reopened, nothing half-written
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(store.commit_pending(), Err(Error::Storage(_))));
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(store.range(&get("a")), Err(Error::Storage(_))));
+    assert!(matches!(store.commit_pending(), Err(Error::Storage(_))));
+    let r = store.apply_batch_deferred(&[(3, put("c", "3"))]);
+    assert!(matches!(r[0], Err(Error::Storage(_))));
+    assert_eq!(store.durable_index(), 1);
+    drop(store);
+    let reopened = Store::open(Box::new(mem.clone()), StoreConfig::default()).unwrap();
+    assert_eq!(reopened.consistent_index(), 1);
+    assert_eq!(reopened.range(&get("b")).unwrap().count, 0);
+
+    // a backend failure while a deferred batch reads (here: opening its read view) poisons too
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let backend = FailingReads {
+        inner: mem,
+        fail: fail.clone(),
+    };
+    let store = Store::open(Box::new(backend), StoreConfig::default()).unwrap();
+    store.apply_batch_deferred(&[(2, put("b", "2"))]);
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = store.apply_batch_deferred(&[(3, put("c", "3")), (4, put("d", "4"))]);
+    assert!(
+        r.iter().all(|r| matches!(r, Err(Error::Storage(_)))),
+        "{r:?}"
+    );
+    assert_eq!(
+        store.consistent_index(),
+        2,
+        "a failed batch must not count as applied"
+    );
+}
