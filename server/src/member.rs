@@ -63,6 +63,10 @@ const TICK_TIMER: u64 = 1;
 /// etcd's `maxGapBetweenApplyAndCommitIndex`: beyond this many committed-but-unapplied
 /// entries, new proposals are refused with "etcdserver: too many requests".
 const MAX_APPLY_LAG: u64 = 5000;
+/// etcd's backend batch interval: applied entries reach the btree at least this often.
+const BACKEND_COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// etcd's backend batch limit: or after this many entries, whichever comes first.
+const BACKEND_COMMIT_ENTRIES: usize = 10_000;
 /// etcd's quota cost overheads (`storage/quota.go`): per put, and per lease grant.
 const KV_OVERHEAD: usize = 256;
 const LEASE_OVERHEAD: usize = 64;
@@ -72,6 +76,9 @@ const WATCH_SEND_BUDGET: usize = 1 << 20;
 /// etcd's `SnapshotCatchUpEntries`: entries kept in the log after a compaction, for followers
 /// that lag a little (capped by `--snapshot-count`).
 const SNAPSHOT_CATCHUP_ENTRIES: u64 = 5000;
+/// Most applied entries kept in Raft's in-memory log between compactions (see
+/// `Member::compaction_interval`).
+const MAX_LOG_ENTRIES_IN_MEMORY: u64 = 10_000;
 /// The backend size used by the quota check is sampled every this many ticks.
 const DB_SIZE_SAMPLE_TICKS: u64 = 10;
 const PROGRESS_TIMER: u64 = 2;
@@ -318,8 +325,10 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
     let cluster_id = identity.cluster_id;
     let membership = identity.membership;
 
+    let wal_fsync = metrics.wal_fsync.clone();
     let wal_opts = wal::WalOptions {
         logger: Arc::new(|line| crate::log::log(crate::log::Level::Warn, format_args!("{line}"))),
+        fsync_observer: Some(Arc::new(move |d| wal_fsync.observe_duration(d))),
         ..wal::WalOptions::default()
     };
     let conf = membership.conf_state();
@@ -519,7 +528,15 @@ fn add_peer_of(transport: &PeerTransport, m: &pb::Member) {
     }
 }
 
-/// The apply thread: applies committed entries to mvcc in batches and answers waiting clients.
+/// The apply thread: applies committed entries to mvcc in batches, answers waiting clients,
+/// and commits the backend in the background of that.
+///
+/// As in etcd, a client is answered once its entry is applied to the store's in-memory state
+/// (reads see it at once); the btree is committed every [`BACKEND_COMMIT_INTERVAL`] or
+/// [`BACKEND_COMMIT_ENTRIES`] entries, whichever comes first. That is safe because an entry is
+/// only applied after it is durable in the WAL: after a crash the store reopens at its last
+/// commit ([`mvcc::Store::durable_index`]) and Raft hands the later entries out again. The log
+/// is never compacted beyond the durable index (see [`Member::maybe_compact_log`]).
 fn apply_loop(
     rx: mpsc::Receiver<Vec<Entry>>,
     store: mvcc::Store,
@@ -528,34 +545,81 @@ fn apply_loop(
     metrics: Arc<ServerMetrics>,
     waker: LoopWaker<Wake>,
 ) {
-    while let Ok(mut entries) = rx.recv() {
-        // Batch whatever else is queued: one btree commit for all of it.
+    let mut last_commit = Instant::now();
+    loop {
+        let wait = if store.pending_entries() > 0 {
+            BACKEND_COMMIT_INTERVAL.saturating_sub(last_commit.elapsed())
+        } else {
+            std::time::Duration::from_secs(3600)
+        };
+        let mut entries = match rx.recv_timeout(wait) {
+            Ok(entries) => entries,
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                commit_backend(&store, &metrics);
+                return;
+            }
+        };
+        // Batch whatever else is queued.
         while let Ok(more) = rx.try_recv() {
             entries.extend(more);
         }
+        if !entries.is_empty() {
+            apply_entries(&entries, &store, &waiters, &shared, &metrics, &waker);
+        }
+        if store.pending_entries() >= BACKEND_COMMIT_ENTRIES
+            || (store.pending_entries() > 0 && last_commit.elapsed() >= BACKEND_COMMIT_INTERVAL)
+        {
+            commit_backend(&store, &metrics);
+            last_commit = Instant::now();
+        }
+    }
+}
+
+/// One btree commit of everything applied since the last one. A failure is fatal: clients were
+/// answered from memory, and only a restart (replaying the WAL) makes the disk agree again.
+fn commit_backend(store: &mvcc::Store, metrics: &ServerMetrics) {
+    let started = Instant::now();
+    match store.commit_pending() {
+        Ok(stats) if stats.entries > 0 => {
+            metrics.backend_commit.observe_duration(started.elapsed());
+        }
+        Ok(_) => {}
+        Err(e) => crate::log::fatal(format_args!("cannot commit the backend: {e}")),
+    }
+}
+
+/// Applies one batch of committed entries to the store's memory and answers their clients.
+fn apply_entries(
+    entries: &[Entry],
+    store: &mvcc::Store,
+    waiters: &Waiters<mvcc::Response>,
+    shared: &Shared,
+    metrics: &ServerMetrics,
+    waker: &LoopWaker<Wake>,
+) {
+    {
         // Entries at or below the store's consistent index were applied before this start:
         // the store skips them, and the membership table loaded with it already has them.
         let done = store.consistent_index();
         let mut requests = Vec::with_capacity(entries.len());
         let mut ids = Vec::with_capacity(entries.len());
         let mut events = Vec::new();
-        for e in &entries {
+        for e in entries {
             let (id, req) = if e.index <= done {
                 (0, mvcc::Request::Noop)
             } else {
-                decode_entry(e, &shared, &waiters, &mut events)
+                decode_entry(e, shared, waiters, &mut events)
             };
             ids.push(id);
             requests.push((e.index, req));
         }
-        let started = Instant::now();
-        let results = store.apply_batch(&requests);
-        metrics.backend_commit.observe_duration(started.elapsed());
+        let results = store.apply_batch_deferred(&requests);
         for ((id, (index, _)), result) in ids.into_iter().zip(&requests).zip(results) {
             match &result {
                 Err(mvcc::Error::AlreadyApplied { .. }) => continue,
                 Err(e @ (mvcc::Error::Storage(_) | mvcc::Error::Corrupt(_))) => {
-                    log_error!("applying entry {index} failed: {e}");
+                    crate::log::fatal(format_args!("applying entry {index} failed: {e}"));
                 }
                 _ => {}
             }
@@ -1208,18 +1272,29 @@ impl Member {
     /// Every `--snapshot-count` applied entries, compact Raft's log (keeping
     /// [`SNAPSHOT_CATCHUP_ENTRIES`]) and release WAL segments: the mvcc database is the snapshot.
     fn maybe_compact_log(&mut self) {
-        let count = self.cfg.snapshot_count;
-        let applied = self.shared.applied.load(Ordering::Acquire);
-        if count == 0 || applied < self.last_snapshot + count {
+        // Only what the btree holds durably may leave the log: entries after the store's
+        // durable index are replayed from the WAL after a crash.
+        let durable = self.store.durable_index();
+        let every = self.compaction_interval();
+        if every == 0 || durable < self.last_snapshot + every {
             return;
         }
-        let index = applied.saturating_sub(SNAPSHOT_CATCHUP_ENTRIES.min(count));
+        let index = durable.saturating_sub(SNAPSHOT_CATCHUP_ENTRIES.min(every));
         match self.core.compact_log(index, &self.wal) {
-            Ok(true) => log_info!("raft log compacted up to index {index} (applied {applied})"),
+            Ok(true) => log_debug!("raft log compacted up to index {index} (durable {durable})"),
             Ok(false) => {}
             Err(e) => crate::log::fatal(format_args!("cannot write the WAL snapshot marker: {e}")),
         }
-        self.last_snapshot = applied;
+        self.last_snapshot = durable;
+    }
+
+    /// How many applied entries may accumulate in the Raft log before it is compacted:
+    /// `--snapshot-count`, but at most [`MAX_LOG_ENTRIES_IN_MEMORY`]. Raft's log lives in
+    /// memory, and everything older than the durable index is in the btree already, so
+    /// keeping etcd's default 100,000 entries would cost tens of MiB for no gain: a follower
+    /// further behind than the kept tail catches up by snapshot either way.
+    fn compaction_interval(&self) -> u64 {
+        self.cfg.snapshot_count.min(MAX_LOG_ENTRIES_IN_MEMORY)
     }
 
     /// Leader only: revoke leases whose deadline passed (etcd's lessor `revokeExpiredLeases`).

@@ -522,6 +522,8 @@ fn request_size_limit_gives_etcds_error() {
             &format!("http://127.0.0.1:{port}"),
             "--initial-advertise-peer-urls",
             &format!("http://127.0.0.1:{peer}"),
+            "--listen-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
         ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -560,6 +562,8 @@ fn space_quota_raises_nospace_until_defrag_and_disarm() {
             "--listen-client-urls",
             &format!("http://127.0.0.1:{port}"),
             "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+            "--listen-peer-urls",
             &format!("http://127.0.0.1:{peer}"),
         ])
         .stdout(Stdio::null())
@@ -645,6 +649,8 @@ fn periodic_auto_compaction_keeps_the_retention_window() {
             &format!("http://127.0.0.1:{port}"),
             "--initial-advertise-peer-urls",
             &format!("http://127.0.0.1:{peer}"),
+            "--listen-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
         ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -704,6 +710,8 @@ fn raft_log_compaction_then_kill_9_keeps_everything() {
                 "--listen-client-urls",
                 &format!("http://127.0.0.1:{port}"),
                 "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+                "--listen-peer-urls",
                 &format!("http://127.0.0.1:{peer}"),
             ])
             .stdout(Stdio::null())

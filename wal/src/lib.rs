@@ -114,5 +114,5 @@ pub use error::WalError;
 pub use record::{Entry, HardState, Metadata, Record, SnapshotMarker};
 pub use recovery::{recover, Recovered, Recovery, SegmentImage, TornTail};
 pub use segment::{FaultHook, IoOp, SegmentName};
-pub use stats::{WalStats, FSYNC_BUCKET_BOUNDS_US};
+pub use stats::{FsyncObserver, WalStats, FSYNC_BUCKET_BOUNDS_US};
 pub use wal::{Batch, Callback, Logger, Wal, WalOptions};

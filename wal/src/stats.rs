@@ -37,9 +37,13 @@ pub struct WalStats {
     pub segments_released: u64,
 }
 
+/// Called with the duration of every fsync (e.g. to feed a server's latency histogram).
+pub type FsyncObserver = std::sync::Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// The live counters, shared by the writer thread and readers of [`WalStats`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Counters {
+    pub(crate) observer: Option<FsyncObserver>,
     fsyncs: AtomicU64,
     pub(crate) group_commits: AtomicU64,
     pub(crate) batches: AtomicU64,
@@ -53,7 +57,22 @@ pub(crate) struct Counters {
     pub(crate) segments_released: AtomicU64,
 }
 
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters")
+            .field("stats", &self.snapshot())
+            .finish()
+    }
+}
+
 impl Counters {
+    pub(crate) fn with_observer(observer: Option<FsyncObserver>) -> Counters {
+        Counters {
+            observer,
+            ..Counters::default()
+        }
+    }
+
     pub(crate) fn record_fsync(&self, d: Duration) {
         let nanos = d.as_nanos().min(u64::MAX as u128) as u64;
         self.fsyncs.fetch_add(1, Relaxed);
@@ -65,6 +84,9 @@ impl Counters {
             .position(|&b| us <= b)
             .unwrap_or(FSYNC_BUCKET_BOUNDS_US.len());
         self.histogram[bucket].fetch_add(1, Relaxed);
+        if let Some(observe) = &self.observer {
+            observe(d);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> WalStats {

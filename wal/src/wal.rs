@@ -68,6 +68,9 @@ pub struct WalOptions {
     pub fault_hook: Option<FaultHook>,
     /// Where log lines go. Default: standard error.
     pub logger: Logger,
+    /// Told the duration of every fsync (the server's `etcd_disk_wal_fsync_duration_seconds`).
+    /// Default none.
+    pub fsync_observer: Option<crate::stats::FsyncObserver>,
 }
 
 impl Default for WalOptions {
@@ -79,6 +82,7 @@ impl Default for WalOptions {
             max_group_bytes: 32 << 20,
             fault_hook: None,
             logger: Arc::new(|line| eprintln!("{line}")),
+            fsync_observer: None,
         }
     }
 }
@@ -148,7 +152,7 @@ impl Wal {
                 dir: dir.to_path_buf(),
             });
         }
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::with_observer(opts.fsync_observer.clone()));
         let disk = Disk::new(opts.fault_hook.clone(), counters.clone());
         remove_tmp_files(dir, &disk)?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -200,7 +204,7 @@ impl Wal {
                 dir: dir.to_path_buf(),
             });
         }
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::with_observer(opts.fsync_observer.clone()));
         let disk = Disk::new(opts.fault_hook.clone(), counters.clone());
         remove_tmp_files(dir, &disk)?;
         let rec = recover_segments(&names, |i| {

@@ -298,3 +298,28 @@ fn a_group_stops_at_its_byte_budget() {
         "{groups} groups for {queued} batches"
     );
 }
+
+#[test]
+fn the_fsync_observer_sees_every_fsync_the_stats_count() {
+    let d = TempDir::new("observer");
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let opts = WalOptions {
+        fsync_observer: Some(Arc::new(move |_d| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        })),
+        ..small_opts(8 << 20)
+    };
+    let wal = Wal::create_with(d.path(), META, opts).unwrap();
+    for i in 1..=5u64 {
+        wal.append_sync(Batch::entries(vec![keel_wal::Entry {
+            index: i,
+            term: 1,
+            data: vec![i as u8; 10],
+        }]))
+        .unwrap();
+    }
+    let stats = wal.stats();
+    assert!(stats.fsyncs >= 5, "{stats:?}");
+    assert_eq!(seen.load(Ordering::Relaxed) as u64, stats.fsyncs);
+}
