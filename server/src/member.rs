@@ -927,7 +927,21 @@ fn to_local_status(s: &keel_net::grpc::Status) -> Status {
     Status::new(Code::from_u32(s.code as i32 as u32), s.message.clone())
 }
 
+/// etcd's `isRPCSupportedForLearner`: a learner answers Status and serializable ranges only.
+fn learner_serves(rpc: Rpc, msg: &[u8]) -> bool {
+    match rpc {
+        Rpc::Status => true,
+        Rpc::Range => pb::RangeRequest::decode(msg).is_ok_and(|r| r.serializable),
+        _ => false,
+    }
+}
+
 impl Member {
+    /// Whether this member is a learner (non-voting; thesis §4.2.1).
+    fn is_learner(&self) -> bool {
+        self.shared.membership.lock().is_learner(self.id)
+    }
+
     /// Milliseconds on the member's monotonic lease clock.
     fn now_ms(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64
@@ -1879,6 +1893,9 @@ impl Member {
             return Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
         }
         let msg = pc.message.unwrap_or_default();
+        if self.is_learner() && !learner_serves(rpc, &msg) {
+            return Self::finish_call(ctx, call, Err(EtcdError::NotSupportedForLearner.status()));
+        }
         let result = self.handle_unary(ctx, call, rpc, &msg);
         if let Some(r) = result {
             Self::finish_call(ctx, call, r);
@@ -2262,6 +2279,17 @@ impl Handler<Wake> for Member {
                 ..
             } => {
                 let rpc = Rpc::from_path(&path);
+                let streaming = rpc.is_some_and(|r| {
+                    r.method().kind.client_streams() || r.method().kind.server_streams()
+                });
+                if streaming && self.is_learner() {
+                    // etcd's stream interceptor: a learner serves no streams.
+                    return Self::finish_call(
+                        ctx,
+                        call,
+                        Err(EtcdError::NotSupportedForLearner.status()),
+                    );
+                }
                 match rpc {
                     Some(Rpc::Watch) => {
                         let waker = self.waker.clone();

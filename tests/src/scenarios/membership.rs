@@ -1,7 +1,8 @@
 //! Requirement 4: while writes continue, add a fourth member as a learner (`etcdctl member add
 //! --learner`, then start it with `--initial-cluster-state existing`), promote it once it has
 //! caught up, and remove another (non-leader) member. Afterwards the three remaining voters
-//! agree (HashKV) and hold every acknowledged write.
+//! agree (HashKV) and hold every acknowledged write; the joined member restarts with its
+//! MemberAdd id; `move-leader` hands leadership to another voter.
 
 use super::wait_hashes_agree;
 use super::writers::{assert_all_present, Writers};
@@ -101,6 +102,27 @@ pub fn learner_promote_remove(cluster: &mut Cluster) {
     let acked = w.acked();
     w.wait_acked(acked + 100, Duration::from_secs(30));
 
+    // A learner serves Status and serializable reads only (etcd's isRPCSupportedForLearner).
+    let learner = Etcdctl::new(cluster.endpoints_of(&[new]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = learner.run(&["put", "learner-key", "v"]);
+        assert!(!o.success, "a put on the learner succeeded");
+        if o.stderr
+            .contains("etcdserver: rpc not supported for learner")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "put on the learner failed otherwise: {}",
+            o.stderr
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let o = learner.run(&["get", "member/", "--prefix", "--consistency=s", "--limit=1"]);
+    assert!(o.success, "serializable get on the learner: {}", o.stderr);
+
     // Promote once it is in sync (the leader refuses before that).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -173,4 +195,38 @@ pub fn learner_promote_remove(cluster: &mut Cluster) {
         let s = grpc::status(&cluster.members[i].endpoint()).expect("status");
         assert!(!s.is_learner, "{} still a learner", cluster.members[i].name);
     }
+
+    // The joined member restarts from its own data: its id came from MemberAdd, not from its
+    // flags, and the membership it comes back with is the current one.
+    cluster.kill(new);
+    cluster.restart(new);
+    let s = grpc::status(&cluster.members[new].endpoint()).expect("status of m4");
+    assert_eq!(
+        format!("{:x}", s.header.map(|h| h.member_id).unwrap_or(0)),
+        new_id,
+        "m4 restarted with another id"
+    );
+    let list = Etcdctl::new(cluster.endpoints_of(&[new])).ok(&["member", "list"]);
+    assert_eq!(
+        list.lines().count(),
+        3,
+        "m4's member list after restart:\n{list}"
+    );
+
+    // MoveLeader: the leader hands leadership to another voter.
+    let leader = cluster.wait_leader(&remaining, Duration::from_secs(10));
+    let target = remaining.iter().copied().find(|&i| i != leader).unwrap();
+    let target_id = format!("{:x}", cluster.member_id(target));
+    let leader_id = format!("{:x}", cluster.member_id(leader));
+    let out = Etcdctl::new(cluster.endpoints_of(&remaining)).ok(&["move-leader", &target_id]);
+    assert_eq!(
+        out.trim_end(),
+        format!("Leadership transferred from {leader_id} to {target_id}"),
+        "move-leader said: {out}"
+    );
+    assert_eq!(
+        cluster.wait_leader(&remaining, Duration::from_secs(10)),
+        target,
+        "leadership did not move"
+    );
 }
