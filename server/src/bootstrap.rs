@@ -9,8 +9,14 @@
 //!   member list over their peer URLs ([`MEMBERS_PATH`]), finds itself in it by its
 //!   `--initial-advertise-peer-urls`, and records what it learnt in `member/join` before it
 //!   creates its WAL, so that a restart starts the same way.
-//! * A restarting member starts from the table stored in its database (which belongs to its
-//!   applied index), else from its join record, else from the flags.
+//! * A member of a new cluster records its identity in `member/identity` before it creates its
+//!   WAL (etcd keeps it in the WAL's metadata): its id and the cluster id are derived from the
+//!   flags only once. A restart must not derive them again, because the flags may have changed
+//!   since (after a MemberUpdate the member advertises another peer URL, which hashes to another
+//!   id).
+//! * A restarting member takes its id and cluster id from its identity or join record (the
+//!   flags only for a data directory that has neither), and starts from the table stored in its
+//!   database (which belongs to its applied index), else from the recorded table.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,6 +52,26 @@ fn join_path(member_dir: &Path) -> PathBuf {
     member_dir.join("join")
 }
 
+/// Where a member of a new cluster records its identity (same encoding as the join record).
+fn identity_path(member_dir: &Path) -> PathBuf {
+    member_dir.join("identity")
+}
+
+fn read_record(path: &Path, joined: bool) -> Result<Identity, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let rec = JoinRecord::decode(bytes.as_slice())
+        .map_err(|e| format!("{} is corrupt: {e}", path.display()))?;
+    if rec.member_id == 0 {
+        return Err(format!("{} is corrupt: member id 0", path.display()));
+    }
+    Ok(Identity {
+        member_id: rec.member_id,
+        cluster_id: rec.cluster_id,
+        membership: Membership::decode(&rec.membership)?,
+        joined,
+    })
+}
+
 /// Works out this member's identity (see the module doc). `stored` is the membership blob in
 /// the database, `has_wal` whether a WAL exists already.
 pub fn resolve(
@@ -59,20 +85,14 @@ pub fn resolve(
         None => None,
     };
     let join = join_path(member_dir);
+    let recorded = identity_path(member_dir);
     let mut identity = if join.exists() {
-        let bytes =
-            std::fs::read(&join).map_err(|e| format!("cannot read {}: {e}", join.display()))?;
-        let rec = JoinRecord::decode(bytes.as_slice())
-            .map_err(|e| format!("{} is corrupt: {e}", join.display()))?;
-        Identity {
-            member_id: rec.member_id,
-            cluster_id: rec.cluster_id,
-            membership: Membership::decode(&rec.membership)?,
-            joined: true,
-        }
+        read_record(&join, true)?
+    } else if recorded.exists() {
+        read_record(&recorded, false)?
     } else if !has_wal && cfg.initial_cluster_state == ClusterState::Existing {
         let identity = join_existing(cfg)?;
-        write_join_record(member_dir, &identity)?;
+        write_record(&join, member_dir, &identity)?;
         identity
     } else {
         let members = cfg.initial_members();
@@ -83,12 +103,18 @@ pub fn resolve(
                 cfg.name
             ));
         }
-        Identity {
+        let identity = Identity {
             member_id: id,
             cluster_id: cfg.cluster_id(),
             membership: Membership::from_initial(&members),
             joined: false,
+        };
+        // A data directory with a WAL but no record (written by an older keel) keeps deriving
+        // its identity from the flags; a new one records it once.
+        if !has_wal {
+            write_record(&recorded, member_dir, &identity)?;
         }
+        identity
     };
     if let Some(m) = stored {
         identity.membership = m;
@@ -186,8 +212,9 @@ pub fn members_body(cluster_id: u64, member_id: u64, table: &Membership) -> Vec<
     .encode_to_vec()
 }
 
-/// Write the join record durably (temp file, fsync, rename, fsync the directory).
-fn write_join_record(member_dir: &Path, id: &Identity) -> Result<(), String> {
+/// Write an identity or join record to `path` (in `member_dir`) durably: temp file, fsync,
+/// rename, fsync the directory.
+fn write_record(path: &Path, member_dir: &Path, id: &Identity) -> Result<(), String> {
     let err = |what: &str, e: std::io::Error| format!("cannot {what} the join record: {e}");
     std::fs::create_dir_all(member_dir).map_err(|e| err("create the directory of", e))?;
     let rec = JoinRecord {
@@ -195,12 +222,12 @@ fn write_join_record(member_dir: &Path, id: &Identity) -> Result<(), String> {
         cluster_id: id.cluster_id,
         membership: id.membership.encode(),
     };
-    let tmp = member_dir.join("join.tmp");
+    let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| err("create", e))?;
     f.write_all(&rec.encode_to_vec())
         .and_then(|_| f.sync_all())
         .map_err(|e| err("write", e))?;
-    std::fs::rename(&tmp, join_path(member_dir)).map_err(|e| err("rename", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| err("rename", e))?;
     std::fs::File::open(member_dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| err("sync the directory of", e))
@@ -238,7 +265,7 @@ mod tests {
             membership: table.clone(),
             joined: true,
         };
-        write_join_record(&d, &id).unwrap();
+        write_record(&join_path(&d), &d, &id).unwrap();
         let cfg = crate::config::Config::default_member();
         let back = resolve(&cfg, &d, None, true).unwrap();
         assert_eq!(back, id);
@@ -266,6 +293,47 @@ mod tests {
         assert_eq!(id.cluster_id, cfg.cluster_id());
         assert!(!id.joined);
         assert_eq!(id.membership.conf_state().voters, vec![cfg.member_id()]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    fn member_cfg(peer: &str) -> Config {
+        let args = [
+            "--name=m1".to_string(),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-cluster=m1={peer}"),
+        ];
+        match crate::config::parse(&args, std::iter::empty::<(String, String)>()) {
+            Ok(crate::config::Command::Run(c, _)) => *c,
+            other => panic!("flags do not parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_restart_keeps_the_recorded_identity_when_the_flags_change() {
+        // After a MemberUpdate the member restarts advertising another peer URL; the id that
+        // URL hashes to is not its id, nor is the cluster id derived from the new flags.
+        let d = dir("moved");
+        let first = member_cfg("http://127.0.0.1:2380");
+        let original = resolve(&first, &d, None, false).unwrap();
+        assert_eq!(original.member_id, first.member_id());
+        let moved = member_cfg("http://127.0.0.1:2390");
+        assert_ne!(moved.member_id(), first.member_id());
+        let back = resolve(&moved, &d, None, true).unwrap();
+        assert_eq!(back.member_id, original.member_id);
+        assert_eq!(back.cluster_id, original.cluster_id);
+        assert!(!back.joined);
+        // A record with member id 0 is corrupt, not an identity.
+        std::fs::write(
+            identity_path(&d),
+            JoinRecord {
+                member_id: 0,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        )
+        .unwrap();
+        assert!(resolve(&moved, &d, None, true).is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

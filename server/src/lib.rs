@@ -33,6 +33,7 @@
 //!   computes them.
 //! * [`url`]: the `http://host:port` lists those flags take.
 //! * [`errors`]: etcd's gRPC error table (code + exact message), which clients match on.
+//! * [`heap`]: handing freed heap memory back to the kernel (`malloc_trim`).
 //! * [`health`], [`version`]: the bodies of `GET /health` and `GET /version`.
 //! * [`metrics`]: a Prometheus text-format registry for `GET /metrics`, with etcd's metric names.
 //! * [`log`]: leveled, one-line-per-event logging to stderr (`--log-level`).
@@ -53,6 +54,7 @@ pub mod convert;
 pub mod envelope;
 pub mod errors;
 pub mod health;
+pub mod heap;
 pub mod log;
 pub mod member;
 pub mod membership;

@@ -453,6 +453,15 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
     }
     let waiters = Arc::new(Waiters::new());
     let (apply_tx, apply_rx) = mpsc::channel::<Vec<Entry>>();
+    let (commit_tx, commit_rx) = mpsc::channel::<()>();
+    {
+        let store = store.clone();
+        let metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name("keel-commit".into())
+            .spawn(move || commit_loop(commit_rx, store, metrics))
+            .map_err(|e| err("cannot start the backend commit thread", &e))?;
+    }
     {
         let store = store.clone();
         let waiters = waiters.clone();
@@ -461,7 +470,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         let waker = waker.clone();
         std::thread::Builder::new()
             .name("keel-apply".into())
-            .spawn(move || apply_loop(apply_rx, store, waiters, shared, metrics, waker))
+            .spawn(move || apply_loop(apply_rx, commit_tx, store, waiters, shared, metrics, waker))
             .map_err(|e| err("cannot start the apply thread", &e))?;
     }
 
@@ -528,50 +537,56 @@ fn add_peer_of(transport: &PeerTransport, m: &pb::Member) {
     }
 }
 
-/// The apply thread: applies committed entries to mvcc in batches, answers waiting clients,
-/// and commits the backend in the background of that.
+/// The apply thread: applies committed entries to mvcc in batches and answers waiting clients.
 ///
 /// As in etcd, a client is answered once its entry is applied to the store's in-memory state
-/// (reads see it at once); the btree is committed every [`BACKEND_COMMIT_INTERVAL`] or
-/// [`BACKEND_COMMIT_ENTRIES`] entries, whichever comes first. That is safe because an entry is
-/// only applied after it is durable in the WAL: after a crash the store reopens at its last
-/// commit ([`mvcc::Store::durable_index`]) and Raft hands the later entries out again. The log
-/// is never compacted beyond the durable index (see [`Member::maybe_compact_log`]).
+/// (reads see it at once); the btree is committed by [`commit_loop`] on its own thread every
+/// [`BACKEND_COMMIT_INTERVAL`], or sooner once [`BACKEND_COMMIT_ENTRIES`] entries wait. That is
+/// safe because an entry is only applied after it is durable in the WAL: after a crash the
+/// store reopens at its last commit ([`mvcc::Store::durable_index`]) and Raft hands the later
+/// entries out again. The log is never compacted beyond the durable index (see
+/// [`Member::maybe_compact_log`]).
 fn apply_loop(
     rx: mpsc::Receiver<Vec<Entry>>,
+    commit_now: mpsc::Sender<()>,
     store: mvcc::Store,
     waiters: Arc<Waiters<mvcc::Response>>,
     shared: Arc<Shared>,
     metrics: Arc<ServerMetrics>,
     waker: LoopWaker<Wake>,
 ) {
-    let mut last_commit = Instant::now();
-    loop {
-        let wait = if store.pending_entries() > 0 {
-            BACKEND_COMMIT_INTERVAL.saturating_sub(last_commit.elapsed())
-        } else {
-            std::time::Duration::from_secs(3600)
-        };
-        let mut entries = match rx.recv_timeout(wait) {
-            Ok(entries) => entries,
-            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                commit_backend(&store, &metrics);
-                return;
-            }
-        };
+    while let Ok(mut entries) = rx.recv() {
         // Batch whatever else is queued.
         while let Ok(more) = rx.try_recv() {
             entries.extend(more);
         }
-        if !entries.is_empty() {
-            apply_entries(&entries, &store, &waiters, &shared, &metrics, &waker);
+        apply_entries(&entries, &store, &waiters, &shared, &metrics, &waker);
+        if store.pending_entries() >= BACKEND_COMMIT_ENTRIES {
+            let _ = commit_now.send(());
         }
-        if store.pending_entries() >= BACKEND_COMMIT_ENTRIES
-            || (store.pending_entries() > 0 && last_commit.elapsed() >= BACKEND_COMMIT_INTERVAL)
-        {
+    }
+    let _ = commit_now.send(());
+}
+
+/// The backend commit thread: commits what the apply thread applied, every
+/// [`BACKEND_COMMIT_INTERVAL`] or when asked.
+fn commit_loop(commit_now: mpsc::Receiver<()>, store: mvcc::Store, metrics: Arc<ServerMetrics>) {
+    let mut last_trim = Instant::now();
+    loop {
+        let stop = matches!(
+            commit_now.recv_timeout(BACKEND_COMMIT_INTERVAL),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        );
+        while commit_now.try_recv().is_ok() {}
+        if store.pending_entries() > 0 {
             commit_backend(&store, &metrics);
-            last_commit = Instant::now();
+        }
+        if last_trim.elapsed() >= crate::heap::TRIM_INTERVAL {
+            crate::heap::release_free_memory();
+            last_trim = Instant::now();
+        }
+        if stop {
+            return;
         }
     }
 }
@@ -598,43 +613,41 @@ fn apply_entries(
     metrics: &ServerMetrics,
     waker: &LoopWaker<Wake>,
 ) {
-    {
-        // Entries at or below the store's consistent index were applied before this start:
-        // the store skips them, and the membership table loaded with it already has them.
-        let done = store.consistent_index();
-        let mut requests = Vec::with_capacity(entries.len());
-        let mut ids = Vec::with_capacity(entries.len());
-        let mut events = Vec::new();
-        for e in entries {
-            let (id, req) = if e.index <= done {
-                (0, mvcc::Request::Noop)
-            } else {
-                decode_entry(e, shared, waiters, &mut events)
-            };
-            ids.push(id);
-            requests.push((e.index, req));
-        }
-        let results = store.apply_batch_deferred(&requests);
-        for ((id, (index, _)), result) in ids.into_iter().zip(&requests).zip(results) {
-            match &result {
-                Err(mvcc::Error::AlreadyApplied { .. }) => continue,
-                Err(e @ (mvcc::Error::Storage(_) | mvcc::Error::Corrupt(_))) => {
-                    crate::log::fatal(format_args!("applying entry {index} failed: {e}"));
-                }
-                _ => {}
+    // Entries at or below the store's consistent index were applied before this start:
+    // the store skips them, and the membership table loaded with it already has them.
+    let done = store.consistent_index();
+    let mut requests = Vec::with_capacity(entries.len());
+    let mut ids = Vec::with_capacity(entries.len());
+    let mut events = Vec::new();
+    for e in entries {
+        let (id, req) = if e.index <= done {
+            (0, mvcc::Request::Noop)
+        } else {
+            decode_entry(e, shared, waiters, &mut events)
+        };
+        ids.push(id);
+        requests.push((e.index, req));
+    }
+    let results = store.apply_batch_deferred(&requests);
+    for ((id, (index, _)), result) in ids.into_iter().zip(&requests).zip(results) {
+        match &result {
+            Err(mvcc::Error::AlreadyApplied { .. }) => continue,
+            Err(e @ (mvcc::Error::Storage(_) | mvcc::Error::Corrupt(_))) => {
+                crate::log::fatal(format_args!("applying entry {index} failed: {e}"));
             }
-            if id != 0 {
-                waiters.trigger(id, result.map_err(|e| convert::store_error(&e)));
-            }
+            _ => {}
         }
-        for ev in events {
-            let _ = waker.wake(Wake::Membership(ev));
+        if id != 0 {
+            waiters.trigger(id, result.map_err(|e| convert::store_error(&e)));
         }
-        if let Some(last) = entries.last() {
-            shared.applied.store(last.index, Ordering::Relaxed);
-            metrics.proposals_applied.set(last.index as f64);
-            let _ = waker.wake(Wake::Applied(last.index));
-        }
+    }
+    for ev in events {
+        let _ = waker.wake(Wake::Membership(ev));
+    }
+    if let Some(last) = entries.last() {
+        shared.applied.store(last.index, Ordering::Relaxed);
+        metrics.proposals_applied.set(last.index as f64);
+        let _ = waker.wake(Wake::Applied(last.index));
     }
 }
 
@@ -1295,7 +1308,7 @@ impl Member {
         }
         let index = durable.saturating_sub(SNAPSHOT_CATCHUP_ENTRIES.min(every));
         match self.core.compact_log(index, &self.wal) {
-            Ok(true) => log_debug!("raft log compacted up to index {index} (durable {durable})"),
+            Ok(true) => log_info!("raft log compacted up to index {index} (durable {durable})"),
             Ok(false) => {}
             Err(e) => crate::log::fatal(format_args!("cannot write the WAL snapshot marker: {e}")),
         }
