@@ -18,7 +18,9 @@ use keel_net::proto::etcdserverpb as pb;
 use keel_net::proto::Rpc;
 use prost::Message;
 
-use super::{add_peer_of, decode, Member, MembershipEvent, PendingTransfer, Shared, Wake};
+use super::{
+    add_peer_of, decode, to_local_status, Member, MembershipEvent, PendingTransfer, Shared, Wake,
+};
 use crate::envelope::Request;
 use crate::errors::{Code, EtcdError, Status};
 use crate::membership::ChangeContext;
@@ -66,7 +68,10 @@ impl Member {
                     self.forward_unary(call, endpoint, rpc, msg.to_vec());
                     None
                 }
-                None => Some(Err(EtcdError::NoLeader.status())),
+                // Just after an election (or a start) this member may know who leads before it
+                // applied the leader's published client URLs. etcd's followers propose the
+                // change themselves and never fail here, so wait for the URLs instead.
+                None => self.forward_once_known(call, leader, rpc, msg.to_vec()),
             };
         }
         let checked = match rpc {
@@ -101,6 +106,62 @@ impl Member {
                 None
             }
             Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Forwards a membership call to `leader` once this member has applied the leader's client
+    /// URLs (a helper thread polls the table for up to the request timeout, then forwards as
+    /// [`Member::forward_unary`] does).
+    fn forward_once_known(&self, call: CallId, leader: u64, rpc: Rpc, request: Vec<u8>) -> Answer {
+        use keel_net::client::{Client, ClientConfig, ClientError};
+        let shared = self.shared.clone();
+        let waker = self.waker.clone();
+        let timeout = self.cfg.request_timeout();
+        let spawned = std::thread::Builder::new()
+            .name("keel-forward".into())
+            .spawn(move || {
+                let deadline = Instant::now() + timeout;
+                let endpoint = loop {
+                    let url = shared
+                        .membership
+                        .lock()
+                        .get(leader)
+                        .and_then(|m| m.client_urls.first().cloned());
+                    if let Some(url) = url {
+                        break Some(
+                            url.trim_start_matches("http://")
+                                .trim_end_matches('/')
+                                .to_string(),
+                        );
+                    }
+                    if Instant::now() >= deadline {
+                        break None;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                };
+                let result = match endpoint {
+                    None => Err(EtcdError::NoLeader.status()),
+                    Some(endpoint) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        Client::connect(&[endpoint.as_str()], ClientConfig::default())
+                            .and_then(|mut c| c.unary_with(rpc.path(), &request, &[], left))
+                            .map_err(|e| match e {
+                                ClientError::Status(s) => to_local_status(&s),
+                                other => {
+                                    log_warn!(
+                                        "{} forwarded to {endpoint} failed: {other}",
+                                        rpc.path()
+                                    );
+                                    EtcdError::NoLeader.status()
+                                }
+                            })
+                    }
+                };
+                let _ = waker.wake(Wake::Reply(call, result));
+            });
+        match spawned {
+            Ok(_) => None,
+            Err(_) => Some(Err(EtcdError::NoLeader.status())),
         }
     }
 

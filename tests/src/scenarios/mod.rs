@@ -6,6 +6,8 @@
 //! - [`failover`]: kill the leader, new leader in time, old leader catches up;
 //! - [`crash_writes`]: kill -9 a member during 10,000 concurrent writes, restart, compare;
 //! - [`membership`]: add a learner, promote it, remove another member, under writes.
+//! - [`membership_more`]: refused membership calls (exact errors, leader and follower), growing
+//!   a one-member cluster, MemberUpdate, removing the leader, restarting everyone.
 
 pub mod crash_writes;
 pub mod election_service;
@@ -13,6 +15,7 @@ pub mod failover;
 pub mod limits;
 pub mod lock_service;
 pub mod membership;
+pub mod membership_more;
 pub mod writers;
 
 use crate::grpc;

@@ -1,0 +1,449 @@
+//! More membership scenarios, each run against a real etcd first and then against keel:
+//!
+//! - [`refused_changes`]: the exact gRPC code and message of every refused membership call
+//!   (unknown ids, promoting a voter, used or malformed peer URLs, a second learner), asked of
+//!   the leader and of a follower (keel forwards to the leader; the answer must not change);
+//! - [`grow_update_remove_restart`]: grow a one-member cluster to three voters under writes,
+//!   move a founding member to a new peer port with MemberUpdate (asked of a follower) and
+//!   restart it there, remove the leader while writes continue, then kill -9 and restart every
+//!   remaining member: same ids, same member list, every acknowledged write everywhere.
+
+use super::wait_hashes_agree;
+use super::writers::{assert_all_present, Writers};
+use crate::grpc::{self, CallError};
+use crate::ports::free_port;
+use crate::Cluster;
+use keel_net::client::ClientError;
+use keel_net::proto::etcdserverpb as pb;
+use keel_net::proto::Message;
+use std::time::{Duration, Instant};
+
+const ADD: &str = "/etcdserverpb.Cluster/MemberAdd";
+const REMOVE: &str = "/etcdserverpb.Cluster/MemberRemove";
+const PROMOTE: &str = "/etcdserverpb.Cluster/MemberPromote";
+const UPDATE: &str = "/etcdserverpb.Cluster/MemberUpdate";
+
+/// One membership call to `endpoint`; a refusal as `"<code> <message>"`.
+fn call<Req: Message, Resp: Message + Default>(
+    endpoint: &str,
+    path: &str,
+    req: &Req,
+) -> Result<Resp, String> {
+    let mut c = grpc::connect(&[endpoint.to_string()], Duration::from_secs(15))
+        .map_err(|e| format!("connect {endpoint}: {e}"))?;
+    grpc::call(&mut c, path, req).map_err(|e| match e {
+        CallError::Client(ClientError::Status(s)) => format!("{:?} {}", s.code, s.message),
+        other => format!("transport: {other}"),
+    })
+}
+
+/// Like [`call`], but retries for 20 s while the answer is etcd's "unhealthy cluster" (its
+/// strict reconfiguration check wants the members connected for 5 s first).
+fn reconfigure<Req: Message, Resp: Message + Default>(
+    endpoint: &str,
+    path: &str,
+    req: &Req,
+) -> Result<Resp, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match call(endpoint, path, req) {
+            Err(e) if e.ends_with("etcdserver: unhealthy cluster") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn members_of(endpoint: &str) -> Vec<pb::Member> {
+    let mut m = grpc::member_list(endpoint)
+        .unwrap_or_else(|e| panic!("member list from {endpoint}: {e}"))
+        .members;
+    m.sort_by_key(|m| m.id);
+    m
+}
+
+fn add_req(url: &str, learner: bool) -> pb::MemberAddRequest {
+    pb::MemberAddRequest {
+        peer_urls: vec![url.to_string()],
+        is_learner: learner,
+    }
+}
+
+/// Asks the same refused call of the leader and of a follower; both must answer `want`.
+fn refused<Req: Message, Resp: Message + Default + std::fmt::Debug>(
+    leader: &str,
+    follower: &str,
+    what: &str,
+    path: &str,
+    req: &Req,
+    want: &str,
+) {
+    for (who, ep) in [("leader", leader), ("follower", follower)] {
+        let got = reconfigure::<Req, Resp>(ep, path, req);
+        assert_eq!(
+            got.as_ref().err().map(String::as_str),
+            Some(want),
+            "{what} asked of the {who} ({ep}): {got:?}"
+        );
+    }
+}
+
+/// Runs the refusals on a running 3-member `cluster` (which it leaves with 3 voters).
+pub fn refused_changes(cluster: &mut Cluster) {
+    let all: Vec<usize> = (0..cluster.members.len()).collect();
+    let leader = cluster.wait_leader(&all, Duration::from_secs(10));
+    let follower = all.iter().copied().find(|&i| i != leader).unwrap();
+    let l = cluster.members[leader].endpoint();
+    let f = cluster.members[follower].endpoint();
+    let voter_id = cluster.member_id(follower);
+    let unknown = 0x1234_5678_9abc_def0u64;
+    const NOT_FOUND: &str = "NotFound etcdserver: member not found";
+    const BAD_URLS: &str = "InvalidArgument etcdserver: given member URLs are invalid";
+    const URL_EXISTS: &str = "FailedPrecondition etcdserver: Peer URLs already exists";
+
+    refused::<_, pb::MemberRemoveResponse>(
+        &l,
+        &f,
+        "MemberRemove of an unknown id",
+        REMOVE,
+        &pb::MemberRemoveRequest { id: unknown },
+        NOT_FOUND,
+    );
+    refused::<_, pb::MemberPromoteResponse>(
+        &l,
+        &f,
+        "MemberPromote of a voter",
+        PROMOTE,
+        &pb::MemberPromoteRequest { id: voter_id },
+        "FailedPrecondition etcdserver: can only promote a learner member",
+    );
+    refused::<_, pb::MemberPromoteResponse>(
+        &l,
+        &f,
+        "MemberPromote of an unknown id",
+        PROMOTE,
+        &pb::MemberPromoteRequest { id: unknown },
+        NOT_FOUND,
+    );
+    let used = cluster.members[follower].peer_url();
+    for learner in [false, true] {
+        refused::<_, pb::MemberAddResponse>(
+            &l,
+            &f,
+            &format!("MemberAdd (learner: {learner}) of a used peer URL"),
+            ADD,
+            &add_req(&used, learner),
+            URL_EXISTS,
+        );
+    }
+    for bad in [
+        "not a url",
+        "http://127.0.0.1",
+        "ftp://127.0.0.1:2380",
+        "http://127.0.0.1:2380/path",
+    ] {
+        refused::<_, pb::MemberAddResponse>(
+            &l,
+            &f,
+            &format!("MemberAdd of {bad:?}"),
+            ADD,
+            &add_req(bad, true),
+            BAD_URLS,
+        );
+    }
+    refused::<_, pb::MemberAddResponse>(
+        &l,
+        &f,
+        "MemberAdd without peer URLs",
+        ADD,
+        &pb::MemberAddRequest::default(),
+        BAD_URLS,
+    );
+    refused::<_, pb::MemberUpdateResponse>(
+        &l,
+        &f,
+        "MemberUpdate of an unknown id",
+        UPDATE,
+        &pb::MemberUpdateRequest {
+            id: unknown,
+            peer_urls: vec![format!("http://127.0.0.1:{}", free_port())],
+        },
+        NOT_FOUND,
+    );
+    refused::<_, pb::MemberUpdateResponse>(
+        &l,
+        &f,
+        "MemberUpdate to another member's peer URL",
+        UPDATE,
+        &pb::MemberUpdateRequest {
+            id: voter_id,
+            peer_urls: vec![cluster.members[leader].peer_url()],
+        },
+        URL_EXISTS,
+    );
+
+    // One learner is allowed (not started: it stays unstarted with an empty name) ...
+    let learner_url = format!("http://127.0.0.1:{}", free_port());
+    let added: pb::MemberAddResponse =
+        reconfigure(&f, ADD, &add_req(&learner_url, true)).expect("add a learner via a follower");
+    let learner = added.member.expect("MemberAddResponse.member");
+    assert!(learner.is_learner && learner.name.is_empty(), "{learner:?}");
+    assert_eq!(learner.peer_urls, vec![learner_url.clone()]);
+    assert_eq!(added.members.len(), 4, "{:?}", added.members);
+    // ... a second one is not (etcd's --max-learners 1). (Re-adding the learner's URL is not
+    // checked: within the same second the new id equals the learner's, "member ID already exist".)
+    refused::<_, pb::MemberAddResponse>(
+        &l,
+        &f,
+        "a second learner",
+        ADD,
+        &add_req(&format!("http://127.0.0.1:{}", free_port()), true),
+        "FailedPrecondition etcdserver: too many learner members in cluster",
+    );
+    // A learner that never started is not in sync.
+    refused::<_, pb::MemberPromoteResponse>(
+        &l,
+        &f,
+        "MemberPromote of an unstarted learner",
+        PROMOTE,
+        &pb::MemberPromoteRequest { id: learner.id },
+        "FailedPrecondition etcdserver: can only promote a learner member which is in sync with leader",
+    );
+    // Removing it (asked of the follower), then removing it again.
+    let r: pb::MemberRemoveResponse =
+        reconfigure(&f, REMOVE, &pb::MemberRemoveRequest { id: learner.id })
+            .expect("remove the learner via a follower");
+    assert_eq!(r.members.len(), 3, "{:?}", r.members);
+    refused::<_, pb::MemberRemoveResponse>(
+        &l,
+        &f,
+        "MemberRemove of a removed id",
+        REMOVE,
+        &pb::MemberRemoveRequest { id: learner.id },
+        NOT_FOUND,
+    );
+    refused::<_, pb::MemberUpdateResponse>(
+        &l,
+        &f,
+        "MemberUpdate of a removed id",
+        UPDATE,
+        &pb::MemberUpdateRequest {
+            id: learner.id,
+            peer_urls: vec![format!("http://127.0.0.1:{}", free_port())],
+        },
+        NOT_FOUND,
+    );
+    // Nothing above changed the cluster.
+    for &i in &all {
+        let list = members_of(&cluster.members[i].endpoint());
+        assert_eq!(list.len(), 3, "{}: {list:?}", cluster.members[i].name);
+        assert!(list.iter().all(|m| !m.is_learner && !m.name.is_empty()));
+    }
+}
+
+/// Adds a voter for the (not yet started) member slot `new`, asked of `endpoint`, starts it
+/// with `--initial-cluster-state existing` and waits until it is healthy. Returns its id.
+fn add_and_start_voter(cluster: &mut Cluster, endpoint: &str, new: usize) -> u64 {
+    let url = cluster.members[new].peer_url();
+    let added: pb::MemberAddResponse = reconfigure(endpoint, ADD, &add_req(&url, false))
+        .unwrap_or_else(|e| panic!("add {}: {e}", cluster.members[new].name));
+    let m = added.member.expect("MemberAddResponse.member");
+    assert!(!m.is_learner && m.name.is_empty(), "{m:?}");
+    assert_eq!(m.peer_urls, vec![url]);
+    let mut ic: Vec<String> = added
+        .members
+        .iter()
+        .filter(|x| x.id != m.id)
+        .map(|x| format!("{}={}", x.name, x.peer_urls.join(",")))
+        .collect();
+    ic.push(format!("{}={}", cluster.members[new].name, m.peer_urls[0]));
+    cluster.members[new].initial_cluster = ic.join(",");
+    cluster.members[new].initial_state = "existing".into();
+    cluster.restart(new);
+    let got = cluster.member_id(new);
+    assert_eq!(
+        got, m.id,
+        "{} started with another id",
+        cluster.members[new].name
+    );
+    m.id
+}
+
+/// Polls until every member in `among` lists exactly `want` (ids, names, peer URLs, learner).
+fn wait_member_list(cluster: &Cluster, among: &[usize], want: &[(u64, String, Vec<String>)]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lists: Vec<Vec<(u64, String, Vec<String>)>> = among
+            .iter()
+            .map(|&i| {
+                members_of(&cluster.members[i].endpoint())
+                    .into_iter()
+                    .map(|m| {
+                        assert!(!m.is_learner, "{m:?}");
+                        (m.id, m.name, m.peer_urls)
+                    })
+                    .collect()
+            })
+            .collect();
+        if lists.iter().all(|l| l.as_slice() == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member lists differ from {want:?}: {lists:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs the growth scenario on a running 1-member `cluster`. `edit_initial_cluster`: whether m1
+/// is restarted (after its MemberUpdate) with its `--initial-cluster` flag edited to its new
+/// URL too; etcd ignores that flag on a restart either way.
+pub fn grow_update_remove_restart(cluster: &mut Cluster, edit_initial_cluster: bool) {
+    assert_eq!(cluster.members.len(), 1);
+    let m2 = cluster.new_member_slot("m2");
+    let m3 = cluster.new_member_slot("m3");
+    let three = [0, m2, m3];
+    // The writers know every endpoint from the start (the client moves on when one fails).
+    let w = Writers::start(cluster.endpoints_of(&three), "grow/", 2, 1_000_000);
+    w.wait_acked(50, Duration::from_secs(20));
+
+    // 1 -> 2 -> 3 voters; the third is added through the second.
+    let ep = cluster.members[0].endpoint();
+    add_and_start_voter(cluster, &ep, m2);
+    let acked = w.acked();
+    w.wait_acked(acked + 50, Duration::from_secs(20));
+    let ep = cluster.members[m2].endpoint();
+    add_and_start_voter(cluster, &ep, m3);
+    let acked = w.acked();
+    w.wait_acked(acked + 50, Duration::from_secs(20));
+    let ids: Vec<u64> = three.iter().map(|&i| cluster.member_id(i)).collect();
+    let mut want: Vec<(u64, String, Vec<String>)> = three
+        .iter()
+        .zip(&ids)
+        .map(|(&i, &id)| {
+            (
+                id,
+                cluster.members[i].name.clone(),
+                vec![cluster.members[i].peer_url()],
+            )
+        })
+        .collect();
+    want.sort();
+    wait_member_list(cluster, &three, &want);
+
+    // MemberUpdate: m1 (a founding member) moves to a new peer port; asked of a follower.
+    let leader = cluster.wait_leader(&three, Duration::from_secs(10));
+    let asked = three
+        .iter()
+        .copied()
+        .find(|&i| i != leader && i != 0)
+        .unwrap();
+    let new_port = free_port();
+    let new_url = format!("http://127.0.0.1:{new_port}");
+    let r: pb::MemberUpdateResponse = reconfigure(
+        &cluster.members[asked].endpoint(),
+        UPDATE,
+        &pb::MemberUpdateRequest {
+            id: ids[0],
+            peer_urls: vec![new_url.clone()],
+        },
+    )
+    .expect("MemberUpdate of m1");
+    assert!(
+        r.members
+            .iter()
+            .any(|m| m.id == ids[0] && m.peer_urls == vec![new_url.clone()]),
+        "MemberUpdate answered {:?}",
+        r.members
+    );
+    // m1 restarts listening on (and advertising) the new URL. A restarting member takes its
+    // identity from its data, not from its flags: the new URL hashes to another id.
+    cluster.kill(0);
+    let old_url = cluster.members[0].peer_url();
+    cluster.members[0].peer_port = new_port;
+    if edit_initial_cluster {
+        cluster.members[0].initial_cluster = cluster.members[0]
+            .initial_cluster
+            .replace(&old_url, &new_url);
+    }
+    cluster.restart(0);
+    assert_eq!(cluster.member_id(0), ids[0], "m1 came back with another id");
+    for e in want.iter_mut() {
+        if e.0 == ids[0] {
+            e.2 = vec![new_url.clone()];
+        }
+    }
+    wait_member_list(cluster, &three, &want);
+    let acked = w.acked();
+    w.wait_acked(acked + 50, Duration::from_secs(20));
+    // m1 takes part in replication on its new URL: it gets a write made after its restart.
+    let mut c =
+        grpc::connect(&cluster.endpoints_of(&three), Duration::from_secs(10)).expect("connect");
+    let rev = grpc::put(&mut c, b"after-update", b"v")
+        .expect("put after the update")
+        .header
+        .expect("header")
+        .revision;
+    wait_hashes_agree(cluster, &three, rev, Duration::from_secs(20));
+
+    // Remove the current leader while writes continue (asked of a member that stays).
+    let leader = cluster.wait_leader(&three, Duration::from_secs(10));
+    let rest: Vec<usize> = three.iter().copied().filter(|&i| i != leader).collect();
+    let leader_id = cluster.member_id(leader);
+    let r: pb::MemberRemoveResponse = reconfigure(
+        &cluster.members[rest[0]].endpoint(),
+        REMOVE,
+        &pb::MemberRemoveRequest { id: leader_id },
+    )
+    .expect("remove the leader");
+    assert_eq!(r.members.len(), 2, "{:?}", r.members);
+    assert!(r.members.iter().all(|m| m.id != leader_id));
+    let new_leader = cluster.wait_leader(&rest, Duration::from_secs(15));
+    assert!(rest.contains(&new_leader));
+    let acked = w.acked();
+    w.wait_acked(acked + 100, Duration::from_secs(30));
+    w.stop();
+    let writes = w.join();
+    cluster.kill(leader);
+    want.retain(|e| e.0 != leader_id);
+    wait_member_list(cluster, &rest, &want);
+
+    let last_rev = writes.acked.values().map(|a| a.revision).max().unwrap_or(0);
+    let hash = wait_hashes_agree(cluster, &rest, last_rev, Duration::from_secs(30));
+    for &i in &rest {
+        assert_all_present(&cluster.members[i].endpoint(), b"grow/", &writes);
+    }
+
+    // kill -9 and restart every remaining member: same ids, same list, same data.
+    let before: Vec<u64> = rest.iter().map(|&i| cluster.member_id(i)).collect();
+    for &i in &rest {
+        cluster.kill(i);
+    }
+    for &i in &rest {
+        cluster.spawn(i);
+    }
+    for &i in &rest {
+        cluster.wait_healthy(i);
+    }
+    let after: Vec<u64> = rest.iter().map(|&i| cluster.member_id(i)).collect();
+    assert_eq!(after, before, "ids changed across the restart");
+    wait_member_list(cluster, &rest, &want);
+    assert_eq!(
+        wait_hashes_agree(cluster, &rest, last_rev, Duration::from_secs(30)),
+        hash,
+        "the data changed across the restart"
+    );
+    for &i in &rest {
+        assert_all_present(&cluster.members[i].endpoint(), b"grow/", &writes);
+    }
+    // And the cluster still takes writes.
+    let mut c = grpc::connect(&cluster.endpoints_of(&rest), Duration::from_secs(10))
+        .expect("connect after restart");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = grpc::put(&mut c, b"after-restart", b"v") {
+        assert!(Instant::now() < deadline, "no write after the restart: {e}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
