@@ -187,12 +187,18 @@ impl Member {
         msg: &[u8],
     ) -> Result<(ConfChangeType, u64, Option<pb::Member>), Status> {
         let r: pb::MemberAddRequest = decode(msg)?;
-        let parsed: Vec<crate::url::Url> = r
-            .peer_urls
+        // etcd's types.NewURLs: every URL valid, blanks trimmed, the list sorted; the member is
+        // stored (and its URLs compared with the others') in that form.
+        let mut peer_urls: Vec<String> = r.peer_urls.iter().map(|u| u.trim().to_string()).collect();
+        peer_urls.sort();
+        let parsed: Vec<crate::url::Url> = peer_urls
             .iter()
             .map(|u| crate::url::Url::parse(u))
             .collect::<Result<_, _>>()
             .map_err(|_| EtcdError::MemberBadUrls.status())?;
+        if parsed.is_empty() {
+            return Err(EtcdError::MemberBadUrls.status());
+        }
         // etcd: NewMember("", urls, "", now): the id hashes the peer URLs and the time.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -202,15 +208,28 @@ impl Member {
         let member = pb::Member {
             id,
             name: String::new(),
-            peer_urls: r.peer_urls.clone(),
+            peer_urls,
             client_urls: Vec::new(),
             is_learner: r.is_learner,
         };
         let table = self.shared.membership.lock();
-        table.check_add(&member).map_err(|e| e.status())?;
+        // etcd's mayAddMember (strict reconfiguration check) comes before the table's checks:
+        // enough started voters for a new voter, and every voter connected.
         if !r.is_learner && !table.ready_to_add_voter() {
             return Err(EtcdError::MemberNotEnoughStarted.status());
         }
+        if let Some((transport, _)) = &self.peers {
+            let disconnected = table
+                .conf_state()
+                .voters
+                .into_iter()
+                .filter(|&v| v != self.id)
+                .any(|v| !transport.peer_stats(v).is_some_and(|s| s.connected));
+            if disconnected {
+                return Err(EtcdError::Unhealthy.status());
+            }
+        }
+        table.check_add(&member).map_err(|e| e.status())?;
         let change_type = if r.is_learner {
             ConfChangeType::AddLearner
         } else {

@@ -234,12 +234,70 @@ pub fn refused_changes(cluster: &mut Cluster) {
         },
         NOT_FOUND,
     );
+    // Peer URLs are trimmed and sorted (etcd's types.NewURLs) before they are stored and
+    // compared: the learner is listed with the normalised URLs, and a URL it has, written
+    // without the blanks, is taken.
+    let (p1, p2) = (free_port(), free_port());
+    let (lo, hi) = (p1.min(p2), p1.max(p2));
+    let lo_url = format!("http://127.0.0.1:{lo}");
+    let hi_url = format!("http://127.0.0.1:{hi}");
+    let added: pb::MemberAddResponse = reconfigure(
+        &l,
+        ADD,
+        &pb::MemberAddRequest {
+            peer_urls: vec![format!(" {hi_url} "), format!("\t{lo_url}")],
+            is_learner: true,
+        },
+    )
+    .expect("add a learner with unsorted, padded URLs");
+    let learner = added.member.expect("MemberAddResponse.member");
+    assert_eq!(learner.peer_urls, vec![lo_url.clone(), hi_url.clone()]);
+    let listed = members_of(&f);
+    let listed = listed.iter().find(|m| m.id == learner.id).expect("listed");
+    assert_eq!(listed.peer_urls, vec![lo_url.clone(), hi_url.clone()]);
+    refused::<_, pb::MemberAddResponse>(
+        &l,
+        &f,
+        "MemberAdd of a URL the learner has (written without blanks)",
+        ADD,
+        &add_req(&hi_url, false),
+        URL_EXISTS,
+    );
+    let _: pb::MemberRemoveResponse =
+        reconfigure(&l, REMOVE, &pb::MemberRemoveRequest { id: learner.id })
+            .expect("remove the second learner");
+
     // Nothing above changed the cluster.
     for &i in &all {
         let list = members_of(&cluster.members[i].endpoint());
         assert_eq!(list.len(), 3, "{}: {list:?}", cluster.members[i].name);
         assert!(list.iter().all(|m| !m.is_learner && !m.name.is_empty()));
     }
+
+    // Strict reconfiguration check: no member is added (not even a learner) while a voter is
+    // disconnected (etcd's mayAddMember: "unhealthy cluster").
+    let other = all
+        .iter()
+        .copied()
+        .find(|&i| i != leader && i != follower)
+        .unwrap();
+    cluster.kill(other);
+    std::thread::sleep(Duration::from_millis(1500));
+    for learner in [true, false] {
+        let got = call::<_, pb::MemberAddResponse>(
+            &l,
+            ADD,
+            &add_req(&format!("http://127.0.0.1:{}", free_port()), learner),
+        );
+        assert_eq!(
+            got.as_ref().err().map(String::as_str),
+            Some("Unavailable etcdserver: unhealthy cluster"),
+            "MemberAdd (learner: {learner}) with a voter down: {got:?}"
+        );
+    }
+    cluster.restart(other);
+    let list = members_of(&cluster.members[other].endpoint());
+    assert_eq!(list.len(), 3, "{list:?}");
 }
 
 /// Adds a voter for the (not yet started) member slot `new`, asked of `endpoint`, starts it
