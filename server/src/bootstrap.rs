@@ -119,6 +119,15 @@ pub fn resolve(
     if let Some(m) = stored {
         identity.membership = m;
     }
+    // A member that applied its own removal never rejoins under the same id (etcd's peers
+    // answer it "410 Gone" and it stops with this message).
+    if identity.membership.is_removed(identity.member_id) {
+        return Err(format!(
+            "the member has been permanently removed from the cluster (member {:x} of cluster \
+             {:x}); to add it again, remove its data directory and use `etcdctl member add`",
+            identity.member_id, identity.cluster_id
+        ));
+    }
     Ok(identity)
 }
 
@@ -334,6 +343,42 @@ mod tests {
         )
         .unwrap();
         assert!(resolve(&moved, &d, None, true).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_removed_member_does_not_start() {
+        use keel_consensus::{ConfChange, ConfChangeType};
+        let d = dir("removed");
+        let cfg = member_cfg("http://127.0.0.1:2380");
+        let me = resolve(&cfg, &d, None, false).unwrap();
+        let mut table = Membership::from_list(&[
+            pb::Member {
+                id: me.member_id,
+                name: "m1".into(),
+                peer_urls: vec!["http://127.0.0.1:2380".into()],
+                ..Default::default()
+            },
+            pb::Member {
+                id: 9,
+                name: "m2".into(),
+                peer_urls: vec!["http://127.0.0.1:2381".into()],
+                ..Default::default()
+            },
+        ]);
+        assert!(resolve(&cfg, &d, Some(table.encode()), true).is_ok());
+        table
+            .apply_change(
+                &ConfChange {
+                    change_type: ConfChangeType::RemoveNode,
+                    node_id: me.member_id,
+                    context: Vec::new(),
+                },
+                &Default::default(),
+            )
+            .unwrap();
+        let err = resolve(&cfg, &d, Some(table.encode()), true).unwrap_err();
+        assert!(err.contains("permanently removed"), "{err}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -468,6 +468,21 @@ pub fn grow_update_remove_restart(cluster: &mut Cluster, edit_initial_cluster: b
     want.retain(|e| e.0 != leader_id);
     wait_member_list(cluster, &rest, &want);
 
+    // The removed member, started again from its data, learns it was removed and stops; the
+    // cluster is unaffected.
+    cluster.spawn(leader);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.members[leader].is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "the removed member {} still runs 20 s after its restart",
+            cluster.members[leader].name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.kill(leader);
+    wait_member_list(cluster, &rest, &want);
+
     let last_rev = writes.acked.values().map(|a| a.revision).max().unwrap_or(0);
     let hash = wait_hashes_agree(cluster, &rest, last_rev, Duration::from_secs(30));
     for &i in &rest {
