@@ -35,3 +35,10 @@ fn etcd_grow_update_remove_leader_restart() {
 fn keel_grow_update_remove_leader_restart() {
     grow_update_remove_restart(Flavor::Keel);
 }
+
+/// keel's variant is in tests/pending/membership_empty_name.rs (config.rs refuses the flag).
+#[test]
+fn etcd_join_beside_an_unstarted_member() {
+    let mut c = Cluster::start(Flavor::Etcd, 3, ClusterOptions::default());
+    membership_more::join_beside_an_unstarted_member(&mut c);
+}

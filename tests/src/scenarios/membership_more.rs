@@ -191,6 +191,13 @@ pub fn refused_changes(cluster: &mut Cluster) {
     assert!(learner.is_learner && learner.name.is_empty(), "{learner:?}");
     assert_eq!(learner.peer_urls, vec![learner_url.clone()]);
     assert_eq!(added.members.len(), 4, "{:?}", added.members);
+    // The member that was asked answered after applying the change itself (etcd's follower
+    // proposes and waits for its own apply): its member list has the learner at once.
+    let listed = members_of(&f);
+    assert!(
+        listed.iter().any(|m| m.id == learner.id),
+        "the follower answered MemberAdd but does not list the learner: {listed:?}"
+    );
     // ... a second one is not (etcd's --max-learners 1). (Re-adding the learner's URL is not
     // checked: within the same second the new id equals the learner's, "member ID already exist".)
     refused::<_, pb::MemberAddResponse>(
@@ -215,6 +222,11 @@ pub fn refused_changes(cluster: &mut Cluster) {
         reconfigure(&f, REMOVE, &pb::MemberRemoveRequest { id: learner.id })
             .expect("remove the learner via a follower");
     assert_eq!(r.members.len(), 3, "{:?}", r.members);
+    let listed = members_of(&f);
+    assert!(
+        listed.iter().all(|m| m.id != learner.id),
+        "the follower answered MemberRemove but still lists the learner: {listed:?}"
+    );
     refused::<_, pb::MemberRemoveResponse>(
         &l,
         &f,
@@ -309,11 +321,13 @@ fn add_and_start_voter(cluster: &mut Cluster, endpoint: &str, new: usize) -> u64
     let m = added.member.expect("MemberAddResponse.member");
     assert!(!m.is_learner && m.name.is_empty(), "{m:?}");
     assert_eq!(m.peer_urls, vec![url]);
+    // As `etcdctl member add` prints ETCD_INITIAL_CLUSTER: one `name=url` per peer URL, the
+    // name empty for members that have not started yet.
     let mut ic: Vec<String> = added
         .members
         .iter()
         .filter(|x| x.id != m.id)
-        .map(|x| format!("{}={}", x.name, x.peer_urls.join(",")))
+        .flat_map(|x| x.peer_urls.iter().map(move |u| format!("{}={u}", x.name)))
         .collect();
     ic.push(format!("{}={}", cluster.members[new].name, m.peer_urls[0]));
     cluster.members[new].initial_cluster = ic.join(",");
@@ -519,4 +533,43 @@ pub fn grow_update_remove_restart(cluster: &mut Cluster, edit_initial_cluster: b
         assert!(Instant::now() < deadline, "no write after the restart: {e}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// On a running 3-member `cluster`: a learner is added but never started (an unstarted voter
+/// would make etcd refuse further additions: "unhealthy cluster"); a fifth member is then
+/// added and started with the `--initial-cluster` etcdctl prints for it, which names the
+/// unstarted member with an empty name (`=http://...`). It joins; the unstarted one is removed.
+pub fn join_beside_an_unstarted_member(cluster: &mut Cluster) {
+    let all: Vec<usize> = (0..cluster.members.len()).collect();
+    let ep = cluster.members[0].endpoint();
+    let ghost = cluster.new_member_slot("m4");
+    let ghost_url = cluster.members[ghost].peer_url();
+    let added: pb::MemberAddResponse =
+        reconfigure(&ep, ADD, &add_req(&ghost_url, true)).expect("add m4 as a learner");
+    let ghost_id = added.member.expect("member").id;
+    let m5 = cluster.new_member_slot("m5");
+    add_and_start_voter(cluster, &ep, m5);
+    assert!(
+        cluster.members[m5]
+            .initial_cluster
+            .contains(&format!("={ghost_url}")),
+        "{}",
+        cluster.members[m5].initial_cluster
+    );
+    let _: pb::MemberRemoveResponse =
+        reconfigure(&ep, REMOVE, &pb::MemberRemoveRequest { id: ghost_id }).expect("remove m4");
+    let mut members: Vec<usize> = all.clone();
+    members.push(m5);
+    let mut want: Vec<(u64, String, Vec<String>)> = members
+        .iter()
+        .map(|&i| {
+            (
+                cluster.member_id(i),
+                cluster.members[i].name.clone(),
+                vec![cluster.members[i].peer_url()],
+            )
+        })
+        .collect();
+    want.sort();
+    wait_member_list(cluster, &members, &want);
 }
