@@ -22,6 +22,7 @@ const ADD: &str = "/etcdserverpb.Cluster/MemberAdd";
 const REMOVE: &str = "/etcdserverpb.Cluster/MemberRemove";
 const PROMOTE: &str = "/etcdserverpb.Cluster/MemberPromote";
 const UPDATE: &str = "/etcdserverpb.Cluster/MemberUpdate";
+const MOVE_LEADER: &str = "/etcdserverpb.Maintenance/MoveLeader";
 
 /// One membership call to `endpoint`; a refusal as `"<code> <message>"`.
 fn call<Req: Message, Resp: Message + Default>(
@@ -171,6 +172,22 @@ pub fn refused_changes(cluster: &mut Cluster) {
         },
         NOT_FOUND,
     );
+    for urls in [vec!["not a url".to_string()], vec![]] {
+        // The id is checked before the URLs.
+        refused::<_, pb::MemberUpdateResponse>(
+            &l,
+            &f,
+            &format!("MemberUpdate of an unknown id to {urls:?}"),
+            UPDATE,
+            &pb::MemberUpdateRequest {
+                id: unknown,
+                peer_urls: urls.clone(),
+            },
+            NOT_FOUND,
+        );
+        // (Not checked: etcd 3.4 does not validate MemberUpdate's URLs; a known member
+        // updated to "not a url" makes its peers crash on the unparsable URL.)
+    }
     refused::<_, pb::MemberUpdateResponse>(
         &l,
         &f,
@@ -207,6 +224,32 @@ pub fn refused_changes(cluster: &mut Cluster) {
         ADD,
         &add_req(&format!("http://127.0.0.1:{}", free_port()), true),
         "FailedPrecondition etcdserver: too many learner members in cluster",
+    );
+    // MoveLeader: only the leader moves leadership, and only to a voter.
+    let bad_transferee = "FailedPrecondition etcdserver: bad leader transferee";
+    for (target, want) in [(unknown, bad_transferee), (learner.id, bad_transferee)] {
+        let got = call::<_, pb::MoveLeaderResponse>(
+            &l,
+            MOVE_LEADER,
+            &pb::MoveLeaderRequest { target_id: target },
+        );
+        assert_eq!(
+            got.as_ref().err().map(String::as_str),
+            Some(want),
+            "MoveLeader to {target:x}: {got:?}"
+        );
+    }
+    let got = call::<_, pb::MoveLeaderResponse>(
+        &f,
+        MOVE_LEADER,
+        &pb::MoveLeaderRequest {
+            target_id: voter_id,
+        },
+    );
+    assert_eq!(
+        got.as_ref().err().map(String::as_str),
+        Some("FailedPrecondition etcdserver: not leader"),
+        "MoveLeader asked of a follower: {got:?}"
     );
     // A learner that never started is not in sync.
     refused::<_, pb::MemberPromoteResponse>(
