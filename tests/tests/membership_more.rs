@@ -42,3 +42,18 @@ fn etcd_join_beside_an_unstarted_member() {
     let mut c = Cluster::start(Flavor::Etcd, 3, ClusterOptions::default());
     membership_more::join_beside_an_unstarted_member(&mut c);
 }
+
+fn replace_member(flavor: Flavor) {
+    let mut c = Cluster::start(flavor, 3, ClusterOptions::default());
+    membership_more::replace_member(&mut c);
+}
+
+#[test]
+fn etcd_replace_member() {
+    replace_member(Flavor::Etcd);
+}
+
+#[test]
+fn keel_replace_member() {
+    replace_member(Flavor::Keel);
+}

@@ -616,3 +616,48 @@ pub fn join_beside_an_unstarted_member(cluster: &mut Cluster) {
     want.sort();
     wait_member_list(cluster, &members, &want);
 }
+
+/// On a running 3-member `cluster`, while writes continue: a follower is removed, its data
+/// directory deleted, and it is added back as a new member with the same name and peer URL
+/// (replacing a failed machine). It gets a new id, catches up, and the three agree.
+pub fn replace_member(cluster: &mut Cluster) {
+    let all: Vec<usize> = (0..cluster.members.len()).collect();
+    let w = Writers::start(cluster.endpoints_of(&all), "replace/", 2, 1_000_000);
+    w.wait_acked(50, Duration::from_secs(20));
+    let leader = cluster.wait_leader(&all, Duration::from_secs(10));
+    let gone = all.iter().copied().find(|&i| i != leader).unwrap();
+    let stay: Vec<usize> = all.iter().copied().filter(|&i| i != gone).collect();
+    let old_id = cluster.member_id(gone);
+    let ep = cluster.members[stay[0]].endpoint();
+    let _: pb::MemberRemoveResponse =
+        reconfigure(&ep, REMOVE, &pb::MemberRemoveRequest { id: old_id })
+            .expect("remove the follower");
+    cluster.kill(gone);
+    std::fs::remove_dir_all(&cluster.members[gone].data_dir).expect("wipe the data directory");
+    let acked = w.acked();
+    w.wait_acked(acked + 50, Duration::from_secs(20));
+
+    let new_id = add_and_start_voter(cluster, &ep, gone);
+    assert_ne!(new_id, old_id, "the replacement reuses the removed id");
+    let acked = w.acked();
+    w.wait_acked(acked + 100, Duration::from_secs(30));
+    w.stop();
+    let writes = w.join();
+    let last_rev = writes.acked.values().map(|a| a.revision).max().unwrap_or(0);
+    wait_hashes_agree(cluster, &all, last_rev, Duration::from_secs(30));
+    for &i in &all {
+        assert_all_present(&cluster.members[i].endpoint(), b"replace/", &writes);
+    }
+    let mut want: Vec<(u64, String, Vec<String>)> = all
+        .iter()
+        .map(|&i| {
+            (
+                cluster.member_id(i),
+                cluster.members[i].name.clone(),
+                vec![cluster.members[i].peer_url()],
+            )
+        })
+        .collect();
+    want.sort();
+    wait_member_list(cluster, &all, &want);
+}
