@@ -57,3 +57,10 @@ fn etcd_replace_member() {
 fn keel_replace_member() {
     replace_member(Flavor::Keel);
 }
+
+/// keel's variant is in tests/pending/membership_removed_while_down.rs.
+#[test]
+fn etcd_restart_member_removed_while_down() {
+    let mut c = Cluster::start(Flavor::Etcd, 3, ClusterOptions::default());
+    membership_more::restart_member_removed_while_down(&mut c);
+}

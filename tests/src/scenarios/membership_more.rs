@@ -661,3 +661,33 @@ pub fn replace_member(cluster: &mut Cluster) {
     want.sort();
     wait_member_list(cluster, &all, &want);
 }
+
+/// On a running 3-member `cluster`: a follower is killed, then removed while it is down (it
+/// never applies its own removal); started again from its data, it must learn from the others
+/// that it was removed and stop. The two others keep working.
+pub fn restart_member_removed_while_down(cluster: &mut Cluster) {
+    let all: Vec<usize> = (0..cluster.members.len()).collect();
+    let leader = cluster.wait_leader(&all, Duration::from_secs(10));
+    let gone = all.iter().copied().find(|&i| i != leader).unwrap();
+    let stay: Vec<usize> = all.iter().copied().filter(|&i| i != gone).collect();
+    let id = cluster.member_id(gone);
+    cluster.kill(gone);
+    let ep = cluster.members[leader].endpoint();
+    let r: pb::MemberRemoveResponse =
+        reconfigure(&ep, REMOVE, &pb::MemberRemoveRequest { id }).expect("remove the down member");
+    assert_eq!(r.members.len(), 2, "{:?}", r.members);
+    cluster.spawn(gone);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.members[gone].is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "{}, removed while down, still runs 20 s after its restart",
+            cluster.members[gone].name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.kill(gone);
+    let mut c =
+        grpc::connect(&cluster.endpoints_of(&stay), Duration::from_secs(10)).expect("connect");
+    grpc::put(&mut c, b"after-removal", b"v").expect("a write after the removal");
+}
