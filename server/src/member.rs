@@ -271,6 +271,9 @@ pub struct Member {
     peers: Option<(Arc<PeerTransport>, Inbox)>,
     /// A MoveLeader call in progress.
     transfer: Option<PendingTransfer>,
+    /// Proposals made while handling the current batch of events (request id, encoded
+    /// envelope): proposed together, as one Raft append, at the end of the batch.
+    proposals: Vec<(u64, Vec<u8>)>,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -504,6 +507,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         locks: HashMap::new(),
         peers,
         transfer: None,
+        proposals: Vec::new(),
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -963,8 +967,31 @@ impl Member {
     /// Propose a request nobody waits for (lease expiry, checkpoints).
     fn propose_internal(&mut self, request: Request) {
         let data = Envelope { id: 0, request }.encode();
-        if let Err(e) = self.core.propose(data) {
-            log_debug!("internal proposal dropped: {e}");
+        self.proposals.push((0, data));
+    }
+
+    /// Propose everything queued since the last flush as one append (one Raft message to the
+    /// leader from a follower, one MsgApp per follower from the leader). A refused batch fails
+    /// every waiting client in it.
+    fn flush_proposals(&mut self) {
+        if self.proposals.is_empty() {
+            return;
+        }
+        let (ids, data): (Vec<u64>, Vec<Vec<u8>>) =
+            std::mem::take(&mut self.proposals).into_iter().unzip();
+        self.metrics.proposal_appends.inc();
+        self.metrics.proposals.add(ids.len() as u64);
+        if let Err(e) = self.core.propose_batch(data) {
+            log_debug!("{} proposals dropped: {e}", ids.len());
+            let status = match e {
+                keel_consensus::Error::ProposalDropped(_)
+                | keel_consensus::Error::NotLeader { .. } => EtcdError::NoLeader.status(),
+                other => Status::new(Code::Unknown, other.to_string()),
+            };
+            for id in ids.into_iter().filter(|&id| id != 0) {
+                self.metrics.proposals_failed.inc();
+                self.waiters.trigger(id, Err(status.clone()));
+            }
         }
     }
 
@@ -1565,6 +1592,7 @@ impl Member {
     /// Feed Raft's output to the WAL, the apply thread and (later) the peers, until Raft has
     /// nothing more to do or waits for the WAL.
     fn pump(&mut self) {
+        self.flush_proposals();
         if !self.read_batch.is_empty() {
             // One ReadIndex round for every read that arrived since the last one.
             let batch = std::mem::take(&mut self.read_batch);
@@ -1884,15 +1912,7 @@ impl Member {
         self.metrics
             .proposals_pending
             .set(self.waiters.len() as f64);
-        if let Err(e) = self.core.propose(data) {
-            self.metrics.proposals_failed.inc();
-            let status = match e {
-                keel_consensus::Error::ProposalDropped(_)
-                | keel_consensus::Error::NotLeader { .. } => EtcdError::NoLeader.status(),
-                other => Status::new(Code::Unknown, other.to_string()),
-            };
-            self.waiters.trigger(id, Err(status));
-        }
+        self.proposals.push((id, data));
         Ok(())
     }
 
@@ -2365,8 +2385,8 @@ impl Handler<Wake> for Member {
                     }
                 }
                 if let Some(pc) = self.calls.remove(&call) {
+                    // Proposals and reads wait for the end of the batch (`on_batch_end`).
                     self.dispatch(ctx, call, pc);
-                    self.pump();
                 }
             }
             CallEvent::Cancelled { call, .. } => {
@@ -2478,6 +2498,12 @@ impl Handler<Wake> for Member {
                 self.pump();
             }
             Wake::Membership(ev) => self.on_membership_event(ev),
+        }
+    }
+
+    fn on_batch_end(&mut self, _ctx: &mut Ctx<Wake>) {
+        if !self.proposals.is_empty() || !self.read_batch.is_empty() {
+            self.pump();
         }
     }
 

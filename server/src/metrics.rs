@@ -530,6 +530,11 @@ pub struct ServerMetrics {
     pub proposals_pending: Arc<Gauge>,
     /// `etcd_server_proposals_failed_total`.
     pub proposals_failed: Arc<Counter>,
+    /// `keel_server_proposal_appends_total`: Raft appends this member proposed (each carries
+    /// every request that arrived in one batch of events).
+    pub proposal_appends: Arc<Counter>,
+    /// `keel_server_proposals_total`: requests this member proposed.
+    pub proposals: Arc<Counter>,
     /// `etcd_disk_wal_fsync_duration_seconds`.
     pub wal_fsync: Arc<Histogram>,
     /// `etcd_disk_backend_commit_duration_seconds`.
@@ -586,6 +591,14 @@ impl ServerMetrics {
                 "etcd_disk_wal_fsync_duration_seconds",
                 "The latency distributions of fsync called by WAL.",
                 &ms,
+            ),
+            proposal_appends: r.counter(
+                "keel_server_proposal_appends_total",
+                "Raft appends this member proposed (requests are batched per append).",
+            ),
+            proposals: r.counter(
+                "keel_server_proposals_total",
+                "Requests this member proposed.",
             ),
             backend_commit: r.histogram(
                 "etcd_disk_backend_commit_duration_seconds",

@@ -54,6 +54,13 @@ pub trait Handler<W> {
         let _ = (ctx, payload);
     }
 
+    /// Called each time the loop has delivered a batch of events (calls, wake-ups, timers)
+    /// and before it writes the connections: the place to act once for many events, e.g. to
+    /// propose every request that arrived in this batch as one Raft append.
+    fn on_batch_end(&mut self, ctx: &mut Ctx<W>) {
+        let _ = ctx;
+    }
+
     /// An HTTP/1.1 request on the gRPC port (`GET /health`, `/version`, `/metrics`, ...).
     fn on_http1(&mut self, ctx: &mut Ctx<W>, request: &Http1Request) -> Http1Response {
         let _ = (ctx, request);
@@ -467,8 +474,9 @@ impl<W> Ctx<W> {
                     }
                 }
             }
+            handler.on_batch_end(self);
             let dirty = std::mem::take(&mut self.dirty);
-            if dirty.is_empty() {
+            if dirty.is_empty() && self.dispatch.is_empty() {
                 break;
             }
             for idx in dirty {
