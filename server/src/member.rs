@@ -741,7 +741,7 @@ fn decode_entry(
                     }
                 }
             }
-            Ok(env) => match to_store_request(&env.request) {
+            Ok(env) => match to_store_request(env.request) {
                 Ok(r) => (env.id, r),
                 Err(status) => {
                     waiters.trigger(env.id, Err(status));
@@ -861,15 +861,23 @@ fn txn_cost(t: &pb::TxnRequest) -> usize {
 }
 
 /// The store's form of a replicated request.
-fn to_store_request(r: &Request) -> Result<mvcc::Request, Status> {
+fn to_store_request(r: Request) -> Result<mvcc::Request, Status> {
     Ok(match r {
-        Request::Range(x) => mvcc::Request::Range(convert::range_request(x)),
-        Request::Put(x) => mvcc::Request::Put(convert::put_request(x)),
-        Request::DeleteRange(x) => mvcc::Request::DeleteRange(convert::delete_range_request(x)),
-        Request::Txn(x) => mvcc::Request::Txn(convert::txn_request(x)?),
-        Request::Compaction(x) => mvcc::Request::Compact(convert::compaction_request(x)),
-        Request::LeaseGrant(x) => mvcc::Request::LeaseGrant(convert::lease_grant_request(x)),
-        Request::LeaseRevoke(x) => mvcc::Request::LeaseRevoke(convert::lease_revoke_request(x)),
+        Request::Range(x) => mvcc::Request::Range(convert::range_request(&x)),
+        // The hot path: keys and values move into the store's request without a copy.
+        Request::Put(x) => mvcc::Request::Put(mvcc::PutRequest {
+            key: x.key,
+            value: x.value,
+            lease: x.lease,
+            prev_kv: x.prev_kv,
+            ignore_value: x.ignore_value,
+            ignore_lease: x.ignore_lease,
+        }),
+        Request::DeleteRange(x) => mvcc::Request::DeleteRange(convert::delete_range_request(&x)),
+        Request::Txn(x) => mvcc::Request::Txn(convert::txn_request(&x)?),
+        Request::Compaction(x) => mvcc::Request::Compact(convert::compaction_request(&x)),
+        Request::LeaseGrant(x) => mvcc::Request::LeaseGrant(convert::lease_grant_request(&x)),
+        Request::LeaseRevoke(x) => mvcc::Request::LeaseRevoke(convert::lease_revoke_request(&x)),
         // Applied by the apply thread itself (member attributes); a no-op for mvcc.
         Request::MemberAttributes(_) | Request::MemberUpdate(_) => mvcc::Request::Noop,
         Request::LeaseCheckpoint(x) => mvcc::Request::LeaseCheckpoint(
