@@ -23,7 +23,7 @@ use super::{
 };
 use crate::envelope::Request;
 use crate::errors::{Code, EtcdError, Status};
-use crate::membership::ChangeContext;
+use crate::membership::{ChangeContext, Membership};
 use crate::{log_error, log_info, log_warn};
 
 /// etcd's `readyPercent`: a learner may be promoted once its log reaches 90% of the leader's.
@@ -49,6 +49,31 @@ fn membership_response(rpc: Rpc, node: u64, shared: &Shared, revision: i64) -> V
     }
 }
 
+/// Whether `table` shows the change a successful membership call made (`request` and
+/// `response` are the call's encoded messages). Undecodable messages count as applied.
+fn change_applied(table: &Membership, rpc: Rpc, request: &[u8], response: &[u8]) -> bool {
+    match rpc {
+        Rpc::MemberAdd => match pb::MemberAddResponse::decode(response) {
+            Ok(r) => r
+                .member
+                .is_none_or(|m| table.get(m.id).is_some() || table.is_removed(m.id)),
+            Err(_) => true,
+        },
+        Rpc::MemberRemove => match pb::MemberRemoveRequest::decode(request) {
+            Ok(r) => table.get(r.id).is_none(),
+            Err(_) => true,
+        },
+        Rpc::MemberPromote => match pb::MemberPromoteRequest::decode(request) {
+            Ok(r) => table.get(r.id).is_none_or(|m| !m.is_learner),
+            Err(_) => true,
+        },
+        _ => match pb::MemberUpdateRequest::decode(request) {
+            Ok(r) => table.get(r.id).is_none_or(|m| m.peer_urls == r.peer_urls),
+            Err(_) => true,
+        },
+    }
+}
+
 impl Member {
     /// MemberAdd / MemberRemove / MemberPromote / MemberUpdate.
     pub(super) fn membership_call(
@@ -63,16 +88,7 @@ impl Member {
             return Some(Err(EtcdError::NoLeader.status()));
         }
         if leader != self.id {
-            return match self.leader_client_endpoint() {
-                Some(endpoint) => {
-                    self.forward_unary(call, endpoint, rpc, msg.to_vec());
-                    None
-                }
-                // Just after an election (or a start) this member may know who leads before it
-                // applied the leader's published client URLs. etcd's followers propose the
-                // change themselves and never fail here, so wait for the URLs instead.
-                None => self.forward_once_known(call, leader, rpc, msg.to_vec()),
-            };
+            return self.forward_membership_call(call, leader, rpc, msg.to_vec());
         }
         let checked = match rpc {
             Rpc::MemberAdd => self.check_member_add(msg),
@@ -109,10 +125,23 @@ impl Member {
         }
     }
 
-    /// Forwards a membership call to `leader` once this member has applied the leader's client
-    /// URLs (a helper thread polls the table for up to the request timeout, then forwards as
-    /// [`Member::forward_unary`] does).
-    fn forward_once_known(&self, call: CallId, leader: u64, rpc: Rpc, request: Vec<u8>) -> Answer {
+    /// Forwards a membership call to the leader and answers it once this member applied the
+    /// change too. In etcd a follower proposes the change itself and answers after its own
+    /// apply, so a client that asks it for the member list next sees the change; forwarding
+    /// must keep that. A helper thread:
+    /// 1. waits until this member applied the leader's client URLs (just after an election or
+    ///    a start it may know who leads before that);
+    /// 2. makes the call on the leader (as [`Member::forward_unary`] does);
+    /// 3. on success, waits until the local table shows the change ([`change_applied`]).
+    ///
+    /// Everything within the request timeout; past it the leader's answer is relayed as is.
+    fn forward_membership_call(
+        &self,
+        call: CallId,
+        leader: u64,
+        rpc: Rpc,
+        request: Vec<u8>,
+    ) -> Answer {
         use keel_net::client::{Client, ClientConfig, ClientError};
         let shared = self.shared.clone();
         let waker = self.waker.clone();
@@ -121,6 +150,7 @@ impl Member {
             .name("keel-forward".into())
             .spawn(move || {
                 let deadline = Instant::now() + timeout;
+                let poll = std::time::Duration::from_millis(5);
                 let endpoint = loop {
                     let url = shared
                         .membership
@@ -137,7 +167,7 @@ impl Member {
                     if Instant::now() >= deadline {
                         break None;
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    std::thread::sleep(poll);
                 };
                 let result = match endpoint {
                     None => Err(EtcdError::NoLeader.status()),
@@ -157,6 +187,13 @@ impl Member {
                             })
                     }
                 };
+                if let Ok(response) = &result {
+                    while !change_applied(&shared.membership.lock(), rpc, &request, response)
+                        && Instant::now() < deadline
+                    {
+                        std::thread::sleep(poll);
+                    }
+                }
                 let _ = waker.wake(Wake::Reply(call, result));
             });
         match spawned {
