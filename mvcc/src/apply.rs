@@ -81,6 +81,20 @@ pub(crate) struct Unwritten {
     pub entries: usize,
 }
 
+/// The writes a `Store::commit_pending` is committing right now, outside the store's locks.
+/// Their ops have left `Unwritten`; their values stay in `pending` until the commit is done.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    /// History keys the commit puts and that no compaction doomed since: the overlay values
+    /// to drop once it is done, and revisions a compaction applied meanwhile must consider
+    /// (they are neither in the backend's read view nor in `Unwritten::written`).
+    pub written: Vec<[u8; crate::revision::REV_KEY_LEN]>,
+    /// Raft entries in the commit (0: no commit in flight).
+    pub entries: usize,
+    /// Consistent index the commit ends at (`durable_index` once it is done).
+    pub consistent_index: u64,
+}
+
 /// Meta writes closing a commit: consistent index and current revision.
 pub(crate) fn close_ops(st: &State) -> [WriteOp; 2] {
     [
@@ -141,6 +155,8 @@ pub(crate) struct Batch<'a> {
     pub pending: &'a mut HashMap<Revision, KeyValue>,
     /// The uncommitted writes (this batch's are appended).
     pub unwritten: &'a mut Unwritten,
+    /// History keys of a commit in flight (see [`InFlight::written`]).
+    pub in_flight_written: &'a mut Vec<[u8; crate::revision::REV_KEY_LEN]>,
     /// Watch events of this batch.
     pub events: Vec<Event>,
 }
@@ -153,6 +169,7 @@ impl<'a> Batch<'a> {
         clock: &'a Mutex<LeaseClock>,
         pending: &'a mut HashMap<Revision, KeyValue>,
         unwritten: &'a mut Unwritten,
+        in_flight_written: &'a mut Vec<[u8; crate::revision::REV_KEY_LEN]>,
     ) -> Batch<'a> {
         Batch {
             st,
@@ -161,6 +178,7 @@ impl<'a> Batch<'a> {
             clock,
             pending,
             unwritten,
+            in_flight_written,
             events: Vec::new(),
         }
     }
@@ -504,18 +522,24 @@ impl<'a> Batch<'a> {
         if let Some(e) = bad {
             return Err(e);
         }
-        // Revisions applied but not committed yet (this batch's, or earlier deferred ones').
-        let mut still_written = Vec::with_capacity(self.unwritten.written.len());
-        for k in std::mem::take(&mut self.unwritten.written) {
-            let (r, _) = Revision::from_key(&k)?;
-            if r.main <= rev && !keep.contains(&r) {
-                doomed.push(k.to_vec());
-                self.pending.remove(&r);
-            } else {
-                still_written.push(k);
+        // Revisions applied but not in the backend's read view: those of a commit in flight
+        // (the deletes queued here go into the next commit, which follows it) and those not
+        // committed yet (this batch's, or earlier deferred ones'). A revision both in flight
+        // and in the read view (the commit landed before this batch took its view) is deleted
+        // twice, which is harmless.
+        for list in [&mut *self.in_flight_written, &mut self.unwritten.written] {
+            let mut still_written = Vec::with_capacity(list.len());
+            for k in std::mem::take(list) {
+                let (r, _) = Revision::from_key(&k)?;
+                if r.main <= rev && !keep.contains(&r) {
+                    doomed.push(k.to_vec());
+                    self.pending.remove(&r);
+                } else {
+                    still_written.push(k);
+                }
             }
+            *list = still_written;
         }
-        self.unwritten.written = still_written;
         for k in doomed {
             self.unwritten.ops.push(WriteOp::Delete(Bucket::Key, k));
         }

@@ -2,7 +2,7 @@
 //! batched apply, reads at a revision, watch streams, leases, hashes and status.
 
 use crate::apply::{
-    close_ops, fetch_kv, Batch, State, StoreConfig, Unwritten, META_COMPACT_REV,
+    close_ops, fetch_kv, Batch, InFlight, State, StoreConfig, Unwritten, META_COMPACT_REV,
     META_CONSISTENT_INDEX, META_CURRENT_REV, META_MEMBERSHIP,
 };
 use crate::backend::{Backend, BackendRead, Bucket};
@@ -20,14 +20,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 struct Core {
-    backend: Box<dyn Backend>,
     /// In-memory state: everything applied, committed or not.
     st: State,
     /// Values of every revision applied but not yet in the backend (deferred batches, and the
     /// batch being committed): the index already names them, reads fetch them from here.
     pending: HashMap<Revision, KeyValue>,
-    /// Writes applied but not committed (by [`Store::apply_batch_deferred`]).
+    /// Writes applied but not committed (by [`Store::apply_batch_deferred`]), and not yet
+    /// handed to a commit either.
     unwritten: Unwritten,
+    /// The commit [`Store::commit_pending`] is writing right now without the core lock
+    /// (empty when none): its history keys, entry count and consistent index.
+    in_flight: InFlight,
     /// Consistent index of the last backend commit (<= `st.consistent_index`).
     durable_index: u64,
     poisoned: Option<String>,
@@ -45,7 +48,14 @@ impl Core {
 }
 
 struct Inner {
-    /// Serializes `apply_batch` and watcher catch-up rounds.
+    /// The storage engine. Outside `core` so that [`Store::commit_pending`] can write it while
+    /// batches apply (backends are `Sync`: reads and one commit may run concurrently).
+    backend: Box<dyn Backend>,
+    /// Serializes backend commits: at most one in flight. Held by [`Store::commit_pending`]
+    /// during its write, and by every call that commits or needs the backend to hold
+    /// everything applied. Lock order: `commit_lock` before `apply_lock` before `core`.
+    commit_lock: Mutex<()>,
+    /// Serializes applies (deferred or not) and watcher catch-up rounds.
     apply_lock: Mutex<()>,
     /// Leader-local lease deadlines (lock order: after `core`).
     lease_clock: Mutex<LeaseClock>,
@@ -159,13 +169,15 @@ impl Store {
         let durable_index = st.consistent_index;
         Ok(Store {
             inner: Arc::new(Inner {
+                backend,
+                commit_lock: Mutex::new(()),
                 apply_lock: Mutex::new(()),
                 lease_clock: Mutex::new(LeaseClock::default()),
                 core: RwLock::new(Core {
-                    backend,
                     st,
                     pending: HashMap::new(),
                     unwritten: Unwritten::default(),
+                    in_flight: InFlight::default(),
                     durable_index,
                     poisoned: None,
                 }),
@@ -185,6 +197,8 @@ impl Store {
     /// Writes left uncommitted by earlier [`Store::apply_batch_deferred`] calls are part of this
     /// commit: on return, everything applied so far is durable.
     pub fn apply_batch(&self, entries: &[(u64, Request)]) -> Vec<Result<Response, Error>> {
+        // Commits are serialized: wait for a commit_pending in flight (ours must follow it).
+        let _committing = self.inner.commit_lock.lock();
         // One batch at a time; catch-up rounds also wait for a batch to be durable.
         let _applying = self.inner.apply_lock.lock();
         let mut guard = self.inner.core.write();
@@ -199,7 +213,7 @@ impl Store {
         // the batch and its values are served from `pending` until the backend has them. (The
         // entries are durable in the Raft log already, as in etcd, whose reads see its
         // uncommitted backend buffer.)
-        let (guard, outcome) = Self::commit_unwritten(&self.inner.core, guard);
+        let (guard, outcome) = self.commit_unwritten(guard);
         if let Err(e) = outcome {
             return entries.iter().map(|_| Err(e.clone())).collect();
         }
@@ -245,39 +259,112 @@ impl Store {
 
     /// Writes everything applied by [`Store::apply_batch_deferred`] and not yet committed in
     /// **one** backend commit (with the consistent index and current revision), then drops the
-    /// committed values from the in-memory overlay. Reads go on during the write and fsync.
+    /// committed values from the in-memory overlay and advances [`Store::durable_index`].
+    ///
+    /// **Applies and reads go on during the backend write and its fsyncs**, so the server can
+    /// call this from a committer thread of its own:
+    /// 1. briefly under the locks, the queued writes move to an "in-flight" commit, which ends
+    ///    at the current consistent index;
+    /// 2. the backend commit runs without the store's locks (batches applied meanwhile queue
+    ///    up for the next commit; reads find the in-flight values in the overlay);
+    /// 3. briefly under the write lock, exactly the values that commit wrote leave the
+    ///    overlay and `durable_index` is set to the index the commit ended at.
+    ///
+    /// Commits are serialized: while one is in flight, a second caller (and
+    /// [`Store::apply_batch`], [`Store::hash_kv`], [`Store::snapshot_to`], ...) waits for it,
+    /// then commits what accumulated since.
     ///
     /// Returns what was committed; `entries == 0` means nothing was pending and the backend was
-    /// not touched. A backend failure poisons the store (every later call fails until it is
-    /// reopened; the lost entries are re-applied from the Raft log after
+    /// not touched. A backend failure poisons the store (every later call, applies included,
+    /// fails until it is reopened; the lost entries are re-applied from the Raft log after
     /// [`Store::durable_index`]).
     pub fn commit_pending(&self) -> Result<CommitStats, Error> {
-        let _applying = self.inner.apply_lock.lock();
-        self.commit_pending_locked()
+        let _committing = self.inner.commit_lock.lock();
+        // 1. Hand the queued writes to the in-flight slot (apply_lock: between two batches).
+        let (ops, stats) = {
+            let _applying = self.inner.apply_lock.lock();
+            let mut core = self.inner.core.write();
+            core.check()?;
+            let entries = core.unwritten.entries;
+            if entries == 0 {
+                return Ok(CommitStats::default());
+            }
+            let mut ops = std::mem::take(&mut core.unwritten.ops);
+            ops.extend(close_ops(&core.st));
+            let consistent_index = core.st.consistent_index;
+            core.in_flight = InFlight {
+                written: std::mem::take(&mut core.unwritten.written),
+                entries,
+                consistent_index,
+            };
+            core.unwritten.entries = 0;
+            let stats = CommitStats {
+                entries,
+                ops: ops.len(),
+                consistent_index,
+            };
+            (ops, stats)
+        };
+        // 2. Write and fsync with no store lock held: applies and reads go on.
+        let outcome = self.inner.backend.commit(ops);
+        // 3. Release what the commit wrote (or poison the store).
+        let mut core = self.inner.core.write();
+        let done = std::mem::take(&mut core.in_flight);
+        if let Err(e) = outcome {
+            let m = e.to_string();
+            core.poisoned = Some(m.clone());
+            return Err(Error::Storage(m));
+        }
+        for k in &done.written {
+            if let Ok((rev, _)) = Revision::from_key(k) {
+                core.pending.remove(&rev);
+            }
+        }
+        if core.pending.is_empty() {
+            core.pending = HashMap::new(); // give the memory back
+        }
+        core.durable_index = done.consistent_index;
+        Ok(stats)
     }
 
-    /// Raft entries applied by [`Store::apply_batch_deferred`] and not committed yet.
+    /// Raft entries applied and not yet durable in the backend: those applied by
+    /// [`Store::apply_batch_deferred`] and still queued, plus those of a
+    /// [`Store::commit_pending`] in flight ([`Store::in_flight_entries`]).
     pub fn pending_entries(&self) -> usize {
-        self.inner.core.read().unwritten.entries
+        let core = self.inner.core.read();
+        core.unwritten.entries + core.in_flight.entries
     }
 
-    /// The consistent index of the last backend commit: after a crash the store reopens here,
-    /// and the Raft log entries after it must be applied again. Equal to
-    /// [`Store::consistent_index`] when nothing is pending.
+    /// Raft entries being written by a [`Store::commit_pending`] in flight (0 when no commit
+    /// is running).
+    pub fn in_flight_entries(&self) -> usize {
+        self.inner.core.read().in_flight.entries
+    }
+
+    /// The consistent index of the last completed backend commit: after a crash the store
+    /// reopens here, and the Raft log entries after it must be applied again. It advances when
+    /// a commit has finished (not when it starts). Equal to [`Store::consistent_index`] when
+    /// nothing is pending or in flight.
     pub fn durable_index(&self) -> u64 {
         self.inner.core.read().durable_index
     }
 
-    /// [`Store::commit_pending`] with `apply_lock` already held by the caller.
+    /// Commits what is pending inline, with `commit_lock` and `apply_lock` already held by the
+    /// caller (so no commit is in flight and no batch applies): on return the backend holds
+    /// everything applied.
     fn commit_pending_locked(&self) -> Result<CommitStats, Error> {
         let guard = self.inner.core.write();
         guard.check()?;
+        debug_assert_eq!(
+            guard.in_flight.entries, 0,
+            "commit_lock held: none in flight"
+        );
         let entries = guard.unwritten.entries;
         if entries == 0 {
             return Ok(CommitStats::default());
         }
         let ops = guard.unwritten.ops.len() + 2;
-        let (guard, outcome) = Self::commit_unwritten(&self.inner.core, guard);
+        let (guard, outcome) = self.commit_unwritten(guard);
         outcome?;
         let consistent_index = guard.st.consistent_index;
         drop(guard);
@@ -302,7 +389,7 @@ impl Store {
             return Err(entries.iter().map(|_| Err(e.clone())).collect());
         }
         let core = &mut **guard;
-        let reader = match core.backend.read() {
+        let reader = match self.inner.backend.read() {
             Ok(r) => r,
             Err(e) => return Err(entries.iter().map(|_| Err(e.clone())).collect()),
         };
@@ -314,6 +401,7 @@ impl Store {
             &self.inner.lease_clock,
             &mut core.pending,
             &mut core.unwritten,
+            &mut core.in_flight.written,
         );
         let mut fatal = None;
         for (index, req) in entries {
@@ -349,10 +437,11 @@ impl Store {
 
     /// Commits `unwritten` (plus the meta writes) with the core lock downgraded to read, so
     /// readers go on during the fsyncs. On failure the store is poisoned and the error
-    /// returned. The caller holds `apply_lock` and must call `release_committed` after
+    /// returned. The caller holds `commit_lock` and `apply_lock` (so nothing is in flight and
+    /// the overlay holds only what this commit writes) and must call `release_committed` after
     /// dropping the returned guard.
     fn commit_unwritten<'a>(
-        lock: &'a RwLock<Core>,
+        &'a self,
         mut guard: RwLockWriteGuard<'a, Core>,
     ) -> (RwLockReadGuard<'a, Core>, Result<(), Error>) {
         let mut ops = std::mem::take(&mut guard.unwritten.ops);
@@ -360,19 +449,20 @@ impl Store {
         guard.unwritten.written.clear();
         guard.unwritten.entries = 0;
         let guard = RwLockWriteGuard::downgrade(guard);
-        match guard.backend.commit(ops) {
+        match self.inner.backend.commit(ops) {
             Ok(()) => (guard, Ok(())),
             Err(e) => {
                 drop(guard);
                 let m = e.to_string();
-                lock.write().poisoned = Some(m.clone());
-                (lock.read(), Err(Error::Storage(m)))
+                self.inner.core.write().poisoned = Some(m.clone());
+                (self.inner.core.read(), Err(Error::Storage(m)))
             }
         }
     }
 
-    /// After a successful commit: the backend has every applied value, so the overlay is
-    /// dropped and the durable index catches up (a brief, I/O-free write lock).
+    /// After an inline commit (`commit_unwritten`, nothing in flight): the backend has every
+    /// applied value, so the overlay is dropped and the durable index catches up (a brief,
+    /// I/O-free write lock).
     fn release_committed(&self) {
         let mut core = self.inner.core.write();
         core.pending = HashMap::new();
@@ -384,7 +474,7 @@ impl Store {
         if events.is_empty() {
             return;
         }
-        if let Ok(reader) = core.backend.read() {
+        if let Ok(reader) = self.inner.backend.read() {
             let mut prev = |k: &[u8], at: i64| lookup_prev(core, &*reader, k, at);
             self.inner
                 .hub
@@ -399,11 +489,12 @@ impl Store {
     /// committed first.
     pub fn membership(&self) -> Result<Option<Vec<u8>>, Error> {
         // The blob may be in a deferred batch: commit it first.
+        let _committing = self.inner.commit_lock.lock(); // no commit in flight
         let _applying = self.inner.apply_lock.lock();
         self.commit_pending_locked()?;
         let core = self.inner.core.read();
         core.check()?;
-        let reader = core.backend.read()?;
+        let reader = self.inner.backend.read()?;
         reader.get(Bucket::Meta, META_MEMBERSHIP)
     }
 
@@ -418,7 +509,7 @@ impl Store {
         crate::validate::validate_request(&Request::Range(req.clone()), usize::MAX)?;
         let core = self.inner.core.read();
         core.check()?;
-        let reader = core.backend.read()?;
+        let reader = self.inner.backend.read()?;
         let fetch = |rev| fetch_kv(&*reader, &core.pending, rev);
         let cur = core.st.current_rev;
         range(&core.st.index, &fetch, req, cur, core.st.compact_rev, cur)
@@ -447,7 +538,7 @@ impl Store {
             let mut core = self.inner.core.write();
             core.check()?;
             let core = &mut *core;
-            let reader = core.backend.read()?;
+            let reader = self.inner.backend.read()?;
             // Reads see uncommitted values through `pending`; nothing is written, so the
             // scratch buffer stays empty and is thrown away.
             let mut scratch = Unwritten::default();
@@ -458,6 +549,7 @@ impl Store {
                 &self.inner.lease_clock,
                 &mut core.pending,
                 &mut scratch,
+                &mut core.in_flight.written,
             );
             match batch.apply(0, &Request::Txn(req.clone()))? {
                 Response::Txn(t) => Ok(t),
@@ -470,7 +562,7 @@ impl Store {
     /// Current revision, compaction revision, consistent index, sizes and counters.
     pub fn status(&self) -> Status {
         let core = self.inner.core.read();
-        let (db_size, db_size_in_use) = core.backend.size();
+        let (db_size, db_size_in_use) = self.inner.backend.size();
         let (watchers_synced, watchers_unsynced) = self.inner.hub.lock().counts();
         Status {
             revision: core.st.current_rev,
@@ -490,11 +582,12 @@ impl Store {
     /// etcd's Maintenance/Snapshot); returns the bytes written. Pending deferred writes are
     /// committed first, so the copy holds everything applied ([`Store::consistent_index`]).
     pub fn snapshot_to(&self, w: &mut dyn std::io::Write) -> Result<u64, Error> {
-        let _applying = self.inner.apply_lock.lock(); // no batch in flight
+        let _committing = self.inner.commit_lock.lock(); // no commit in flight
+        let _applying = self.inner.apply_lock.lock(); // no batch applying
         self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.read();
         core.check()?;
-        core.backend.snapshot_to(w)
+        self.inner.backend.snapshot_to(w)
     }
 
     /// Installs a snapshot made by [`Store::snapshot_to`] as the database at `path` and opens a
@@ -511,11 +604,12 @@ impl Store {
     /// Defragments the backend (etcd's Maintenance/Defragment), after committing pending
     /// deferred writes. Blocks applies while it runs.
     pub fn defragment(&self) -> Result<(), Error> {
-        let _applying = self.inner.apply_lock.lock(); // no batch in flight
+        let _committing = self.inner.commit_lock.lock(); // no commit in flight
+        let _applying = self.inner.apply_lock.lock(); // no batch applying
         self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.write();
         core.check()?;
-        core.backend.defragment()
+        self.inner.backend.defragment()
     }
 
     /// The current revision.
@@ -538,7 +632,8 @@ impl Store {
     /// [`Error::Compacted`], one above the current revision [`Error::FutureRevision`].
     /// Pending deferred writes are committed first.
     pub fn hash_kv(&self, revision: i64) -> Result<HashKv, Error> {
-        let _applying = self.inner.apply_lock.lock(); // no batch in flight
+        let _committing = self.inner.commit_lock.lock(); // no commit in flight
+        let _applying = self.inner.apply_lock.lock(); // no batch applying
         self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.read();
         core.check()?;
@@ -551,7 +646,7 @@ impl Store {
         }
         let rev = if revision <= 0 { cur } else { revision };
         let mut hasher = KvHasher::new(compact, rev, core.st.index.keep(rev));
-        let reader = core.backend.read()?;
+        let reader = self.inner.backend.read()?;
         let mut failure = None;
         reader.scan(
             Bucket::Key,
@@ -587,11 +682,12 @@ impl Store {
     /// cannot equal etcd's `Hash` (that one checksums etcd's whole bbolt file). Pending
     /// deferred writes are committed first.
     pub fn hash(&self) -> Result<u32, Error> {
-        let _applying = self.inner.apply_lock.lock(); // no batch in flight
+        let _committing = self.inner.commit_lock.lock(); // no commit in flight
+        let _applying = self.inner.apply_lock.lock(); // no batch applying
         self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.read();
         core.check()?;
-        let reader = core.backend.read()?;
+        let reader = self.inner.backend.read()?;
         let mut h = Crc32c::new();
         for b in Bucket::ALL {
             h.update(b.name());
@@ -626,7 +722,9 @@ impl Store {
     /// drained their queues. Returns the number of watchers still catching up.
     pub fn sync_watchers(&self) -> Result<usize, Error> {
         // Never during a batch's commit: the history scan reads the backend, which must hold
-        // every revision up to the current one.
+        // every revision up to the current one; nor during an in-flight commit_pending (its
+        // revisions are not in the backend yet): wait for it, then commit the rest if needed.
+        let _committing = self.inner.commit_lock.lock();
         let _applying = self.inner.apply_lock.lock();
         // Revisions only in the deferred overlay are not in the backend: if some watcher will
         // scan history, commit them first. Checked with the hub locked and the hub kept locked
@@ -643,7 +741,7 @@ impl Store {
             drop(core);
             self.commit_pending_locked()?;
         };
-        let reader = core.backend.read()?;
+        let reader = self.inner.backend.read()?;
         let reader = &*reader;
         let mut history = |lo: i64, hi: i64| -> Result<Vec<Event>, Error> {
             let mut out = Vec::new();
