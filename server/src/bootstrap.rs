@@ -88,7 +88,9 @@ pub fn resolve(
     let recorded = identity_path(member_dir);
     let mut identity = if join.exists() {
         read_record(&join, true)?
-    } else if recorded.exists() {
+    } else if recorded.exists() && has_wal {
+        // Without a WAL nothing was decided under the recorded identity yet (an earlier start
+        // failed before creating it): the flags, perhaps corrected since, decide again.
         read_record(&recorded, false)?
     } else if !has_wal && cfg.initial_cluster_state == ClusterState::Existing {
         let identity = join_existing(cfg)?;
@@ -332,6 +334,13 @@ mod tests {
         assert_eq!(back.member_id, original.member_id);
         assert_eq!(back.cluster_id, original.cluster_id);
         assert!(!back.joined);
+        // Before a WAL exists the flags still decide (and the record follows them).
+        let redo = resolve(&moved, &d, None, false).unwrap();
+        assert_eq!(redo.member_id, moved.member_id());
+        assert_eq!(
+            resolve(&first, &d, None, true).unwrap().member_id,
+            moved.member_id()
+        );
         // A record with member id 0 is corrupt, not an identity.
         std::fs::write(
             identity_path(&d),
