@@ -378,6 +378,15 @@ pub fn refused_changes(cluster: &mut Cluster) {
             "MemberAdd (learner: {learner}) with a voter down: {got:?}"
         );
     }
+    // Removing a live voter would leave one connected voter of two: refused the same way
+    // (etcd's mayRemoveMember).
+    let got =
+        call::<_, pb::MemberRemoveResponse>(&l, REMOVE, &pb::MemberRemoveRequest { id: voter_id });
+    assert_eq!(
+        got.as_ref().err().map(String::as_str),
+        Some("Unavailable etcdserver: unhealthy cluster"),
+        "MemberRemove of a live voter with another voter down: {got:?}"
+    );
     cluster.restart(other);
     let list = members_of(&cluster.members[other].endpoint());
     assert_eq!(list.len(), 3, "{list:?}");
