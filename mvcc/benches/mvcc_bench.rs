@@ -124,6 +124,122 @@ fn deferred_vs_durable(n: usize, value: &[u8]) {
     );
 }
 
+/// Apply latency with commits every 100 ms, `inline` (the apply thread calls commit_pending
+/// itself, so batches arriving during the commit wait for it) or on a committer thread (the
+/// commit is in flight while batches apply). Batches of `per_batch` puts arrive on a fixed
+/// schedule (one every `period`); a batch's latency is from its arrival to its apply call's
+/// return, so waiting behind a commit counts. Returns latency (p50, p99, max) in ms, the p99 of
+/// the apply call alone, and the commits made.
+fn apply_latency_with_commits(
+    committer_thread: bool,
+    batches: usize,
+    per_batch: usize,
+    period: std::time::Duration,
+    value: &[u8],
+) -> (f64, f64, f64, f64, u32) {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let dir = tmp(&format!("committer{}", committer_thread as u8));
+    let store = Store::open_path(dir.join("db"), StoreConfig::default()).unwrap();
+    let commit_every = Duration::from_millis(100);
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU32::new(0));
+    let committer = committer_thread.then(|| {
+        let (store, stop, commits) = (store.clone(), stop.clone(), commits.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(commit_every);
+                if store.commit_pending().unwrap().entries > 0 {
+                    commits.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    });
+    let mut latencies = Vec::with_capacity(batches);
+    let mut calls = Vec::with_capacity(batches);
+    let mut idx = 0u64;
+    let start = Instant::now();
+    let mut last_commit = start;
+    for b in 0..batches {
+        let entries: Vec<(u64, Request)> = (0..per_batch)
+            .map(|j| {
+                idx += 1;
+                (
+                    idx,
+                    Request::Put(PutRequest {
+                        key: key((b * per_batch + j) % 50_000),
+                        value: value.to_vec(),
+                        ..Default::default()
+                    }),
+                )
+            })
+            .collect();
+        let arrival = start + period * b as u32;
+        let now = Instant::now();
+        if now < arrival {
+            std::thread::sleep(arrival - now);
+        }
+        let call = Instant::now();
+        for r in store.apply_batch_deferred(&entries) {
+            r.unwrap();
+        }
+        calls.push(call.elapsed().as_secs_f64() * 1e3);
+        latencies.push(arrival.elapsed().as_secs_f64() * 1e3);
+        if !committer_thread && last_commit.elapsed() >= commit_every {
+            if store.commit_pending().unwrap().entries > 0 {
+                commits.fetch_add(1, Ordering::SeqCst);
+            }
+            last_commit = Instant::now();
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    if let Some(c) = committer {
+        c.join().unwrap();
+    }
+    store.commit_pending().unwrap();
+    assert_eq!(store.durable_index(), idx);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    calls.sort_by(|a, b| a.total_cmp(b));
+    let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p) as usize];
+    (
+        pct(&latencies, 0.50),
+        pct(&latencies, 0.99),
+        *latencies.last().unwrap(),
+        pct(&calls, 0.99),
+        commits.load(Ordering::SeqCst),
+    )
+}
+
+/// Inline commits vs a committer thread, 1 KiB values.
+fn committer_overlap() {
+    let value = vec![b'v'; 1024];
+    let (batches, per_batch, period) = (2_000, 20, std::time::Duration::from_millis(1));
+    println!(
+        "apply latency, {per_batch} x 1 KiB puts per batch, one batch every {period:?}, commit every 100 ms:"
+    );
+    let mut p99 = [0f64; 2];
+    for (mode, thread) in [false, true].into_iter().enumerate() {
+        let (p50, p, max, call_p99, commits) =
+            apply_latency_with_commits(thread, batches, per_batch, period, &value);
+        p99[mode] = p;
+        println!(
+            "  {}: latency p50 {p50:.3} ms, p99 {p:.3} ms, max {max:.3} ms; apply call p99 {call_p99:.3} ms; {commits} commits",
+            if thread {
+                "committer thread (commit in flight while applying)"
+            } else {
+                "inline on the apply thread (applies wait)         "
+            }
+        );
+    }
+    println!(
+        "committer thread / inline: p99 apply latency {:.1}x shorter",
+        p99[0] / p99[1]
+    );
+}
+
 fn main() {
     let n: usize = std::env::var("KEEL_BENCH_KEYS")
         .ok()
@@ -186,6 +302,8 @@ fn main() {
     // or applied in memory and committed every 1,000 entries (apply_batch_deferred +
     // commit_pending), the way the server can batch btree commits like etcd's backend
     deferred_vs_durable(n, &value);
+    // ---- commits every 100 ms: inline on the apply thread vs a committer thread
+    committer_overlap();
     if std::env::var_os("KEEL_BENCH_DEFERRED_ONLY").is_some() {
         return;
     }
