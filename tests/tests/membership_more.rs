@@ -64,3 +64,18 @@ fn etcd_restart_member_removed_while_down() {
     let mut c = Cluster::start(Flavor::Etcd, 3, ClusterOptions::default());
     membership_more::restart_member_removed_while_down(&mut c);
 }
+
+fn learner_restart_promote_via_follower(flavor: Flavor) {
+    let mut c = Cluster::start(flavor, 3, ClusterOptions::default());
+    membership_more::learner_restart_promote_via_follower(&mut c);
+}
+
+#[test]
+fn etcd_learner_restart_promote_via_follower() {
+    learner_restart_promote_via_follower(Flavor::Etcd);
+}
+
+#[test]
+fn keel_learner_restart_promote_via_follower() {
+    learner_restart_promote_via_follower(Flavor::Keel);
+}

@@ -728,3 +728,86 @@ pub fn restart_member_removed_while_down(cluster: &mut Cluster) {
         grpc::connect(&cluster.endpoints_of(&stay), Duration::from_secs(10)).expect("connect");
     grpc::put(&mut c, b"after-removal", b"v").expect("a write after the removal");
 }
+
+/// On a running 3-member `cluster`: a learner is added through a follower and started, killed
+/// with -9 and restarted (still a learner, same id), then promoted through the follower (once
+/// in sync); the follower lists it as a voter, its own Status says so, and it takes a put.
+pub fn learner_restart_promote_via_follower(cluster: &mut Cluster) {
+    let all: Vec<usize> = (0..cluster.members.len()).collect();
+    let leader = cluster.wait_leader(&all, Duration::from_secs(10));
+    let follower = all.iter().copied().find(|&i| i != leader).unwrap();
+    let f = cluster.members[follower].endpoint();
+    let new = cluster.new_member_slot("m4");
+    let url = cluster.members[new].peer_url();
+    let added: pb::MemberAddResponse =
+        reconfigure(&f, ADD, &add_req(&url, true)).expect("add a learner via a follower");
+    let m = added.member.expect("member");
+    let mut ic: Vec<String> = added
+        .members
+        .iter()
+        .flat_map(|x| {
+            let name = if x.id == m.id { "m4" } else { x.name.as_str() };
+            x.peer_urls.iter().map(move |u| format!("{name}={u}"))
+        })
+        .collect();
+    ic.sort();
+    cluster.members[new].initial_cluster = ic.join(",");
+    cluster.members[new].initial_state = "existing".into();
+    cluster.restart(new);
+    let s = grpc::status(&cluster.members[new].endpoint()).expect("status");
+    assert!(s.is_learner, "m4 should be a learner: {s:?}");
+    cluster.kill(new);
+    cluster.restart(new);
+    let s = grpc::status(&cluster.members[new].endpoint()).expect("status");
+    assert!(
+        s.is_learner,
+        "m4 should still be a learner after its restart"
+    );
+    assert_eq!(s.header.map(|h| h.member_id), Some(m.id), "m4's id changed");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match reconfigure::<_, pb::MemberPromoteResponse>(
+            &f,
+            PROMOTE,
+            &pb::MemberPromoteRequest { id: m.id },
+        ) {
+            Ok(r) => {
+                assert!(r.members.iter().any(|x| x.id == m.id && !x.is_learner));
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    e.ends_with("can only promote a learner member which is in sync with leader")
+                        && Instant::now() < deadline,
+                    "promote via a follower: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    // (etcd's follower relays the leader's answer to a promote without waiting for its own
+    // apply, unlike the other changes: the follower's list shows it eventually.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !members_of(&f)
+        .iter()
+        .any(|x| x.id == m.id && !x.is_learner && x.name == "m4")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never lists m4 as a voter"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while grpc::status(&cluster.members[new].endpoint())
+        .map(|s| s.is_learner)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "m4 never learnt it was promoted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = grpc::connect(&[cluster.members[new].endpoint()], Duration::from_secs(10))
+        .expect("connect m4");
+    grpc::put(&mut c, b"promoted", b"v").expect("a put on the promoted member");
+}
