@@ -35,10 +35,14 @@
 //! only (same results as `apply_batch`; the index, leases and consistent index advance, values
 //! are served from an in-memory overlay, watch events go out at once) and
 //! [`Store::commit_pending`] later writes everything accumulated in **one** backend commit, as
-//! etcd's backend commits its write buffer every 100 ms. [`Store::durable_index`] is the
-//! consistent index of the last commit: after a crash the store reopens there and the server
-//! re-applies the log after it. Calls that read the backend's own state (hashes, snapshots,
-//! defragment, membership, watcher catch-up) commit what is pending first. Memory grows with
+//! etcd's backend commits its write buffer every 100 ms. That commit does not block applies or
+//! reads: the queued writes move to an "in-flight" slot, the backend write and fsyncs run with
+//! no store lock held, and only then are the committed values dropped from the overlay, so the
+//! server calls it from a committer thread of its own (commits are serialized, one in flight).
+//! [`Store::durable_index`] is the consistent index of the last completed commit: after a
+//! crash the store reopens there and the server re-applies the log after it. Calls that read
+//! the backend's own state (hashes, snapshots, defragment, membership, watcher catch-up) wait
+//! for an in-flight commit and commit what is pending first. Memory grows with
 //! the uncommitted writes, so the caller must commit regularly.
 //!
 //! ## Leases without a clock
