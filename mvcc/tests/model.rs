@@ -7,14 +7,59 @@
 //! (`apply_batch_deferred`), interleaved at random with `commit_pending`, reopen-after-commit
 //! and "crashes": the store is dropped *without* committing and reopened at its durable index,
 //! and the lost log entries are applied again; their results, the reads and the watch events
-//! must be exactly the model's.
+//! must be exactly the model's. A batch may also be applied while a `commit_pending` (on
+//! another thread) is held in its backend commit: results and reads during the in-flight
+//! commit, and everything after it, must still be the model's.
 
 mod common;
 
 use common::model::Model;
 use common::*;
+use keel_mvcc::backend::{Backend, BackendRead, WriteOp};
+use keel_mvcc::btree_backend::BtreeBackend;
 use keel_mvcc::*;
 use proptest::prelude::*;
+use std::sync::{mpsc, Arc, Mutex};
+
+/// Set to hold the next backend commit: it signals the first sender and waits on the receiver.
+type Hold = Arc<Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>>;
+
+/// keel-btree whose next commit can be held "in fsync" (see [`Hold`]).
+struct HeldBackend {
+    inner: BtreeBackend,
+    hold: Hold,
+}
+
+impl Backend for HeldBackend {
+    fn read(&self) -> Result<Box<dyn BackendRead + '_>, Error> {
+        self.inner.read()
+    }
+    fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error> {
+        let held = self.hold.lock().unwrap().take();
+        if let Some((entered, release)) = held {
+            entered.send(()).unwrap();
+            release.recv().unwrap();
+        }
+        self.inner.commit(ops)
+    }
+    fn size(&self) -> (u64, u64) {
+        self.inner.size()
+    }
+    fn snapshot_to(&self, w: &mut dyn std::io::Write) -> Result<u64, Error> {
+        self.inner.snapshot_to(w)
+    }
+    fn defragment(&self) -> Result<(), Error> {
+        self.inner.defragment()
+    }
+}
+
+fn open_held(dir: &TempDir, hold: &Hold) -> Store {
+    let backend = HeldBackend {
+        inner: BtreeBackend::open(&dir.db()).expect("open btree"),
+        hold: hold.clone(),
+    };
+    Store::open(Box::new(backend), StoreConfig::default()).expect("open store")
+}
 
 const KEYS: &[&str] = &["a", "a/1", "a/2", "b", "b/1", "c"];
 
@@ -216,6 +261,9 @@ enum Step {
     /// Watch everything from a (possibly compacted) revision: exactly the model's events, or a
     /// cancel with the compaction revision.
     WatchFrom(RevSel),
+    /// Apply these ops as one deferred batch while a `commit_pending` of the earlier deferred
+    /// batches is held in its backend commit on another thread.
+    InFlight(Vec<Op>),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -226,6 +274,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Reopen),
         1 => any::<bool>().prop_map(Step::Crash),
         1 => rev_sel().prop_map(Step::WatchFrom),
+        2 => prop::collection::vec(op(), 1..5).prop_map(Step::InFlight),
     ]
 }
 
@@ -413,7 +462,8 @@ fn compare_all_reads(store: &Store, model: &Model) -> Result<(), TestCaseError> 
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let dir = TempDir::new("model");
-    let mut store = open(&dir);
+    let hold: Hold = Arc::default();
+    let mut store = open_held(&dir, &hold);
     let mut model = Model::new();
     let mut idx = 0u64;
     let mut last_batch: Vec<(u64, Request)> = vec![];
@@ -463,6 +513,64 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 );
                 last_batch = entries;
             }
+            Step::InFlight(ops) => {
+                let pending = store.pending_entries();
+                let durable_before = store.durable_index();
+                let index_before = store.consistent_index();
+                let (entered_tx, entered_rx) = mpsc::channel();
+                let (release_tx, release_rx) = mpsc::channel();
+                *hold.lock().unwrap() = Some((entered_tx, release_rx));
+                let committer = {
+                    let store = store.clone();
+                    std::thread::spawn(move || store.commit_pending())
+                };
+                let mut committer = Some(committer);
+                if pending > 0 {
+                    entered_rx
+                        .recv_timeout(std::time::Duration::from_secs(20))
+                        .expect("commit reached the backend");
+                    prop_assert_eq!(store.in_flight_entries(), pending);
+                } else {
+                    // nothing to commit: it returns at once, without the backend
+                    let stats = committer.take().unwrap().join().unwrap().unwrap();
+                    prop_assert_eq!(stats.entries, 0);
+                    hold.lock().unwrap().take();
+                }
+                let cur = model.rev();
+                let entries: Vec<(u64, Request)> = ops
+                    .iter()
+                    .map(|op| {
+                        idx += 1;
+                        (idx, to_request(op, cur))
+                    })
+                    .collect();
+                let got = store.apply_batch_deferred(&entries);
+                let want: Vec<_> = entries.iter().map(|(i, r)| model.apply(*i, r)).collect();
+                for (n, (g, w)) in got.iter().zip(&want).enumerate() {
+                    prop_assert_eq!(g, w, "entry {} of in-flight batch: {:?}", n, entries[n].1);
+                }
+                // reads during the in-flight commit see everything applied
+                compare_all_reads(&store, &model)?;
+                if pending > 0 {
+                    prop_assert_eq!(store.durable_index(), durable_before);
+                    prop_assert_eq!(store.pending_entries(), pending + entries.len());
+                }
+                if let Some(committer) = committer {
+                    release_tx.send(()).unwrap();
+                    let stats = committer.join().unwrap().unwrap();
+                    prop_assert_eq!(stats.entries, pending);
+                    prop_assert_eq!(store.durable_index(), index_before);
+                }
+                prop_assert_eq!(store.pending_entries(), entries.len());
+                log.extend(
+                    entries
+                        .iter()
+                        .cloned()
+                        .zip(want)
+                        .map(|((i, r), w)| (i, r, w)),
+                );
+                last_batch = entries;
+            }
             Step::Commit => {
                 let pending = store.pending_entries();
                 let stats = store.commit_pending().unwrap();
@@ -479,7 +587,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let durable = store.durable_index();
                 drop(follower);
                 drop(store); // no commit: the deferred batches are lost
-                store = open(&dir);
+                store = open_held(&dir, &hold);
                 prop_assert_eq!(store.consistent_index(), durable);
                 prop_assert_eq!(store.durable_index(), durable);
                 // The server replays the log after the durable index.
@@ -537,7 +645,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 store.commit_pending().unwrap();
                 drop(follower);
                 drop(store);
-                store = open(&dir);
+                store = open_held(&dir, &hold);
                 let resume = followed.last().map_or(0, |e| e.kv.mod_revision + 1);
                 follower = follow(&store, resume);
                 prop_assert_eq!(store.consistent_index(), model.consistent_index);
