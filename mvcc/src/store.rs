@@ -721,25 +721,33 @@ impl Store {
     /// revisions). The server calls this periodically (etcd: every 100 ms) and after clients
     /// drained their queues. Returns the number of watchers still catching up.
     pub fn sync_watchers(&self) -> Result<usize, Error> {
-        // Never during a batch's commit: the history scan reads the backend, which must hold
-        // every revision up to the current one; nor during an in-flight commit_pending (its
-        // revisions are not in the backend yet): wait for it, then commit the rest if needed.
-        let _committing = self.inner.commit_lock.lock();
-        let _applying = self.inner.apply_lock.lock();
-        // Revisions only in the deferred overlay are not in the backend: if some watcher will
-        // scan history, commit them first. Checked with the hub locked and the hub kept locked
-        // through the round, so no watcher can start between the check and the scan (and
-        // apply_lock keeps new batches out until the round is over).
-        let (core, mut hub) = loop {
+        // The history scan reads the backend, which must then hold every revision up to the
+        // current one: never during apply_batch's commit (apply_lock), and if a watcher will
+        // scan history while revisions are queued or in flight, wait for the in-flight commit
+        // (commit_lock) and commit the rest first. Checked with the hub locked and the hub kept
+        // locked through the round, so no watcher can start between the check and the scan
+        // (and apply_lock keeps new batches and commit hand-overs out until the round is over).
+        // Without a behind watcher, a round never waits for a commit.
+        let mut committing = None;
+        let (_applying, core, mut hub) = loop {
+            let applying = self.inner.apply_lock.lock();
             let core = self.inner.core.read();
             core.check()?;
             let hub = self.inner.hub.lock();
-            if core.unwritten.entries == 0 || hub.counts().1 == 0 {
-                break (core, hub);
+            let backend_behind = core.unwritten.entries + core.in_flight.entries > 0;
+            if !backend_behind || hub.counts().1 == 0 {
+                break (applying, core, hub);
             }
             drop(hub);
             drop(core);
-            self.commit_pending_locked()?;
+            if committing.is_some() {
+                // commit_lock and apply_lock held: nothing in flight, commit inline
+                self.commit_pending_locked()?;
+            } else {
+                // lock order: commit_lock before apply_lock
+                drop(applying);
+                committing = Some(self.inner.commit_lock.lock());
+            }
         };
         let reader = self.inner.backend.read()?;
         let reader = &*reader;

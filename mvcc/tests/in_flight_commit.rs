@@ -412,3 +412,55 @@ fn a_committer_thread_and_an_applier_thread_end_where_durable_applies_end() {
         durable.range(&everything(0)).unwrap()
     );
 }
+
+#[test]
+fn sync_watchers_waits_for_an_in_flight_commit_only_for_a_behind_watcher() {
+    let backend = Gated::new(MemBackend::new());
+    let store = Store::open(Box::new(backend.clone()), StoreConfig::default()).unwrap();
+    let mut idx = 0;
+    let batch = numbered(
+        (0..4).map(|i| put(&format!("w{i}"), "v")).collect(),
+        &mut idx,
+    );
+    store.apply_batch_deferred(&batch);
+    let (entered, release) = backend.arm();
+    let committer = {
+        let store = store.clone();
+        thread::spawn(move || store.commit_pending())
+    };
+    entered.recv_timeout(PATIENCE).unwrap();
+    // no watcher behind: a round completes during the in-flight commit
+    let s = store.clone();
+    assert_eq!(
+        must_finish("sync_watchers", move || s.sync_watchers()).unwrap(),
+        0
+    );
+    // a watcher from revision 2 must scan history the backend does not have yet: it waits
+    let stream = store.watch_stream(|| {});
+    stream
+        .watch(&WatchCreateRequest {
+            key: b"w".to_vec(),
+            range_end: b"x".to_vec(),
+            start_revision: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    {
+        let store = store.clone();
+        thread::spawn(move || tx.send(store.sync_watchers()).unwrap());
+    }
+    thread::sleep(Duration::from_millis(50));
+    assert!(rx.try_recv().is_err(), "history scanned during the commit");
+    release.send(()).unwrap();
+    committer.join().unwrap().unwrap();
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap().unwrap(), 0);
+    let mut got = Vec::new();
+    stream.drain_into(&mut got);
+    let events: Vec<_> = got.iter().flat_map(|r| r.events.iter()).collect();
+    assert_eq!(events.len(), 4, "{got:?}");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.kv.key, format!("w{i}").into_bytes());
+        assert_eq!(e.kv.mod_revision, 2 + i as i64);
+    }
+}
