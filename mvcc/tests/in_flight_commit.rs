@@ -464,3 +464,51 @@ fn sync_watchers_waits_for_an_in_flight_commit_only_for_a_behind_watcher() {
         assert_eq!(e.kv.mod_revision, 2 + i as i64);
     }
 }
+
+/// The same race on keel-btree files (real fsyncs): a committer thread's commits land while
+/// batches apply and compact through older read views.
+#[test]
+fn a_committer_thread_on_keel_btree_ends_where_durable_applies_end() {
+    let dir = TempDir::new("in-flight-btree");
+    let store = open(&dir);
+    let stop = Arc::new(AtomicBool::new(false));
+    let committer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut commits = 0;
+            while !stop.load(Ordering::SeqCst) {
+                if store.commit_pending().unwrap().entries > 0 {
+                    commits += 1;
+                }
+                thread::sleep(Duration::from_micros(200));
+            }
+            commits
+        })
+    };
+    let durable = Store::open(Box::new(MemBackend::new()), StoreConfig::default()).unwrap();
+    let mut idx = 0;
+    for b in 0..300 {
+        let batch = numbered(workload(b, store.current_revision()), &mut idx);
+        let got = store.apply_batch_deferred(&batch);
+        assert_eq!(got, durable.apply_batch(&batch), "batch {b}");
+        if b % 25 == 0 {
+            assert_eq!(
+                store.range(&everything(0)).unwrap(),
+                durable.range(&everything(0)).unwrap()
+            );
+        }
+        thread::sleep(Duration::from_micros(300));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let commits = committer.join().unwrap();
+    assert!(commits > 1, "the committer committed {commits} times");
+    store.commit_pending().unwrap();
+    assert_eq!(store.durable_index(), idx);
+    drop(store);
+    let reopened = open(&dir);
+    assert_eq!(reopened.hash_kv(0).unwrap(), durable.hash_kv(0).unwrap());
+    assert_eq!(
+        reopened.range(&everything(0)).unwrap(),
+        durable.range(&everything(0)).unwrap()
+    );
+}
