@@ -195,7 +195,8 @@ impl Store {
     /// or neither. Watch events are published after the commit is durable.
     ///
     /// Writes left uncommitted by earlier [`Store::apply_batch_deferred`] calls are part of this
-    /// commit: on return, everything applied so far is durable.
+    /// commit (after a [`Store::commit_pending`] in flight, which it waits for): on return,
+    /// everything applied so far is durable.
     pub fn apply_batch(&self, entries: &[(u64, Request)]) -> Vec<Result<Response, Error>> {
         // Commits are serialized: wait for a commit_pending in flight (ours must follow it).
         let _committing = self.inner.commit_lock.lock();
