@@ -586,8 +586,18 @@ fn build(
         auto_compaction,
         log_level,
     };
-    config.check_cluster()?;
+    // etcd verifies the bootstrap flags only for a member that has no data yet: a restarted
+    // member takes its identity from its data directory (and may have new peer URLs by now).
+    if !has_wal(&config.data_dir) {
+        config.check_cluster()?;
+    }
     Ok(config)
+}
+
+/// Whether `data_dir` already holds a member's WAL.
+pub fn has_wal(data_dir: &std::path::Path) -> bool {
+    let dir = data_dir.join("member").join("wal");
+    dir.is_dir() && keel_wal::segment::list_segments(&dir).is_ok_and(|s| !s.is_empty())
 }
 
 /// Parse `name1=http://a:2380,name1=http://b:2380,name2=http://c:2380`. A name may repeat to give
@@ -603,10 +613,9 @@ pub fn parse_initial_cluster(text: &str) -> Result<BTreeMap<String, Vec<Url>>, S
                 "entry {entry:?} is not of the form name=http://host:port"
             ));
         };
+        // An empty name is a member that was added but has not started yet: `etcdctl member
+        // add` prints such entries in ETCD_INITIAL_CLUSTER, and etcd accepts them.
         let name = name.trim();
-        if name.is_empty() {
-            return Err(format!("entry {entry:?} has an empty member name"));
-        }
         let u = Url::parse(u).map_err(|e| e.0)?;
         cluster.entry(name.to_string()).or_default().push(u);
     }
@@ -1084,10 +1093,6 @@ mod tests {
                 &["--initial-cluster", "name=http"],
             ),
             (
-                &["--initial-cluster", "=http://a:1"],
-                &["--initial-cluster", "empty member name"],
-            ),
-            (
                 &[
                     "--initial-cluster",
                     "default=http://localhost:2380,b=http://localhost:2380",
@@ -1166,6 +1171,37 @@ mod tests {
             e.contains("http://127.0.0.1:8") && e.contains("http://127.0.0.1:9"),
             "{e}"
         );
+        // A member that already has a WAL is not checked against its bootstrap flags (etcd:
+        // VerifyBootstrap runs only for a new member): after MemberUpdate its old
+        // --initial-cluster names peer URLs it no longer advertises.
+        let dir = std::env::temp_dir().join(format!("keel-config-haswal-{}", std::process::id()));
+        let wal_dir = dir.join("member").join("wal");
+        let w = keel_wal::Wal::create(
+            &wal_dir,
+            keel_wal::Metadata {
+                member_id: 1,
+                cluster_id: 2,
+            },
+        )
+        .unwrap();
+        w.close().unwrap();
+        let restarted = run(&[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:9",
+            "--initial-cluster",
+            "default=http://127.0.0.1:8",
+        ]);
+        assert!(restarted.is_ok(), "{restarted:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // An unstarted member (empty name, as `etcdctl member add` prints it) is accepted.
+        let c = run(&[
+            "--initial-cluster",
+            "default=http://localhost:2380,=http://127.0.0.1:7",
+        ])
+        .unwrap();
+        assert_eq!(c.initial_members().len(), 2);
         // Without --initial-cluster, the member's own advertised URLs make the cluster.
         let c = run(&["--initial-advertise-peer-urls", "http://127.0.0.1:9"]).unwrap();
         assert_eq!(

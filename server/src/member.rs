@@ -82,6 +82,10 @@ const MAX_LOG_ENTRIES_IN_MEMORY: u64 = 10_000;
 /// The backend size used by the quota check is sampled every this many ticks.
 const DB_SIZE_SAMPLE_TICKS: u64 = 10;
 const PROGRESS_TIMER: u64 = 2;
+/// How often a leaderless member checks whether the others still count it as a member.
+const REMOVAL_CHECK_TICKS: u64 = 10;
+/// Consecutive such checks after which it concludes it was removed.
+const REMOVAL_CHECK_ROUNDS: u32 = 3;
 /// A member re-publishes its client URLs every this many ticks (see `publish_attributes`).
 const ATTRIBUTES_REFRESH_TICKS: u64 = 200;
 /// etcd's watch progress-notify interval (`--experimental-watch-progress-notify-interval`).
@@ -274,6 +278,9 @@ pub struct Member {
     /// Proposals made while handling the current batch of events (request id, encoded
     /// envelope): proposed together, as one Raft append, at the end of the batch.
     proposals: Vec<(u64, Vec<u8>)>,
+    /// Consecutive checks in which a majority of the other voters refused this member's
+    /// handshake as an unknown sender (see `check_removed`).
+    refused_rounds: u32,
 }
 
 /// A started member with its event loop, ready to [`RunningMember::run`].
@@ -508,6 +515,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         peers,
         transfer: None,
         proposals: Vec::new(),
+        refused_rounds: 0,
         cfg,
     };
     let tick = member.cfg.heartbeat_interval;
@@ -1357,6 +1365,52 @@ impl Member {
     /// further behind than the kept tail catches up by snapshot either way.
     fn compaction_interval(&self) -> u64 {
         self.cfg.snapshot_count.min(MAX_LOG_ENTRIES_IN_MEMORY)
+    }
+
+    /// A member removed while it was down never applies its own removal: the others stopped
+    /// sending it the log. Like etcd (whose peers answer such a member "410 Gone"), it notices
+    /// when a majority of the other voters keep refusing its handshake as an unknown sender
+    /// while it has no leader, and stops.
+    fn check_removed(&mut self) {
+        let Some((transport, _)) = &self.peers else {
+            return;
+        };
+        if self.core.leader() != 0 {
+            self.refused_rounds = 0;
+            return;
+        }
+        let others: Vec<u64> = self
+            .shared
+            .membership
+            .lock()
+            .conf_state()
+            .voters
+            .into_iter()
+            .filter(|&v| v != self.id)
+            .collect();
+        let refusing = others
+            .iter()
+            .filter(|&&id| {
+                transport.peer_stats(id).is_some_and(|s| {
+                    s.refused == Some(keel_net::peer::handshake::Verdict::UnknownSender)
+                })
+            })
+            .count();
+        if others.is_empty() || refusing < others.len() / 2 + 1 {
+            self.refused_rounds = 0;
+            return;
+        }
+        self.refused_rounds += 1;
+        log_warn!(
+            "{refusing} of {} other voters do not know this member ({}/{REMOVAL_CHECK_ROUNDS})",
+            others.len(),
+            self.refused_rounds
+        );
+        if self.refused_rounds >= REMOVAL_CHECK_ROUNDS {
+            crate::log::fatal(format_args!(
+                "the member has been permanently removed from the cluster"
+            ));
+        }
     }
 
     /// Leader only: revoke leases whose deadline passed (etcd's lessor `revokeExpiredLeases`).
@@ -2430,6 +2484,9 @@ impl Handler<Wake> for Member {
             }
             self.expire_leases();
             self.maybe_compact_log();
+            if self.ticks % REMOVAL_CHECK_TICKS == 0 {
+                self.check_removed();
+            }
             if self.ticks % ATTRIBUTES_REFRESH_TICKS == 0 {
                 self.publish_attributes();
             }

@@ -16,7 +16,7 @@ use super::core::{Core, SocketGuard};
 use super::error::SendError;
 use super::frame::{encode_frame_into, FrameKind};
 use super::handshake::{
-    HandshakeError, Hello, Lane, Reply, HELLO_LEN, PROTOCOL_VERSION, REPLY_LEN,
+    HandshakeError, Hello, Lane, Reply, Verdict, HELLO_LEN, PROTOCOL_VERSION, REPLY_LEN,
 };
 use super::inbox::PeerEvent;
 use super::stats::{add, get, PeerCounters, PeerStats};
@@ -40,6 +40,8 @@ pub(crate) struct PeerLink {
     consecutive_failures: AtomicU64,
     pub counters: PeerCounters,
     last_error: Mutex<Option<String>>,
+    /// How the peer refused our last handshake (None once a handshake succeeds).
+    refused: Mutex<Option<Verdict>>,
 }
 
 impl PeerLink {
@@ -59,6 +61,7 @@ impl PeerLink {
             consecutive_failures: AtomicU64::new(0),
             counters: PeerCounters::default(),
             last_error: Mutex::new(None),
+            refused: Mutex::new(None),
         }
     }
 
@@ -176,6 +179,7 @@ impl PeerLink {
             snapshots_sent: get(&c.snapshots_sent),
             snapshots_failed: get(&c.snapshots_failed),
             last_error: self.last_error.lock().clone(),
+            refused: *self.refused.lock(),
         }
     }
 }
@@ -282,6 +286,7 @@ pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
                         core.log(&format!("connected to peer {:#x} at {addr}", link.id));
                     }
                     link.connected.store(true, Ordering::Release);
+                    *link.refused.lock() = None;
                     conn = Some(c);
                 }
                 Err(e) => {
@@ -289,6 +294,9 @@ pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
                         break;
                     }
                     add(&link.counters.connect_failures, 1);
+                    if let DialError::Handshake(HandshakeError::Refused { verdict, .. }) = &e {
+                        *link.refused.lock() = Some(*verdict);
+                    }
                     link.fail(
                         &core,
                         format!("cannot reach peer {:#x} at {addr}: {e}", link.id),

@@ -31,6 +31,9 @@ pub struct PeerStats {
     pub snapshots_failed: u64,
     /// The last failure, in words.
     pub last_error: Option<String>,
+    /// How the peer refused our last handshake, if it did (cleared by a successful one): e.g.
+    /// [`super::handshake::Verdict::UnknownSender`] when it does not count us as a member.
+    pub refused: Option<super::handshake::Verdict>,
 }
 
 /// Transport-wide counters, as returned by `PeerTransport::stats`.

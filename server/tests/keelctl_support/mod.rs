@@ -440,8 +440,19 @@ impl Pair {
 
     /// For read-only commands whose output shows server internals that may differ between two
     /// servers (db size, raft index): runs both tools against the same server and compares.
+    ///
+    /// The server may change between the two runs (etcd's background commit moves
+    /// `dbSizeInUse`), so a difference is retried a few times before it counts.
     pub fn same_on_one_server(&self, args: &[&str]) -> Out {
         let s = &self.keel_side;
+        for _ in 0..4 {
+            let e = normalize(&run(Tool::Etcdctl, s, args, None), s);
+            let k = normalize(&run(Tool::Keelctl, s, args, None), s);
+            if e.stdout == k.stdout && e.error_lines() == k.error_lines() {
+                return k;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
         let e = normalize(&run(Tool::Etcdctl, s, args, None), s);
         let k = normalize(&run(Tool::Keelctl, s, args, None), s);
         assert_same(args, &e, &k);
