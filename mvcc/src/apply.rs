@@ -27,7 +27,6 @@ use std::collections::HashMap;
 pub(crate) const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub(crate) const META_COMPACT_REV: &[u8] = b"compact_rev";
 pub(crate) const META_CURRENT_REV: &[u8] = b"current_rev";
-pub(crate) const META_MEMBERSHIP: &[u8] = b"membership";
 
 /// Tunables that affect applied results (identical on every member).
 #[derive(Debug, Clone)]
@@ -252,10 +251,20 @@ impl<'a> Batch<'a> {
             Request::Noop => Ok(Response::Noop {
                 revision: self.st.current_rev,
             }),
-            Request::SetMembership(blob) => {
+            Request::SetMembership(blob) | Request::SetMeta(MetaKey::Membership, blob) => {
                 self.unwritten.ops.push(WriteOp::Put(
                     Bucket::Meta,
-                    META_MEMBERSHIP.to_vec(),
+                    MetaKey::Membership.key().to_vec(),
+                    blob.clone(),
+                ));
+                Ok(Response::Noop {
+                    revision: self.st.current_rev,
+                })
+            }
+            Request::SetMeta(key, blob) => {
+                self.unwritten.ops.push(WriteOp::Put(
+                    Bucket::Meta,
+                    key.key().to_vec(),
                     blob.clone(),
                 ));
                 Ok(Response::Noop {

@@ -3,7 +3,7 @@
 
 use crate::apply::{
     close_ops, fetch_kv, Batch, InFlight, State, StoreConfig, Unwritten, META_COMPACT_REV,
-    META_CONSISTENT_INDEX, META_CURRENT_REV, META_MEMBERSHIP,
+    META_CONSISTENT_INDEX, META_CURRENT_REV,
 };
 use crate::backend::{Backend, BackendRead, Bucket};
 use crate::codec::{decode_kv, decode_lease, decode_lease_id, decode_u64};
@@ -489,6 +489,13 @@ impl Store {
     /// commit; the server reads it when it opens the store. Pending deferred writes are
     /// committed first.
     pub fn membership(&self) -> Result<Option<Vec<u8>>, Error> {
+        self.meta(MetaKey::Membership)
+    }
+
+    /// The blob last stored under `key` by [`Request::SetMeta`] (or
+    /// [`Request::SetMembership`]) and committed to the backend (None if never set), as of the
+    /// same commit as [`Store::consistent_index`]. Pending deferred writes are committed first.
+    pub fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, Error> {
         // The blob may be in a deferred batch: commit it first.
         let _committing = self.inner.commit_lock.lock(); // no commit in flight
         let _applying = self.inner.apply_lock.lock();
@@ -496,7 +503,7 @@ impl Store {
         let core = self.inner.core.read();
         core.check()?;
         let reader = self.inner.backend.read()?;
-        reader.get(Bucket::Meta, META_MEMBERSHIP)
+        reader.get(Bucket::Meta, key.key())
     }
 
     /// Applies one entry (a batch of one).

@@ -363,6 +363,30 @@ pub enum Request {
     /// membership and the applied index always agree (etcd keeps its members in the backend
     /// for the same reason). Read back with [`crate::Store::membership`]. Answers `Noop`.
     SetMembership(Vec<u8>),
+    /// A server-owned blob (opaque to the store) stored under `key` in the meta bucket, in the
+    /// same commit as the consistent index, like [`Request::SetMembership`] (which is
+    /// `SetMeta(MetaKey::Membership, ..)`). Read back with [`crate::Store::meta`]. Answers
+    /// `Noop`.
+    SetMeta(MetaKey, Vec<u8>),
+}
+
+/// The server-owned blobs the store keeps in its meta bucket (see [`Request::SetMeta`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetaKey {
+    /// The cluster's membership table.
+    Membership,
+    /// The raised alarms (etcd keeps them in its backend's `alarm` bucket).
+    Alarms,
+}
+
+impl MetaKey {
+    /// The key under which the blob is stored in the meta bucket.
+    pub fn key(self) -> &'static [u8] {
+        match self {
+            MetaKey::Membership => b"membership",
+            MetaKey::Alarms => b"alarms",
+        }
+    }
 }
 
 /// The result of applying one [`Request`].

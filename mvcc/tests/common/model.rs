@@ -153,7 +153,9 @@ impl Model {
             Request::LeaseCheckpoint(_) => Ok(Response::LeaseCheckpoint(LeaseCheckpointResponse {
                 revision: rev,
             })),
-            Request::Noop | Request::SetMembership(_) => Ok(Response::Noop { revision: rev }),
+            Request::Noop | Request::SetMembership(_) | Request::SetMeta(..) => {
+                Ok(Response::Noop { revision: rev })
+            }
         }
     }
 
