@@ -55,6 +55,10 @@ pub enum Request {
     MemberAttributes(pb::Member),
     /// Cluster.MemberUpdate: new peer URLs for a member (no Raft configuration change).
     MemberUpdate(pb::MemberUpdateRequest),
+    /// Maintenance.Alarm ACTIVATE / DEACTIVATE, and a member raising NOSPACE when a request
+    /// would exceed its space quota (etcd's `InternalRaftRequest.alarm`): every member applies
+    /// it to its copy of the cluster's alarms.
+    Alarm(pb::AlarmRequest),
 }
 
 impl Request {
@@ -70,6 +74,7 @@ impl Request {
             Request::LeaseCheckpoint(_) => 8,
             Request::MemberAttributes(_) => 9,
             Request::MemberUpdate(_) => 10,
+            Request::Alarm(_) => 11,
         }
     }
 
@@ -86,6 +91,7 @@ impl Request {
             Request::LeaseCheckpoint(m) => m.encode(out),
             Request::MemberAttributes(m) => m.encode(out),
             Request::MemberUpdate(m) => m.encode(out),
+            Request::Alarm(m) => m.encode(out),
         };
     }
 
@@ -101,6 +107,7 @@ impl Request {
             Request::LeaseCheckpoint(m) => m.encoded_len(),
             Request::MemberAttributes(m) => m.encoded_len(),
             Request::MemberUpdate(m) => m.encoded_len(),
+            Request::Alarm(m) => m.encoded_len(),
         }
     }
 }
@@ -183,6 +190,7 @@ impl Envelope {
             8 => Request::LeaseCheckpoint(pb::LeaseCheckpointRequest::decode(body).map_err(bad)?),
             9 => Request::MemberAttributes(pb::Member::decode(body).map_err(bad)?),
             10 => Request::MemberUpdate(pb::MemberUpdateRequest::decode(body).map_err(bad)?),
+            11 => Request::Alarm(pb::AlarmRequest::decode(body).map_err(bad)?),
             k => return Err(EnvelopeError::UnknownKind(k)),
         };
         Ok(Envelope { id, request })
@@ -299,6 +307,16 @@ mod tests {
                 id: 9,
                 peer_urls: vec!["http://127.0.0.1:2390".into()],
             }),
+            Request::Alarm(pb::AlarmRequest {
+                action: pb::alarm_request::AlarmAction::Activate as i32,
+                member_id: 0x8e9e_05c5_2164_694d,
+                alarm: pb::AlarmType::Nospace as i32,
+            }),
+            Request::Alarm(pb::AlarmRequest {
+                action: pb::alarm_request::AlarmAction::Deactivate as i32,
+                member_id: 1,
+                alarm: pb::AlarmType::Corrupt as i32,
+            }),
         ]
     }
 
@@ -373,7 +391,7 @@ mod tests {
         }
 
         #[test]
-        fn random_bodies_after_a_valid_header_never_panic(kind in 0u8..10, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn random_bodies_after_a_valid_header_never_panic(kind in 0u8..13, body in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut b = vec![ENVELOPE_VERSION];
             b.extend_from_slice(&9u64.to_le_bytes());
             b.push(kind);

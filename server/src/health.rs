@@ -9,9 +9,15 @@
 //! 3. a Range through the normal read path: reason `RANGE ERROR:<error>`.
 //!
 //! (etcd 3.4 writes only `{"health":"true"}`; keel claims 3.5, see `version.rs`.)
+//!
+//! The alarms come from the cluster's replicated [`AlarmSet`]: like etcd's `AlarmStore`, every
+//! member knows every member's alarms (they travel through Raft and are stored in the backend).
+
+use std::collections::BTreeSet;
+use std::fmt;
 
 /// An alarm that can make a member unhealthy (etcdserverpb.AlarmType).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Alarm {
     /// The backend exceeded its space quota.
     NoSpace,
@@ -26,6 +32,140 @@ impl Alarm {
             Alarm::NoSpace => "NOSPACE",
             Alarm::Corrupt => "CORRUPT",
         }
+    }
+
+    /// etcd's `AlarmType` number (NONE = 0 is no alarm).
+    pub fn to_pb(self) -> i32 {
+        match self {
+            Alarm::NoSpace => 1,
+            Alarm::Corrupt => 2,
+        }
+    }
+
+    /// The alarm of etcd's `AlarmType` number (None for NONE and unknown numbers).
+    pub fn from_pb(n: i32) -> Option<Alarm> {
+        match n {
+            1 => Some(Alarm::NoSpace),
+            2 => Some(Alarm::Corrupt),
+            _ => None,
+        }
+    }
+}
+
+/// The raised alarms of the whole cluster: a set of (member id, alarm), as etcd's
+/// `AlarmStore`. The apply thread changes it in apply order (so every member holds the same
+/// set) and stores [`AlarmSet::encode`] in mvcc's meta bucket with the entry's index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlarmSet {
+    raised: BTreeSet<(u64, Alarm)>,
+}
+
+/// Bytes per alarm in [`AlarmSet::encode`]: member id (8, little endian) + etcd's alarm number (1).
+const ALARM_RECORD: usize = 9;
+
+/// Why bytes are not an encoded [`AlarmSet`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlarmSetError {
+    /// The length is not a multiple of the 9-byte record.
+    BadLength(usize),
+    /// A record names an alarm number keel does not know.
+    UnknownAlarm(u8),
+}
+
+impl fmt::Display for AlarmSetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AlarmSetError::BadLength(n) => write!(
+                f,
+                "stored alarms are {n} bytes, not a multiple of {ALARM_RECORD}"
+            ),
+            AlarmSetError::UnknownAlarm(a) => write!(f, "stored alarms name unknown alarm {a}"),
+        }
+    }
+}
+
+impl std::error::Error for AlarmSetError {}
+
+impl AlarmSet {
+    /// Raise `alarm` for `member`. Returns false if it was already raised.
+    pub fn activate(&mut self, member: u64, alarm: Alarm) -> bool {
+        self.raised.insert((member, alarm))
+    }
+
+    /// Clear `alarm` of `member`. Returns false if it was not raised.
+    pub fn deactivate(&mut self, member: u64, alarm: Alarm) -> bool {
+        self.raised.remove(&(member, alarm))
+    }
+
+    /// The raised alarms of type `only` (all types if None), ordered by member id.
+    pub fn list(&self, only: Option<Alarm>) -> Vec<(u64, Alarm)> {
+        self.raised
+            .iter()
+            .filter(|(_, a)| only.is_none_or(|o| o == *a))
+            .copied()
+            .collect()
+    }
+
+    /// Whether any member raised `alarm`.
+    pub fn has(&self, alarm: Alarm) -> bool {
+        self.raised.iter().any(|(_, a)| *a == alarm)
+    }
+
+    /// The alarm types raised by any member (for `/health`).
+    pub fn kinds(&self) -> Vec<Alarm> {
+        let kinds: BTreeSet<Alarm> = self.raised.iter().map(|(_, a)| *a).collect();
+        kinds.into_iter().collect()
+    }
+
+    /// Apply one replicated alarm request as etcd's applier does (`applierV3backend.Alarm`),
+    /// with etcd's action numbers (GET 0, ACTIVATE 1, DEACTIVATE 2) and alarm numbers.
+    /// Returns the alarms to answer with, and whether the set changed:
+    /// * ACTIVATE answers the (member, alarm) pair whether or not it was already raised;
+    /// * DEACTIVATE answers it only if it was raised (member 0 is not a wildcard: etcdctl's
+    ///   `alarm disarm` lists the alarms and deactivates each pair);
+    /// * alarm NONE (or a number keel does not know) changes nothing and answers nothing;
+    /// * GET answers the raised alarms of that type (all types for NONE).
+    pub fn apply(&mut self, action: i32, member: u64, alarm: i32) -> (Vec<(u64, Alarm)>, bool) {
+        let kind = Alarm::from_pb(alarm);
+        match (action, kind) {
+            (0, _) if alarm == 0 => (self.list(None), false),
+            (0, Some(a)) => (self.list(Some(a)), false),
+            (1, Some(a)) => {
+                let changed = self.activate(member, a);
+                (vec![(member, a)], changed)
+            }
+            (2, Some(a)) if self.deactivate(member, a) => (vec![(member, a)], true),
+            _ => (Vec::new(), false),
+        }
+    }
+
+    /// Whether no alarm is raised.
+    pub fn is_empty(&self) -> bool {
+        self.raised.is_empty()
+    }
+
+    /// The stored form: one 9-byte record per alarm, in set order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.raised.len() * ALARM_RECORD);
+        for (member, alarm) in &self.raised {
+            out.extend_from_slice(&member.to_le_bytes());
+            out.push(alarm.to_pb() as u8);
+        }
+        out
+    }
+
+    /// Decode [`AlarmSet::encode`]'s output (total: never panics).
+    pub fn decode(bytes: &[u8]) -> Result<AlarmSet, AlarmSetError> {
+        if bytes.len() % ALARM_RECORD != 0 {
+            return Err(AlarmSetError::BadLength(bytes.len()));
+        }
+        let mut set = AlarmSet::default();
+        for rec in bytes.chunks_exact(ALARM_RECORD) {
+            let member = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
+            let alarm = Alarm::from_pb(rec[8] as i32).ok_or(AlarmSetError::UnknownAlarm(rec[8]))?;
+            set.activate(member, alarm);
+        }
+        Ok(set)
     }
 }
 
@@ -109,6 +249,103 @@ pub fn json_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn alarm_set_activates_once_and_deactivates_exactly() {
+        let mut s = AlarmSet::default();
+        assert!(s.activate(7, Alarm::NoSpace));
+        assert!(!s.activate(7, Alarm::NoSpace), "already raised");
+        assert!(s.activate(3, Alarm::NoSpace));
+        assert!(s.activate(3, Alarm::Corrupt));
+        assert_eq!(
+            s.list(None),
+            [
+                (3, Alarm::NoSpace),
+                (3, Alarm::Corrupt),
+                (7, Alarm::NoSpace)
+            ]
+        );
+        assert_eq!(s.list(Some(Alarm::Corrupt)), [(3, Alarm::Corrupt)]);
+        assert_eq!(s.kinds(), [Alarm::NoSpace, Alarm::Corrupt]);
+        assert!(!s.deactivate(7, Alarm::Corrupt), "not raised by 7");
+        assert!(
+            !s.deactivate(0, Alarm::NoSpace),
+            "member 0 is not a wildcard"
+        );
+        assert!(s.deactivate(7, Alarm::NoSpace));
+        assert!(s.has(Alarm::NoSpace), "member 3 still has it");
+        assert!(s.deactivate(3, Alarm::NoSpace));
+        assert!(!s.has(Alarm::NoSpace));
+        assert!(s.deactivate(3, Alarm::Corrupt));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn alarm_requests_apply_as_in_etcd() {
+        let (get, activate, deactivate) = (0, 1, 2);
+        let mut s = AlarmSet::default();
+        assert_eq!(s.apply(activate, 5, 1), (vec![(5, Alarm::NoSpace)], true));
+        // Raising it again answers the same pair but changes nothing.
+        assert_eq!(s.apply(activate, 5, 1), (vec![(5, Alarm::NoSpace)], false));
+        assert_eq!(s.apply(activate, 5, 0), (vec![], false), "NONE");
+        assert_eq!(s.apply(activate, 5, 9), (vec![], false), "unknown");
+        s.apply(activate, 6, 2);
+        assert_eq!(
+            s.apply(get, 0, 0).0,
+            [(5, Alarm::NoSpace), (6, Alarm::Corrupt)]
+        );
+        assert_eq!(s.apply(get, 0, 2).0, [(6, Alarm::Corrupt)]);
+        assert_eq!(s.apply(get, 0, 7).0, []);
+        assert_eq!(s.apply(deactivate, 0, 1), (vec![], false));
+        assert_eq!(s.apply(deactivate, 5, 0), (vec![], false));
+        assert_eq!(s.apply(deactivate, 5, 1), (vec![(5, Alarm::NoSpace)], true));
+        assert_eq!(s.apply(deactivate, 5, 1), (vec![], false));
+        assert_eq!(s.list(None), [(6, Alarm::Corrupt)]);
+        assert_eq!(s.apply(42, 6, 2), (vec![], false), "unknown action");
+    }
+
+    #[test]
+    fn alarm_set_round_trips_and_bad_bytes_are_typed() {
+        let mut s = AlarmSet::default();
+        assert_eq!(AlarmSet::decode(&s.encode()), Ok(s.clone()));
+        s.activate(u64::MAX, Alarm::Corrupt);
+        s.activate(0x8e9e05c52164694d, Alarm::NoSpace);
+        let bytes = s.encode();
+        assert_eq!(bytes.len(), 18);
+        assert_eq!(AlarmSet::decode(&bytes), Ok(s));
+        assert_eq!(
+            AlarmSet::decode(&bytes[..17]),
+            Err(AlarmSetError::BadLength(17))
+        );
+        let mut bad = bytes.clone();
+        bad[8] = 0;
+        assert_eq!(AlarmSet::decode(&bad), Err(AlarmSetError::UnknownAlarm(0)));
+        assert!(AlarmSetError::UnknownAlarm(9)
+            .to_string()
+            .contains("unknown alarm 9"));
+    }
+
+    #[test]
+    fn alarm_numbers_are_etcds() {
+        assert_eq!(Alarm::from_pb(0), None);
+        assert_eq!(Alarm::from_pb(1), Some(Alarm::NoSpace));
+        assert_eq!(Alarm::from_pb(2), Some(Alarm::Corrupt));
+        assert_eq!(Alarm::from_pb(3), None);
+        assert_eq!(Alarm::NoSpace.to_pb(), 1);
+        assert_eq!(Alarm::Corrupt.to_pb(), 2);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn random_alarm_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(s) = AlarmSet::decode(&bytes) {
+                // Duplicated records collapse; the encoding is canonical.
+                prop_assert_eq!(AlarmSet::decode(&s.encode()), Ok(s.clone()));
+            }
+        }
+    }
 
     fn healthy() -> HealthInput {
         HealthInput {

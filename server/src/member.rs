@@ -50,6 +50,7 @@ use crate::config::Config;
 use crate::convert::{self, HeaderInfo};
 use crate::envelope::{Envelope, IdGenerator, Request};
 use crate::errors::{Code, EtcdError, Status};
+use crate::health::{Alarm, AlarmSet};
 use crate::membership::{ChangeContext, Membership};
 use crate::metrics::ServerMetrics;
 use crate::raft_core::{Output, RaftCore};
@@ -115,6 +116,9 @@ pub enum Wake {
     /// The apply thread applied a membership change: Raft's configuration and the peer
     /// transport follow it.
     Membership(MembershipEvent),
+    /// The apply thread found this member's backend over its quota while applying a write and
+    /// no NOSPACE alarm raised: raise one for this member.
+    RaiseNoSpace,
 }
 
 /// A membership change the loop must act on, in apply order.
@@ -211,6 +215,18 @@ struct Shared {
     /// The membership table as of the apply thread's last applied entry (see
     /// [`crate::membership`]); names and client URLs come from [`Request::MemberAttributes`].
     membership: parking_lot::Mutex<Membership>,
+    /// The cluster's raised alarms as of the apply thread's last applied entry (etcd's
+    /// `AlarmStore`): changed only by [`Request::Alarm`] entries, in apply order, and stored
+    /// with them ([`mvcc::MetaKey::Alarms`]).
+    alarms: parking_lot::Mutex<AlarmSet>,
+    /// `--quota-backend-bytes` (u64::MAX without a quota), for the apply thread's check.
+    quota: u64,
+    /// This member's backend file size as last sampled (by the loop's ticks, its quota check,
+    /// or the apply thread when a request would exceed the quota).
+    db_size: AtomicU64,
+    /// The answer to the Alarm call whose entry is being applied: set by the apply thread just
+    /// before it triggers the call's waiter (which runs at once, on that thread) and taken by it.
+    alarm_reply: parking_lot::Mutex<Vec<pb::AlarmMember>>,
 }
 
 impl Shared {
@@ -260,8 +276,6 @@ pub struct Member {
     reads_ready: Vec<(u64, Instant, ReadBatch)>,
     /// Highest index handed to the apply thread.
     committed: u64,
-    /// Raised alarms (this member's; not yet replicated or persisted).
-    alarms: Vec<crate::health::Alarm>,
     /// Backend file size, sampled on ticks, for the space quota.
     db_size: u64,
     ticks: u64,
@@ -331,6 +345,18 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         .map_err(|e| err("cannot read the stored membership", &e))?;
     let identity =
         crate::bootstrap::resolve(&cfg, &member_dir, stored, has_wal).map_err(StartError)?;
+    let alarms = match store
+        .meta(mvcc::MetaKey::Alarms)
+        .map_err(|e| err("cannot read the stored alarms", &e))?
+    {
+        Some(blob) => {
+            AlarmSet::decode(&blob).map_err(|e| err("cannot read the stored alarms", &e))?
+        }
+        None => AlarmSet::default(),
+    };
+    for (member, alarm) in alarms.list(None) {
+        log_warn!("alarm {} of member {member:x} is raised", alarm.name());
+    }
     let id = identity.member_id;
     let cluster_id = identity.cluster_id;
     let membership = identity.membership;
@@ -445,6 +471,10 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         term: AtomicU64::new(core.term()),
         applied: AtomicU64::new(applied),
         membership: parking_lot::Mutex::new(membership),
+        alarms: parking_lot::Mutex::new(alarms),
+        quota: cfg.quota_bytes().unwrap_or(u64::MAX),
+        db_size: AtomicU64::new(0),
+        alarm_reply: parking_lot::Mutex::new(Vec::new()),
     });
     if let Some((transport, _)) = &peers {
         // Joining members ask for the member list on the peer port (see `bootstrap`).
@@ -506,7 +536,6 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         reads_in_flight: HashMap::new(),
         reads_ready: Vec::new(),
         committed: 0,
-        alarms: Vec::new(),
         db_size: 0,
         ticks: 0,
         compactor: crate::compactor::AutoCompactor::new(cfg.auto_compaction, Instant::now()),
@@ -631,11 +660,12 @@ fn apply_entries(
     let mut requests = Vec::with_capacity(entries.len());
     let mut ids = Vec::with_capacity(entries.len());
     let mut events = Vec::new();
+    let mut over_quota = Vec::new();
     for e in entries {
         let (id, req) = if e.index <= done {
             (0, mvcc::Request::Noop)
         } else {
-            decode_entry(e, shared, waiters, &mut events)
+            decode_entry(e, store, shared, waiters, &mut events, &mut over_quota)
         };
         ids.push(id);
         requests.push((e.index, req));
@@ -650,8 +680,17 @@ fn apply_entries(
             _ => {}
         }
         if id != 0 {
-            waiters.trigger(id, result.map_err(|e| convert::store_error(&e)));
+            // etcd's `quotaApplierV3`: a write applied while this member's backend is over its
+            // quota is kept, but its client is told "database space exceeded".
+            let result = match result {
+                Ok(_) if over_quota.contains(&id) => Err(EtcdError::NoSpace.status()),
+                other => other.map_err(|e| convert::store_error(&e)),
+            };
+            waiters.trigger(id, result);
         }
+    }
+    if !over_quota.is_empty() {
+        let _ = waker.wake(Wake::RaiseNoSpace);
     }
     for ev in events {
         let _ = waker.wake(Wake::Membership(ev));
@@ -664,12 +703,16 @@ fn apply_entries(
 }
 
 /// What one committed entry asks of the store, and the id of the client waiting for it (0 =
-/// none). Membership entries update the table here, in apply order, and store it.
+/// none). Membership entries update the table here, in apply order, and store it; alarm
+/// entries update the cluster's alarms. Writes that find this member's backend over its quota
+/// add their request id to `over_quota`.
 fn decode_entry(
     e: &Entry,
+    store: &mvcc::Store,
     shared: &Shared,
     waiters: &Waiters<mvcc::Response>,
     events: &mut Vec<MembershipEvent>,
+    over_quota: &mut Vec<u64>,
 ) -> (u64, mvcc::Request) {
     match e.kind {
         EntryKind::ConfChange => {
@@ -749,13 +792,69 @@ fn decode_entry(
                     }
                 }
             }
-            Ok(env) => match to_store_request(env.request) {
-                Ok(r) => (env.id, r),
-                Err(status) => {
-                    waiters.trigger(env.id, Err(status));
-                    (0, mvcc::Request::Noop)
+            Ok(Envelope {
+                id,
+                request: Request::Alarm(ar),
+            }) => {
+                let mut set = shared.alarms.lock();
+                let (answer, changed) = set.apply(ar.action, ar.member_id, ar.alarm);
+                let stored = changed.then(|| set.encode());
+                drop(set);
+                if changed {
+                    let (member, alarm) = answer[0];
+                    if ar.action == pb::alarm_request::AlarmAction::Activate as i32 {
+                        log_warn!("alarm {} raised by member {member:x}", alarm.name());
+                    } else {
+                        log_info!("alarm {} of member {member:x} cleared", alarm.name());
+                    }
                 }
-            },
+                if id != 0 {
+                    // The waiter's reply runs inside `trigger`, on this thread: it takes the
+                    // answer from the slot (see `Member::alarm_call`).
+                    *shared.alarm_reply.lock() = answer
+                        .into_iter()
+                        .map(|(member_id, a)| pb::AlarmMember {
+                            member_id,
+                            alarm: a.to_pb(),
+                        })
+                        .collect();
+                    waiters.trigger(id, Ok(mvcc::Response::Noop { revision: 0 }));
+                    shared.alarm_reply.lock().clear();
+                }
+                match stored {
+                    Some(blob) => (0, mvcc::Request::SetMeta(mvcc::MetaKey::Alarms, blob)),
+                    None => (0, mvcc::Request::Noop),
+                }
+            }
+            // etcd's capped applier (`applierV3Capped`): while NOSPACE is raised anywhere in
+            // the cluster, puts, txns that may put, and lease grants fail at apply, on every
+            // member alike (the check in `quota_check` spares them the round trip).
+            Ok(env) if space_cost(&env.request) > 0 && shared.alarms.lock().has(Alarm::NoSpace) => {
+                waiters.trigger(env.id, Err(EtcdError::NoSpace.status()));
+                (0, mvcc::Request::Noop)
+            }
+            Ok(env) => {
+                let cost = space_cost(&env.request) as u64;
+                let mut over = false;
+                if cost > 0 && shared.db_size.load(Ordering::Relaxed) + cost >= shared.quota {
+                    // The sample may predate a defragment: look again.
+                    let size = store.status().db_size;
+                    shared.db_size.store(size, Ordering::Relaxed);
+                    over = size + cost >= shared.quota;
+                }
+                match to_store_request(env.request) {
+                    Ok(r) => {
+                        if over {
+                            over_quota.push(env.id);
+                        }
+                        (env.id, r)
+                    }
+                    Err(status) => {
+                        waiters.trigger(env.id, Err(status));
+                        (0, mvcc::Request::Noop)
+                    }
+                }
+            }
             Err(err) => {
                 log_error!("entry {}: {err}; applying it as a no-op", e.index);
                 (0, mvcc::Request::Noop)
@@ -868,6 +967,26 @@ fn txn_cost(t: &pb::TxnRequest) -> usize {
         .sum()
 }
 
+/// The request raising NOSPACE for member `id` (etcd's `quotaAlarmer`).
+fn raise_nospace(id: u64) -> Request {
+    Request::Alarm(pb::AlarmRequest {
+        action: pb::alarm_request::AlarmAction::Activate as i32,
+        member_id: id,
+        alarm: pb::AlarmType::Nospace as i32,
+    })
+}
+
+/// etcd's quota cost of a replicated request (`storage/quota.go`); the requests of non-zero
+/// cost are those etcd's capped applier refuses while NOSPACE is raised.
+fn space_cost(r: &Request) -> usize {
+    match r {
+        Request::Put(p) => p.key.len() + p.value.len() + KV_OVERHEAD,
+        Request::LeaseGrant(_) => LEASE_OVERHEAD,
+        Request::Txn(t) => txn_cost(t),
+        _ => 0,
+    }
+}
+
 /// The store's form of a replicated request.
 fn to_store_request(r: Request) -> Result<mvcc::Request, Status> {
     Ok(match r {
@@ -887,7 +1006,9 @@ fn to_store_request(r: Request) -> Result<mvcc::Request, Status> {
         Request::LeaseGrant(x) => mvcc::Request::LeaseGrant(convert::lease_grant_request(&x)),
         Request::LeaseRevoke(x) => mvcc::Request::LeaseRevoke(convert::lease_revoke_request(&x)),
         // Applied by the apply thread itself (member attributes); a no-op for mvcc.
-        Request::MemberAttributes(_) | Request::MemberUpdate(_) => mvcc::Request::Noop,
+        Request::MemberAttributes(_) | Request::MemberUpdate(_) | Request::Alarm(_) => {
+            mvcc::Request::Noop
+        }
         Request::LeaseCheckpoint(x) => mvcc::Request::LeaseCheckpoint(
             x.checkpoints
                 .iter()
@@ -1041,32 +1162,67 @@ impl Member {
         }
     }
 
-    /// etcd's space quota (`quotaKVServer`): a mutating request of `cost` bytes is refused with
-    /// "database space exceeded" while the NOSPACE alarm is raised, and raises it when the
-    /// backend plus the request would exceed `--quota-backend-bytes`.
-    fn quota_check(&mut self, cost: usize) -> Result<(), Status> {
-        use crate::health::Alarm;
+    /// etcd's space quota (`quotaKVServer` + `quotaAlarmer`), for a mutating request of `cost`
+    /// bytes, checked in etcd's order:
+    /// 1. when this member's backend plus the request would exceed `--quota-backend-bytes`, the
+    ///    member proposes raising NOSPACE for itself through Raft and, once that entry is
+    ///    applied (or failed), answers the call "database space exceeded" (`Err(None)`: the
+    ///    call is answered later);
+    /// 2. while any member's NOSPACE alarm is raised, the call is refused at once
+    ///    (`Err(Some(..))`); the apply thread would refuse it anyway (see `consumes_space`).
+    fn quota_check(&mut self, call: CallId, cost: usize) -> Result<(), Option<Status>> {
         if cost == 0 {
             return Ok(());
-        }
-        if self.alarms.contains(&Alarm::NoSpace) {
-            return Err(EtcdError::NoSpace.status());
         }
         if let Some(quota) = self.cfg.quota_bytes() {
             if self.db_size + cost as u64 >= quota {
                 // The sample may predate a compaction + defragment: look again before refusing.
                 self.db_size = self.store.status().db_size;
+                self.shared.db_size.store(self.db_size, Ordering::Relaxed);
             }
             if self.db_size + cost as u64 >= quota {
                 log_warn!(
-                    "alarm NOSPACE raised: backend {} bytes + request {cost} bytes reach the quota of {quota} bytes",
+                    "raising alarm NOSPACE: backend {} bytes + request {cost} bytes reach the quota of {quota} bytes",
                     self.db_size
                 );
-                self.alarms.push(Alarm::NoSpace);
-                return Err(EtcdError::NoSpace.status());
+                let waker = self.waker.clone();
+                let reply = Box::new(move |_: Result<mvcc::Response, Status>| {
+                    let _ = waker.wake(Wake::Reply(call, Err(EtcdError::NoSpace.status())));
+                });
+                return match self.propose_with(raise_nospace(self.id), reply) {
+                    // etcd ignores the outcome of raising the alarm.
+                    Ok(()) => Err(None),
+                    Err(_) => Err(Some(EtcdError::NoSpace.status())),
+                };
             }
         }
+        if self.shared.alarms.lock().has(Alarm::NoSpace) {
+            return Err(Some(EtcdError::NoSpace.status()));
+        }
         Ok(())
+    }
+
+    /// Maintenance.Alarm: like etcd, every action (GET too, so that it is linearizable) goes
+    /// through Raft and is answered once applied, from the replicated alarms, with what
+    /// [`AlarmSet::apply`] answers.
+    fn alarm_call(&mut self, call: CallId, r: pb::AlarmRequest) -> Option<Result<Vec<u8>, Status>> {
+        let waker = self.waker.clone();
+        let shared = self.shared.clone();
+        let store = self.store.clone();
+        let reply = Box::new(move |result: Result<mvcc::Response, Status>| {
+            let bytes = result.map(|_| {
+                pb::AlarmResponse {
+                    header: Some(shared.header().header(store.current_revision())),
+                    alarms: std::mem::take(&mut *shared.alarm_reply.lock()),
+                }
+                .encode_to_vec()
+            });
+            let _ = waker.wake(Wake::Reply(call, bytes));
+        });
+        match self.propose_with(Request::Alarm(r), reply) {
+            Ok(()) => None,
+            Err(s) => Some(Err(s)),
+        }
     }
 
     /// Serve the linearizable reads whose read index the apply thread has reached.
@@ -2043,7 +2199,11 @@ impl Member {
                     &mvcc::Request::Put(convert::put_request(&r)),
                     max_ops
                 ));
-                try_s!(self.quota_check(r.key.len() + r.value.len() + KV_OVERHEAD));
+                if let Err(answer) =
+                    self.quota_check(call, r.key.len() + r.value.len() + KV_OVERHEAD)
+                {
+                    return answer.map(Err);
+                }
                 self.metrics.puts.inc();
                 self.propose(ctx, call, rpc, Request::Put(r));
                 None
@@ -2062,7 +2222,9 @@ impl Member {
                 let r: pb::TxnRequest = try_s!(decode(msg));
                 let m = try_s!(convert::txn_request(&r));
                 try_s!(validate(&mvcc::Request::Txn(m), max_ops));
-                try_s!(self.quota_check(txn_cost(&r)));
+                if let Err(answer) = self.quota_check(call, txn_cost(&r)) {
+                    return answer.map(Err);
+                }
                 self.metrics.txns.inc();
                 self.propose(ctx, call, rpc, Request::Txn(r));
                 None
@@ -2077,7 +2239,9 @@ impl Member {
                 if r.ttl > mvcc::MAX_LEASE_TTL {
                     return Some(Err(EtcdError::LeaseTtlTooLarge.status()));
                 }
-                try_s!(self.quota_check(LEASE_OVERHEAD));
+                if let Err(answer) = self.quota_check(call, LEASE_OVERHEAD) {
+                    return answer.map(Err);
+                }
                 self.propose(ctx, call, rpc, Request::LeaseGrant(r));
                 None
             }
@@ -2139,10 +2303,14 @@ impl Member {
                     raft_index: rs.last_index,
                     raft_term: rs.hard_state.term,
                     raft_applied_index: self.shared.applied.load(Ordering::Relaxed),
+                    // etcd: `AlarmMember.String()` of every raised alarm, of every member.
                     errors: self
+                        .shared
                         .alarms
-                        .iter()
-                        .map(|a| format!("memberID:{} alarm:{} ", self.id, a.name()))
+                        .lock()
+                        .list(None)
+                        .into_iter()
+                        .map(|(member, a)| format!("memberID:{member} alarm:{} ", a.name()))
                         .collect(),
                     db_size_in_use: st.db_size_in_use as i64,
                     is_learner: self.shared.membership.lock().is_learner(self.id),
@@ -2293,56 +2461,8 @@ impl Member {
                 None
             }
             Rpc::Alarm => {
-                use crate::health::Alarm;
-                use pb::alarm_request::AlarmAction as A;
                 let r: pb::AlarmRequest = try_s!(decode(msg));
-                let kind = match pb::AlarmType::try_from(r.alarm) {
-                    Ok(pb::AlarmType::Nospace) => Some(Alarm::NoSpace),
-                    Ok(pb::AlarmType::Corrupt) => Some(Alarm::Corrupt),
-                    _ => None,
-                };
-                let to_pb = |a: &Alarm| pb::AlarmMember {
-                    member_id: self.id,
-                    alarm: match a {
-                        Alarm::NoSpace => pb::AlarmType::Nospace as i32,
-                        Alarm::Corrupt => pb::AlarmType::Corrupt as i32,
-                    },
-                };
-                let changed: Vec<pb::AlarmMember> = match A::try_from(r.action) {
-                    Ok(A::Activate) => match kind {
-                        Some(a) if r.member_id == 0 || r.member_id == self.id => {
-                            if !self.alarms.contains(&a) {
-                                log_warn!("alarm {} activated by a client", a.name());
-                                self.alarms.push(a);
-                            }
-                            vec![to_pb(&a)]
-                        }
-                        _ => vec![],
-                    },
-                    Ok(A::Deactivate) => {
-                        let (gone, keep): (Vec<Alarm>, Vec<Alarm>) =
-                            self.alarms.iter().partition(|a| {
-                                kind.is_none_or(|k| k == **a)
-                                    && (r.member_id == 0 || r.member_id == self.id)
-                            });
-                        for a in &gone {
-                            log_info!("alarm {} deactivated", a.name());
-                        }
-                        self.alarms = keep;
-                        gone.iter().map(to_pb).collect()
-                    }
-                    _ => self
-                        .alarms
-                        .iter()
-                        .filter(|a| kind.is_none_or(|k| k == **a))
-                        .map(to_pb)
-                        .collect(),
-                };
-                let resp = pb::AlarmResponse {
-                    header: Some(h.header(self.store.current_revision())),
-                    alarms: changed,
-                };
-                Some(Ok(resp.encode_to_vec()))
+                self.alarm_call(call, r)
             }
             Rpc::MemberList => Some(Ok(pb::MemberListResponse {
                 header: Some(h.header(0)),
@@ -2480,6 +2600,7 @@ impl Handler<Wake> for Member {
             self.ticks += 1;
             if self.ticks % DB_SIZE_SAMPLE_TICKS == 1 {
                 self.db_size = self.store.status().db_size;
+                self.shared.db_size.store(self.db_size, Ordering::Relaxed);
                 self.metrics.db_total_size.set(self.db_size as f64);
             }
             self.expire_leases();
@@ -2563,6 +2684,12 @@ impl Handler<Wake> for Member {
                 self.pump();
             }
             Wake::Membership(ev) => self.on_membership_event(ev),
+            Wake::RaiseNoSpace => {
+                if !self.shared.alarms.lock().has(Alarm::NoSpace) {
+                    log_warn!("the backend exceeded its quota while applying a write: raising alarm NOSPACE");
+                    self.propose_internal(raise_nospace(self.id));
+                }
+            }
         }
     }
 
@@ -2580,7 +2707,7 @@ impl Handler<Wake> for Member {
         match (request.method.as_str(), path) {
             ("GET", "/health") => {
                 let input = crate::health::HealthInput {
-                    alarms: self.alarms.clone(),
+                    alarms: self.shared.alarms.lock().kinds(),
                     has_leader: self.core.leader() != 0,
                     range: Ok(()),
                 };
