@@ -13,106 +13,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// gRPC status codes (grpc/codes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum Code {
-    /// Not an error.
-    Ok = 0,
-    /// The operation was cancelled (typically by the caller).
-    Canceled = 1,
-    /// Unknown error (etcd uses it for errors without a table entry).
-    Unknown = 2,
-    /// The client specified an invalid argument.
-    InvalidArgument = 3,
-    /// The deadline expired before the operation completed.
-    DeadlineExceeded = 4,
-    /// Some requested entity was not found.
-    NotFound = 5,
-    /// The entity a client tried to create already exists.
-    AlreadyExists = 6,
-    /// The caller lacks permission.
-    PermissionDenied = 7,
-    /// Some resource has been exhausted.
-    ResourceExhausted = 8,
-    /// The system is not in a state required for the operation.
-    FailedPrecondition = 9,
-    /// The operation was aborted.
-    Aborted = 10,
-    /// The operation was attempted past the valid range.
-    OutOfRange = 11,
-    /// The operation is not implemented.
-    Unimplemented = 12,
-    /// Internal error.
-    Internal = 13,
-    /// The service is currently unavailable (clients retry).
-    Unavailable = 14,
-    /// Unrecoverable data loss or corruption.
-    DataLoss = 15,
-    /// The request lacks valid authentication credentials.
-    Unauthenticated = 16,
-}
-
-impl Code {
-    /// The numeric value sent in the `grpc-status` trailer.
-    pub fn as_u32(self) -> u32 {
-        self as u32
-    }
-
-    /// The code for a numeric value (unknown numbers map to `Unknown`, as grpc-go does).
-    pub fn from_u32(n: u32) -> Code {
-        use Code::*;
-        match n {
-            0 => Ok,
-            1 => Canceled,
-            3 => InvalidArgument,
-            4 => DeadlineExceeded,
-            5 => NotFound,
-            6 => AlreadyExists,
-            7 => PermissionDenied,
-            8 => ResourceExhausted,
-            9 => FailedPrecondition,
-            10 => Aborted,
-            11 => OutOfRange,
-            12 => Unimplemented,
-            13 => Internal,
-            14 => Unavailable,
-            15 => DataLoss,
-            16 => Unauthenticated,
-            _ => Unknown,
-        }
-    }
-
-    /// The name as grpc-go prints it (`code = OutOfRange`).
-    pub fn name(self) -> &'static str {
-        use Code::*;
-        match self {
-            Ok => "OK",
-            Canceled => "Canceled",
-            Unknown => "Unknown",
-            InvalidArgument => "InvalidArgument",
-            DeadlineExceeded => "DeadlineExceeded",
-            NotFound => "NotFound",
-            AlreadyExists => "AlreadyExists",
-            PermissionDenied => "PermissionDenied",
-            ResourceExhausted => "ResourceExhausted",
-            FailedPrecondition => "FailedPrecondition",
-            Aborted => "Aborted",
-            OutOfRange => "OutOfRange",
-            Unimplemented => "Unimplemented",
-            Internal => "Internal",
-            Unavailable => "Unavailable",
-            DataLoss => "DataLoss",
-            Unauthenticated => "Unauthenticated",
-        }
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// gRPC status codes: the transport's ([`keel_net::grpc::Code`]), one definition for both.
+pub use keel_net::grpc::Code;
 
 macro_rules! etcd_errors {
     ($( $(#[$doc:meta])* $variant:ident = ($code:ident, $msg:literal), )*) => {
@@ -167,7 +69,7 @@ etcd_errors! {
     /// `ErrGRPCLeaseTTLTooLarge`: TTL above 9,000,000,000 s.
     LeaseTtlTooLarge = (OutOfRange, "etcdserver: too large lease TTL"),
     /// `ErrGRPCWatchCanceled`.
-    WatchCanceled = (Canceled, "etcdserver: watch canceled"),
+    WatchCanceled = (Cancelled, "etcdserver: watch canceled"),
     /// `ErrGRPCMemberExist`.
     MemberExist = (FailedPrecondition, "etcdserver: member ID already exist"),
     /// `ErrGRPCPeerURLExist`.
@@ -261,7 +163,7 @@ etcd_errors! {
     /// `ErrGRPCNoInflightDowngrade`.
     NoInflightDowngrade = (FailedPrecondition, "etcdserver: no inflight downgrade job"),
     /// `ErrGRPCCanceled`: the client cancelled the request.
-    Canceled = (Canceled, "etcdserver: request canceled"),
+    Canceled = (Cancelled, "etcdserver: request canceled"),
     /// `ErrGRPCDeadlineExceeded`: the client's deadline passed.
     DeadlineExceeded = (DeadlineExceeded, "etcdserver: context deadline exceeded"),
 }
@@ -488,12 +390,12 @@ mod tests {
             ),
             (
                 EtcdError::WatchCanceled,
-                Canceled,
+                Cancelled,
                 "etcdserver: watch canceled",
             ),
             (
                 EtcdError::Canceled,
-                Canceled,
+                Cancelled,
                 "etcdserver: request canceled",
             ),
         ];

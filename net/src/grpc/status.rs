@@ -26,6 +26,40 @@ pub enum Code {
 }
 
 impl Code {
+    /// The numeric value sent in the `grpc-status` trailer.
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+
+    /// [`Code::from_i32`] for an unsigned value (unknown numbers map to `Unknown`, as grpc-go).
+    pub fn from_u32(n: u32) -> Code {
+        Code::from_i32(i32::try_from(n).unwrap_or(-1))
+    }
+
+    /// The name as grpc-go prints it (`code = OutOfRange`; note grpc-go's `Canceled`).
+    pub fn name(self) -> &'static str {
+        use Code::*;
+        match self {
+            Ok => "OK",
+            Cancelled => "Canceled",
+            Unknown => "Unknown",
+            InvalidArgument => "InvalidArgument",
+            DeadlineExceeded => "DeadlineExceeded",
+            NotFound => "NotFound",
+            AlreadyExists => "AlreadyExists",
+            PermissionDenied => "PermissionDenied",
+            ResourceExhausted => "ResourceExhausted",
+            FailedPrecondition => "FailedPrecondition",
+            Aborted => "Aborted",
+            OutOfRange => "OutOfRange",
+            Unimplemented => "Unimplemented",
+            Internal => "Internal",
+            Unavailable => "Unavailable",
+            DataLoss => "DataLoss",
+            Unauthenticated => "Unauthenticated",
+        }
+    }
+
     /// Maps a numeric code; unknown numbers become [`Code::Unknown`].
     pub fn from_i32(v: i32) -> Code {
         use Code::*;
@@ -49,6 +83,12 @@ impl Code {
             16 => Unauthenticated,
             _ => Unknown,
         }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

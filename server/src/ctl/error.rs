@@ -1,7 +1,6 @@
 //! The one error type of keelctl: a message and the process exit code etcdctl uses for it.
 
 use keel_net::client::ClientError;
-use keel_net::grpc::Code;
 use std::fmt;
 
 /// etcdctl's exit codes (`etcdctl/ctlv3/command/error.go`).
@@ -73,12 +72,7 @@ pub fn client_error_text(e: &ClientError) -> String {
     match e {
         ClientError::Status(s) if s.message.starts_with("etcdserver: ") => s.message.clone(),
         ClientError::Status(s) => {
-            let code = match s.code {
-                Code::Cancelled => "Canceled".to_string(),
-                Code::Ok => "OK".to_string(),
-                other => format!("{other:?}"),
-            };
-            format!("rpc error: code = {code} desc = {}", s.message)
+            format!("rpc error: code = {} desc = {}", s.code.name(), s.message)
         }
         ClientError::Timeout | ClientError::Connect(_) => "context deadline exceeded".to_string(),
         other => other.to_string(),
@@ -94,7 +88,7 @@ impl From<ClientError> for CtlError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_net::grpc::Status;
+    use keel_net::grpc::{Code, Status};
 
     #[test]
     fn status_texts_like_clientv3() {
