@@ -1169,7 +1169,7 @@ impl Member {
     ///    applied (or failed), answers the call "database space exceeded" (`Err(None)`: the
     ///    call is answered later);
     /// 2. while any member's NOSPACE alarm is raised, the call is refused at once
-    ///    (`Err(Some(..))`); the apply thread would refuse it anyway (see `consumes_space`).
+    ///    (`Err(Some(..))`); the apply thread would refuse it anyway (see `space_cost`).
     fn quota_check(&mut self, call: CallId, cost: usize) -> Result<(), Option<Status>> {
         if cost == 0 {
             return Ok(());
