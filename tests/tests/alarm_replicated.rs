@@ -2,7 +2,8 @@
 //! backend reached `--quota-backend-bytes`) is replicated through Raft, listed by every member,
 //! makes every member refuse writes with "etcdserver: mvcc: database space exceeded", survives a
 //! restart, and `alarm disarm` (after compaction + defragment on every member) clears it
-//! everywhere. Run on a real etcd as the reference, and on keel.
+//! everywhere. A member whose backend crosses its own quota while applying writes that other
+//! members received raises NOSPACE for itself. Run on a real etcd as the reference, and on keel.
 
 use keel_tests::{grpc, Cluster, ClusterOptions, Etcdctl, Flavor};
 use std::collections::BTreeSet;
@@ -197,6 +198,55 @@ fn nospace_is_replicated(flavor: Flavor) {
         assert!(Instant::now() < deadline, "m3 stays unhealthy after disarm");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Member 2 alone runs with a small quota; every write goes through member 0 (far under its
+/// own quota). Member 2 finds its backend over the quota while applying them (etcd's
+/// `quotaApplierV3`) and raises NOSPACE for itself through Raft, after which member 0 refuses
+/// writes too.
+fn member_over_quota_at_apply_raises_nospace(flavor: Flavor) {
+    let mut c = Cluster::start(
+        flavor,
+        3,
+        ClusterOptions {
+            extra_args: vec!["--quota-backend-bytes=20000000".into()],
+            ..ClusterOptions::default()
+        },
+    );
+    c.kill(2);
+    c.options.extra_args = vec![format!("--quota-backend-bytes={QUOTA_BYTES}")];
+    c.restart(2);
+    let ids: Vec<u64> = (0..3).map(|i| c.member_id(i)).collect();
+    let allowed: BTreeSet<String> = ids.iter().map(|&id| nospace_line(id)).collect();
+
+    let value = "x".repeat(VALUE_BYTES);
+    let mut refused_at = None;
+    for n in 0..(4 * QUOTA_BYTES / VALUE_BYTES) {
+        let o = ctl(&c, 0).run(&["put", &format!("k{n:04}"), &value]);
+        if !o.success {
+            assert_eq!(error_lines(&o.stderr), [NO_SPACE], "stderr: {}", o.stderr);
+            refused_at = Some(n);
+            break;
+        }
+    }
+    let refused_at = refused_at.expect("member 2's 200 kB quota must stop 800 kB of puts");
+    eprintln!("{flavor:?}: member 0 refused put {refused_at}");
+    assert_eq!(
+        wait_same_alarms(&c, &allowed),
+        BTreeSet::from([nospace_line(ids[2])]),
+        "only member 2 is over its quota"
+    );
+    assert_put_refused(&c, 1, "other");
+}
+
+#[test]
+fn etcd_member_over_quota_at_apply_raises_nospace() {
+    member_over_quota_at_apply_raises_nospace(Flavor::Etcd);
+}
+
+#[test]
+fn keel_member_over_quota_at_apply_raises_nospace() {
+    member_over_quota_at_apply_raises_nospace(Flavor::Keel);
 }
 
 #[test]
