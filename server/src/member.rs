@@ -116,9 +116,10 @@ pub enum Wake {
     /// The apply thread applied a membership change: Raft's configuration and the peer
     /// transport follow it.
     Membership(MembershipEvent),
-    /// The apply thread found this member's backend over its quota while applying a write and
-    /// no NOSPACE alarm raised: raise one for this member.
-    RaiseNoSpace,
+    /// The apply thread found this member's backend over its quota while applying these writes
+    /// (request ids) and no NOSPACE alarm raised: raise one for this member, then tell their
+    /// clients "database space exceeded".
+    RaiseNoSpace(Vec<u64>),
 }
 
 /// A membership change the loop must act on, in apply order.
@@ -679,18 +680,15 @@ fn apply_entries(
             }
             _ => {}
         }
-        if id != 0 {
-            // etcd's `quotaApplierV3`: a write applied while this member's backend is over its
-            // quota is kept, but its client is told "database space exceeded".
-            let result = match result {
-                Ok(_) if over_quota.contains(&id) => Err(EtcdError::NoSpace.status()),
-                other => other.map_err(|e| convert::store_error(&e)),
-            };
-            waiters.trigger(id, result);
+        // etcd's `quotaApplierV3`: a write applied while this member's backend is over its
+        // quota is kept, but its client is told "database space exceeded" once this member
+        // raised NOSPACE (see `Member::raise_nospace_for`).
+        if id != 0 && !(result.is_ok() && over_quota.contains(&id)) {
+            waiters.trigger(id, result.map_err(|e| convert::store_error(&e)));
         }
     }
     if !over_quota.is_empty() {
-        let _ = waker.wake(Wake::RaiseNoSpace);
+        let _ = waker.wake(Wake::RaiseNoSpace(over_quota));
     }
     for ev in events {
         let _ = waker.wake(Wake::Membership(ev));
@@ -1200,6 +1198,31 @@ impl Member {
             return Err(Some(EtcdError::NoSpace.status()));
         }
         Ok(())
+    }
+
+    /// The apply thread applied writes `ids` while this member's backend was over its quota:
+    /// as etcd's `applyEntryNormal`, raise NOSPACE for this member through Raft (unless a
+    /// NOSPACE alarm is raised by now), then answer their clients "database space exceeded"
+    /// (whatever became of the alarm).
+    fn raise_nospace_for(&mut self, ids: Vec<u64>) {
+        let waiters = self.waiters.clone();
+        let refuse = move |ids: &[u64]| {
+            for &id in ids {
+                waiters.trigger(id, Err(EtcdError::NoSpace.status()));
+            }
+        };
+        if self.shared.alarms.lock().has(Alarm::NoSpace) {
+            return refuse(&ids);
+        }
+        log_warn!(
+            "the backend exceeded its quota of {} bytes while applying writes: raising alarm NOSPACE",
+            self.shared.quota
+        );
+        let (later, now) = (ids.clone(), refuse.clone());
+        let reply = Box::new(move |_: Result<mvcc::Response, Status>| refuse(&later));
+        if self.propose_with(raise_nospace(self.id), reply).is_err() {
+            now(&ids);
+        }
     }
 
     /// Maintenance.Alarm: like etcd, every action (GET too, so that it is linearizable) goes
@@ -2684,12 +2707,7 @@ impl Handler<Wake> for Member {
                 self.pump();
             }
             Wake::Membership(ev) => self.on_membership_event(ev),
-            Wake::RaiseNoSpace => {
-                if !self.shared.alarms.lock().has(Alarm::NoSpace) {
-                    log_warn!("the backend exceeded its quota while applying a write: raising alarm NOSPACE");
-                    self.propose_internal(raise_nospace(self.id));
-                }
-            }
+            Wake::RaiseNoSpace(ids) => self.raise_nospace_for(ids),
         }
     }
 
