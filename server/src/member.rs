@@ -1575,7 +1575,7 @@ impl Member {
                 })
             })
             .count();
-        if others.is_empty() || refusing < others.len() / 2 + 1 {
+        if others.is_empty() || refusing < crate::membership::quorum(others.len()) {
             self.refused_rounds = 0;
             return;
         }

@@ -25,6 +25,11 @@ use prost::Message;
 use crate::config::InitialMember;
 use crate::errors::EtcdError;
 
+/// The majority of `voters` (Raft §5.2: more than half).
+pub fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
 /// etcd's `--max-learners` default.
 pub const MAX_LEARNERS: usize = 1;
 
@@ -237,7 +242,7 @@ impl Membership {
         if started == 1 && after == 2 {
             return true; // a one-member cluster growing to two
         }
-        started >= after / 2 + 1
+        started >= quorum(after)
     }
 
     /// etcd's `IsReadyToRemoveVotingMember`: the started voters left must still form a quorum.
@@ -248,7 +253,7 @@ impl Membership {
             .iter()
             .filter(|m| m.id != id && !m.name.is_empty())
             .count();
-        after > 0 && started_after >= after / 2 + 1
+        after > 0 && started_after >= quorum(after)
     }
 
     /// Applies a committed configuration change (checked again: the verdict is the same on

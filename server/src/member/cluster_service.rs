@@ -300,7 +300,7 @@ impl Member {
                     v == self.id || status.progress.get(&v).is_some_and(|p| p.recent_active)
                 })
                 .count();
-            if active < staying.len() / 2 + 1 {
+            if active < crate::membership::quorum(staying.len()) {
                 return Err(EtcdError::Unhealthy.status());
             }
         }
