@@ -158,6 +158,9 @@ pub(crate) struct Batch<'a> {
     pub in_flight_written: &'a mut Vec<[u8; crate::revision::REV_KEY_LEN]>,
     /// Watch events of this batch.
     pub events: Vec<Event>,
+    /// Whether anyone could receive this batch's events: false while no watcher is synced
+    /// (unsynced watchers catch up from history), which spares a copy of every value.
+    pub collect_events: bool,
 }
 
 impl<'a> Batch<'a> {
@@ -179,6 +182,7 @@ impl<'a> Batch<'a> {
             unwritten,
             in_flight_written,
             events: Vec::new(),
+            collect_events: true,
         }
     }
 
@@ -332,12 +336,16 @@ impl<'a> Batch<'a> {
         self.unwritten
             .ops
             .push(WriteOp::Put(Bucket::Key, key.to_vec(), encode_kv(&kv)));
-        self.pending.insert(rev, kv.clone());
-        self.events.push(Event {
-            kind: EventType::Put,
-            kv,
-            prev_kv: None,
-        });
+        if self.collect_events {
+            self.pending.insert(rev, kv.clone());
+            self.events.push(Event {
+                kind: EventType::Put,
+                kv,
+                prev_kv: None,
+            });
+        } else {
+            self.pending.insert(rev, kv);
+        }
         Ok(PutResponse {
             revision: tw.begin + 1,
             prev_kv: if p.prev_kv { prev } else { None },
@@ -361,11 +369,13 @@ impl<'a> Batch<'a> {
         self.unwritten
             .ops
             .push(WriteOp::Put(Bucket::Key, k.to_vec(), encode_kv(&kv)));
-        self.events.push(Event {
-            kind: EventType::Delete,
-            kv,
-            prev_kv: None,
-        });
+        if self.collect_events {
+            self.events.push(Event {
+                kind: EventType::Delete,
+                kv,
+                prev_kv: None,
+            });
+        }
     }
 
     fn delete_range(

@@ -404,6 +404,10 @@ impl Store {
             &mut core.unwritten,
             &mut core.in_flight.written,
         );
+        // Holding the core write lock, no watcher can be created meanwhile; one created
+        // before this batch's events are published starts after them (see `WatchHub::create`),
+        // and an unsynced one catches up from history, so none needs them.
+        batch.collect_events = self.inner.hub.lock().has_synced_watchers();
         let mut fatal = None;
         for (index, req) in entries {
             if *index <= batch.st.consistent_index {

@@ -289,6 +289,11 @@ impl WatchHub {
         true
     }
 
+    /// Whether any watcher is synced, i.e. would receive events published now.
+    pub fn has_synced_watchers(&self) -> bool {
+        self.watchers.len() > self.unsynced.len()
+    }
+
     /// Delivers the events of a commit to synced watchers. `current` is the revision after it.
     pub fn publish(&mut self, events: &[Event], current: i64, prev: &mut PrevLookup<'_>) {
         if events.is_empty() || self.watchers.len() == self.unsynced.len() {
