@@ -57,10 +57,18 @@ pub fn kill_leader(cluster: &mut Cluster) {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_ne!(cluster.member_id(new_leader), old_id);
+    // The requirement (two election timeouts) is keel's. etcd, run as the reference, does not
+    // always meet it: a follower's randomized timeout is anywhere in [1, 2) election timeouts
+    // and, with check-quorum, the other survivor refuses its first pre-vote until its own timer
+    // ran out (observed: 2.35 s with a 1 s timeout); it gets three.
+    let budget = match cluster.flavor {
+        crate::Flavor::Keel => 2,
+        crate::Flavor::Etcd => 3,
+    };
     assert!(
-        elapsed <= 2 * election,
-        "new leader after {elapsed:?}, more than two election timeouts ({:?})",
-        2 * election
+        elapsed <= budget * election,
+        "new leader after {elapsed:?}, more than {budget} election timeouts ({:?})",
+        budget * election
     );
     // Both survivors agree on it.
     assert_eq!(
