@@ -248,17 +248,9 @@ fn write_record(path: &Path, member_dir: &Path, id: &Identity) -> Result<(), Str
 mod tests {
     use super::*;
 
+    /// A fresh directory (the helper the WAL tests use).
     fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "keel-bootstrap-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        crate::raft_log::tests::temp_dir(&format!("bootstrap-{tag}"))
     }
 
     #[test]

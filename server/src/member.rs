@@ -2493,7 +2493,7 @@ impl Member {
             }
             .encode_to_vec())),
             Rpc::MemberAdd | Rpc::MemberRemove | Rpc::MemberPromote | Rpc::MemberUpdate => {
-                self.membership_call(ctx, call, rpc, msg)
+                self.membership_call(call, rpc, msg)
             }
             Rpc::MoveLeader => self.move_leader(call, msg),
             Rpc::AuthStatus => Some(Ok(pb::AuthStatusResponse {

@@ -211,7 +211,7 @@ pub fn open_log(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use keel_consensus::Storage;
 

@@ -92,22 +92,27 @@ fn wait_serving(c: &Cluster, i: usize) {
     }
 }
 
+/// Puts values through member 0 until one is refused with "database space exceeded" (any
+/// other error fails the test); the number of the refused put, None if 4× the quota fit.
+fn fill_until_refused(c: &Cluster) -> Option<usize> {
+    let value = "x".repeat(VALUE_BYTES);
+    for n in 0..(4 * QUOTA_BYTES / VALUE_BYTES) {
+        let o = ctl(c, 0).run(&["put", &format!("k{n:04}"), &value]);
+        if !o.success {
+            assert_eq!(error_lines(&o.stderr), [NO_SPACE], "stderr: {}", o.stderr);
+            return Some(n);
+        }
+    }
+    None
+}
+
 fn nospace_is_replicated(flavor: Flavor) {
     let mut c = Cluster::start(flavor, 3, options());
     let ids: Vec<u64> = (0..3).map(|i| c.member_id(i)).collect();
     let allowed: BTreeSet<String> = ids.iter().map(|&id| nospace_line(id)).collect();
 
     // Fill member 0 until its quota check refuses a put (and raises NOSPACE for it).
-    let value = "x".repeat(VALUE_BYTES);
-    let mut refused_at = None;
-    for n in 0..(4 * QUOTA_BYTES / VALUE_BYTES) {
-        let o = ctl(&c, 0).run(&["put", &format!("k{n:04}"), &value]);
-        if !o.success {
-            assert_eq!(error_lines(&o.stderr), [NO_SPACE], "stderr: {}", o.stderr);
-            refused_at = Some(n);
-            break;
-        }
-    }
+    let refused_at = fill_until_refused(&c);
     let refused_at = refused_at.expect("a 200 kB quota must stop 800 kB of puts");
     assert!(refused_at > 10, "refused too early, at put {refused_at}");
 
@@ -219,16 +224,7 @@ fn member_over_quota_at_apply_raises_nospace(flavor: Flavor) {
     let ids: Vec<u64> = (0..3).map(|i| c.member_id(i)).collect();
     let allowed: BTreeSet<String> = ids.iter().map(|&id| nospace_line(id)).collect();
 
-    let value = "x".repeat(VALUE_BYTES);
-    let mut refused_at = None;
-    for n in 0..(4 * QUOTA_BYTES / VALUE_BYTES) {
-        let o = ctl(&c, 0).run(&["put", &format!("k{n:04}"), &value]);
-        if !o.success {
-            assert_eq!(error_lines(&o.stderr), [NO_SPACE], "stderr: {}", o.stderr);
-            refused_at = Some(n);
-            break;
-        }
-    }
+    let refused_at = fill_until_refused(&c);
     let refused_at = refused_at.expect("member 2's 200 kB quota must stop 800 kB of puts");
     eprintln!("{flavor:?}: member 0 refused put {refused_at}");
     assert_eq!(

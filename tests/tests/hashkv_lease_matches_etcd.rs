@@ -16,7 +16,7 @@ fn hashes(flavor: Flavor) -> Vec<u32> {
     let mut c = Cluster::start(flavor, 1, ClusterOptions::default());
     let mut client =
         grpc::connect(&c.running_endpoints(), Duration::from_secs(10)).expect("connect");
-    let mut hash =
+    let hash =
         |client: &mut keel_net::client::Client| grpc::hash_kv(client, 0).expect("hashkv").hash;
     grpc::put(&mut client, b"a", b"1").expect("put a");
     let mut h = vec![hash(&mut client)];

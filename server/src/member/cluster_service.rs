@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use keel_consensus::{ConfChange, ConfChangeType};
 use keel_mvcc as mvcc;
-use keel_net::event_loop::Ctx;
 use keel_net::grpc::CallId;
 use keel_net::proto::etcdserverpb as pb;
 use keel_net::proto::Rpc;
@@ -76,13 +75,7 @@ fn change_applied(table: &Membership, rpc: Rpc, request: &[u8], response: &[u8])
 
 impl Member {
     /// MemberAdd / MemberRemove / MemberPromote / MemberUpdate.
-    pub(super) fn membership_call(
-        &mut self,
-        _ctx: &mut Ctx<Wake>,
-        call: CallId,
-        rpc: Rpc,
-        msg: &[u8],
-    ) -> Answer {
+    pub(super) fn membership_call(&mut self, call: CallId, rpc: Rpc, msg: &[u8]) -> Answer {
         let leader = self.core.leader();
         if leader == 0 {
             return Some(Err(EtcdError::NoLeader.status()));

@@ -422,6 +422,22 @@ fn add_and_start_voter(cluster: &mut Cluster, endpoint: &str, new: usize) -> u64
     m.id
 }
 
+/// What `members` should look like in a member list: (id, name, peer URLs), sorted by id.
+fn listed(cluster: &Cluster, members: &[usize]) -> Vec<(u64, String, Vec<String>)> {
+    let mut want: Vec<(u64, String, Vec<String>)> = members
+        .iter()
+        .map(|&i| {
+            (
+                cluster.member_id(i),
+                cluster.members[i].name.clone(),
+                vec![cluster.members[i].peer_url()],
+            )
+        })
+        .collect();
+    want.sort();
+    want
+}
+
 /// Polls until every member in `among` lists exactly `want` (ids, names, peer URLs, learner).
 fn wait_member_list(cluster: &Cluster, among: &[usize], want: &[(u64, String, Vec<String>)]) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -477,18 +493,7 @@ pub fn grow_update_remove_restart(cluster: &mut Cluster, edit_initial_cluster: b
     let acked = w.acked();
     w.wait_acked(acked + 50, Duration::from_secs(20));
     let ids: Vec<u64> = three.iter().map(|&i| cluster.member_id(i)).collect();
-    let mut want: Vec<(u64, String, Vec<String>)> = three
-        .iter()
-        .zip(&ids)
-        .map(|(&i, &id)| {
-            (
-                id,
-                cluster.members[i].name.clone(),
-                vec![cluster.members[i].peer_url()],
-            )
-        })
-        .collect();
-    want.sort();
+    let mut want = listed(cluster, &three);
     wait_member_list(cluster, &three, &want);
 
     // MemberUpdate: m1 (a founding member) moves to a new peer port; asked of a follower.
@@ -646,17 +651,7 @@ pub fn join_beside_an_unstarted_member(cluster: &mut Cluster) {
         reconfigure(&ep, REMOVE, &pb::MemberRemoveRequest { id: ghost_id }).expect("remove m4");
     let mut members: Vec<usize> = all.clone();
     members.push(m5);
-    let mut want: Vec<(u64, String, Vec<String>)> = members
-        .iter()
-        .map(|&i| {
-            (
-                cluster.member_id(i),
-                cluster.members[i].name.clone(),
-                vec![cluster.members[i].peer_url()],
-            )
-        })
-        .collect();
-    want.sort();
+    let want = listed(cluster, &members);
     wait_member_list(cluster, &members, &want);
 }
 
@@ -691,17 +686,7 @@ pub fn replace_member(cluster: &mut Cluster) {
     for &i in &all {
         assert_all_present(&cluster.members[i].endpoint(), b"replace/", &writes);
     }
-    let mut want: Vec<(u64, String, Vec<String>)> = all
-        .iter()
-        .map(|&i| {
-            (
-                cluster.member_id(i),
-                cluster.members[i].name.clone(),
-                vec![cluster.members[i].peer_url()],
-            )
-        })
-        .collect();
-    want.sort();
+    let want = listed(cluster, &all);
     wait_member_list(cluster, &all, &want);
 }
 
