@@ -190,17 +190,19 @@ impl<'a> Batch<'a> {
         fetch_kv(self.reader, self.pending, rev)
     }
 
-    /// Applies one request.
-    pub fn apply(&mut self, raft_index: u64, req: &Request) -> Result<Response, Error> {
-        crate::validate::validate_request(req, self.config.max_txn_ops)?;
+    /// Applies one request. It is taken by value: a put's key and value move into the new
+    /// revision's record instead of being copied (the hot path of every write).
+    pub fn apply(&mut self, raft_index: u64, req: Request) -> Result<Response, Error> {
+        crate::validate::validate_request(&req, self.config.max_txn_ops)?;
         match req {
             Request::Range(r) => {
                 let cur = self.st.current_rev;
                 let fetch = |rev| self.fetch(rev);
-                range(&self.st.index, &fetch, r, cur, self.st.compact_rev, cur).map(Response::Range)
+                range(&self.st.index, &fetch, &r, cur, self.st.compact_rev, cur)
+                    .map(Response::Range)
             }
             Request::Put(p) => {
-                self.check_put(p)?;
+                self.check_put(&p)?;
                 let mut tw = TxnWrite {
                     begin: self.st.current_rev,
                     changes: 0,
@@ -214,30 +216,30 @@ impl<'a> Batch<'a> {
                     begin: self.st.current_rev,
                     changes: 0,
                 };
-                let resp = self.delete_range(&mut tw, d)?;
+                let resp = self.delete_range(&mut tw, &d)?;
                 self.finish(&tw);
                 Ok(Response::DeleteRange(resp))
             }
             Request::Txn(t) => {
                 let mut path = Vec::new();
-                self.compare_path(t, &mut path)?;
+                self.compare_path(&t, &mut path)?;
                 let mut it = path.iter().copied();
-                self.check_txn(t, &mut it)?;
+                self.check_txn(&t, &mut it)?;
                 let mut tw = TxnWrite {
                     begin: self.st.current_rev,
                     changes: 0,
                 };
                 let mut it = path.iter().copied();
-                let mut resp = self.exec_txn(&mut tw, t, &mut it)?;
+                let mut resp = self.exec_txn(&mut tw, &t, &mut it)?;
                 self.finish(&tw);
                 resp.revision = self.st.current_rev;
                 Ok(Response::Txn(resp))
             }
             Request::Compact(c) => self.compact(c.revision).map(Response::Compact),
-            Request::LeaseGrant(g) => self.lease_grant(raft_index, g).map(Response::LeaseGrant),
+            Request::LeaseGrant(g) => self.lease_grant(raft_index, &g).map(Response::LeaseGrant),
             Request::LeaseRevoke(r) => self.lease_revoke(r.id).map(Response::LeaseRevoke),
             Request::LeaseCheckpoint(cps) => {
-                for cp in cps {
+                for cp in &cps {
                     if let Some(l) = self.st.leases.leases.get_mut(&cp.id) {
                         l.remaining_ttl = cp.remaining_ttl.max(0);
                         let rec = encode_lease(l.ttl, l.remaining_ttl);
@@ -259,18 +261,16 @@ impl<'a> Batch<'a> {
                 self.unwritten.ops.push(WriteOp::Put(
                     Bucket::Meta,
                     MetaKey::Membership.key().to_vec(),
-                    blob.clone(),
+                    blob,
                 ));
                 Ok(Response::Noop {
                     revision: self.st.current_rev,
                 })
             }
             Request::SetMeta(key, blob) => {
-                self.unwritten.ops.push(WriteOp::Put(
-                    Bucket::Meta,
-                    key.key().to_vec(),
-                    blob.clone(),
-                ));
+                self.unwritten
+                    .ops
+                    .push(WriteOp::Put(Bucket::Meta, key.key().to_vec(), blob));
                 Ok(Response::Noop {
                     revision: self.st.current_rev,
                 })
@@ -297,7 +297,7 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    fn put(&mut self, tw: &mut TxnWrite, p: &PutRequest) -> Result<PutResponse, Error> {
+    fn put(&mut self, tw: &mut TxnWrite, p: PutRequest) -> Result<PutResponse, Error> {
         let visible = tw.visible();
         let prev = if p.prev_kv || p.ignore_value || p.ignore_lease {
             match self.st.index.get(&p.key, visible) {
@@ -312,7 +312,7 @@ impl<'a> Batch<'a> {
         let value = if p.ignore_value {
             prev.as_ref().map(|kv| kv.value.clone()).unwrap_or_default()
         } else {
-            p.value.clone()
+            p.value
         };
         let lease = if p.ignore_lease {
             prev.as_ref().map_or(0, |kv| kv.lease)
@@ -322,15 +322,15 @@ impl<'a> Batch<'a> {
         let rev = Revision::new(tw.begin + 1, tw.changes);
         tw.changes += 1;
         let (create_revision, version) = self.st.index.put(&p.key, rev);
+        self.st.leases.attach(lease, &p.key);
         let kv = KeyValue {
-            key: p.key.clone(),
+            key: p.key,
             create_revision,
             mod_revision: rev.main,
             version,
             value,
             lease,
         };
-        self.st.leases.attach(lease, &p.key);
         let key = rev.to_key(false);
         self.unwritten.written.push(key);
         self.unwritten
@@ -497,7 +497,7 @@ impl<'a> Batch<'a> {
                         visible,
                     )?)
                 }
-                RequestOp::Put(p) => ResponseOp::Put(self.put(tw, p)?),
+                RequestOp::Put(p) => ResponseOp::Put(self.put(tw, p.clone())?),
                 RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_range(tw, d)?),
                 RequestOp::Txn(nested) => {
                     // etcd leaves a nested txn's header empty (revision 0); checked on 3.4.

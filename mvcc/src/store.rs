@@ -198,6 +198,13 @@ impl Store {
     /// commit (after a [`Store::commit_pending`] in flight, which it waits for): on return,
     /// everything applied so far is durable.
     pub fn apply_batch(&self, entries: &[(u64, Request)]) -> Vec<Result<Response, Error>> {
+        self.apply_batch_owned(entries.to_vec())
+    }
+
+    /// [`Store::apply_batch`] taking the requests by value: their keys and values move into
+    /// the store instead of being copied.
+    pub fn apply_batch_owned(&self, entries: Vec<(u64, Request)>) -> Vec<Result<Response, Error>> {
+        let count = entries.len();
         // Commits are serialized: wait for a commit_pending in flight (ours must follow it).
         let _committing = self.inner.commit_lock.lock();
         // One batch at a time; catch-up rounds also wait for a batch to be durable.
@@ -216,7 +223,7 @@ impl Store {
         // uncommitted backend buffer.)
         let (guard, outcome) = self.commit_unwritten(guard);
         if let Err(e) = outcome {
-            return entries.iter().map(|_| Err(e.clone())).collect();
+            return vec![Err(e); count];
         }
         self.publish(&guard, &events);
         // The backend has the batch now: release the overlay (a brief, I/O-free write lock).
@@ -247,6 +254,16 @@ impl Store {
     /// A backend failure while applying (a failed read of an older value) poisons the store
     /// as in [`Store::apply_batch`]; the uncommitted writes are then lost with it.
     pub fn apply_batch_deferred(&self, entries: &[(u64, Request)]) -> Vec<Result<Response, Error>> {
+        self.apply_batch_deferred_owned(entries.to_vec())
+    }
+
+    /// [`Store::apply_batch_deferred`] taking the requests by value: their keys and values
+    /// move into the store instead of being copied (what a server applying decoded Raft
+    /// entries wants).
+    pub fn apply_batch_deferred_owned(
+        &self,
+        entries: Vec<(u64, Request)>,
+    ) -> Vec<Result<Response, Error>> {
         let _applying = self.inner.apply_lock.lock();
         let mut guard = self.inner.core.write();
         let (results, events) = match self.apply_in_memory(&mut guard, entries) {
@@ -384,17 +401,18 @@ impl Store {
     fn apply_in_memory(
         &self,
         guard: &mut RwLockWriteGuard<'_, Core>,
-        entries: &[(u64, Request)],
+        entries: Vec<(u64, Request)>,
     ) -> Result<(Vec<Result<Response, Error>>, Vec<Event>), Vec<Result<Response, Error>>> {
+        let count = entries.len();
         if let Err(e) = guard.check() {
-            return Err(entries.iter().map(|_| Err(e.clone())).collect());
+            return Err(vec![Err(e); count]);
         }
         let core = &mut **guard;
         let reader = match self.inner.backend.read() {
             Ok(r) => r,
-            Err(e) => return Err(entries.iter().map(|_| Err(e.clone())).collect()),
+            Err(e) => return Err(vec![Err(e); count]),
         };
-        let mut results = Vec::with_capacity(entries.len());
+        let mut results = Vec::with_capacity(count);
         let mut batch = Batch::new(
             &mut core.st,
             &*reader,
@@ -410,20 +428,20 @@ impl Store {
         batch.collect_events = self.inner.hub.lock().has_synced_watchers();
         let mut fatal = None;
         for (index, req) in entries {
-            if *index <= batch.st.consistent_index {
+            if index <= batch.st.consistent_index {
                 results.push(Err(Error::AlreadyApplied {
-                    index: *index,
+                    index,
                     consistent_index: batch.st.consistent_index,
                 }));
                 continue;
             }
-            let res = batch.apply(*index, req);
+            let res = batch.apply(index, req);
             if let Err(Error::Corrupt(m) | Error::Storage(m)) = &res {
                 fatal = Some(m.clone());
                 results.push(res);
                 break;
             }
-            batch.st.consistent_index = *index;
+            batch.st.consistent_index = index;
             batch.unwritten.entries += 1;
             results.push(res);
         }
@@ -432,7 +450,7 @@ impl Store {
         drop(reader);
         if let Some(m) = fatal {
             core.poisoned = Some(m.clone());
-            while results.len() < entries.len() {
+            while results.len() < count {
                 results.push(Err(Error::Storage(m.clone())));
             }
             return Err(results);
@@ -563,7 +581,7 @@ impl Store {
                 &mut scratch,
                 &mut core.in_flight.written,
             );
-            match batch.apply(0, &Request::Txn(req.clone()))? {
+            match batch.apply(0, Request::Txn(req.clone()))? {
                 Response::Txn(t) => Ok(t),
                 _ => unreachable!("txn request yields txn response"),
             }

@@ -671,8 +671,9 @@ fn apply_entries(
         ids.push(id);
         requests.push((e.index, req));
     }
-    let results = store.apply_batch_deferred(&requests);
-    for ((id, (index, _)), result) in ids.into_iter().zip(&requests).zip(results) {
+    let results = store.apply_batch_deferred_owned(requests);
+    for ((id, e), result) in ids.into_iter().zip(entries).zip(results) {
+        let index = e.index;
         match &result {
             Err(mvcc::Error::AlreadyApplied { .. }) => continue,
             Err(e @ (mvcc::Error::Storage(_) | mvcc::Error::Corrupt(_))) => {
