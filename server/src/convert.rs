@@ -91,6 +91,26 @@ pub fn put_request(r: &pb::PutRequest) -> mvcc::PutRequest {
     }
 }
 
+/// Checks a put as the store will check it when applying, without copying its key and value
+/// (they are lent to the store's form for the check and given back): a put is checked on the
+/// member that receives it, once per client request.
+pub fn check_put(r: &mut pb::PutRequest) -> Result<(), Status> {
+    let probe = mvcc::Request::Put(mvcc::PutRequest {
+        key: std::mem::take(&mut r.key),
+        value: std::mem::take(&mut r.value),
+        lease: r.lease,
+        prev_kv: r.prev_kv,
+        ignore_value: r.ignore_value,
+        ignore_lease: r.ignore_lease,
+    });
+    let verdict = mvcc::validate_request(&probe, 0).map_err(|e| store_error(&e));
+    if let mvcc::Request::Put(p) = probe {
+        r.key = p.key;
+        r.value = p.value;
+    }
+    verdict
+}
+
 /// `DeleteRangeRequest` to the store's form.
 pub fn delete_range_request(r: &pb::DeleteRangeRequest) -> mvcc::DeleteRangeRequest {
     mvcc::DeleteRangeRequest {
@@ -418,6 +438,33 @@ pub fn store_error(e: &mvcc::Error) -> Status {
 mod tests {
     use super::*;
     use pb::compare::{CompareResult as R, CompareTarget as T, TargetUnion as U};
+
+    #[test]
+    fn check_put_gives_the_same_verdict_as_the_store_and_keeps_the_request() {
+        let cases = [
+            (b"k".to_vec(), b"v".to_vec(), 0, false, false),
+            (vec![], b"v".to_vec(), 0, false, false),
+            (b"k".to_vec(), b"v".to_vec(), 0, true, false),
+            (b"k".to_vec(), vec![], 0, true, false),
+            (b"k".to_vec(), b"v".to_vec(), 7, false, true),
+            (b"k".to_vec(), b"v".to_vec(), 7, false, false),
+        ];
+        for (key, value, lease, ignore_value, ignore_lease) in cases {
+            let mut r = pb::PutRequest {
+                key,
+                value,
+                lease,
+                prev_kv: true,
+                ignore_value,
+                ignore_lease,
+            };
+            let before = r.clone();
+            let want = mvcc::validate_request(&mvcc::Request::Put(put_request(&r)), 0)
+                .map_err(|e| store_error(&e));
+            assert_eq!(check_put(&mut r), want, "{before:?}");
+            assert_eq!(r, before, "the request is given back whole");
+        }
+    }
 
     #[test]
     fn range_enums_and_unknown_numbers() {

@@ -2218,11 +2218,8 @@ impl Member {
                 None
             }
             Rpc::Put => {
-                let r: pb::PutRequest = try_s!(decode(msg));
-                try_s!(validate(
-                    &mvcc::Request::Put(convert::put_request(&r)),
-                    max_ops
-                ));
+                let mut r: pb::PutRequest = try_s!(decode(msg));
+                try_s!(convert::check_put(&mut r));
                 if let Err(answer) =
                     self.quota_check(call, r.key.len() + r.value.len() + KV_OVERHEAD)
                 {
