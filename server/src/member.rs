@@ -825,6 +825,13 @@ fn decode_entry(
                     None => (0, mvcc::Request::Noop),
                 }
             }
+            // etcd's `applierV3Corrupt`: while CORRUPT is raised anywhere in the cluster,
+            // every request that changes the store fails at apply with "corrupt cluster", on
+            // every member alike (reads, read-only txns included, are still served).
+            Ok(env) if changes_store(&env.request) && shared.alarms.lock().has(Alarm::Corrupt) => {
+                waiters.trigger(env.id, Err(EtcdError::Corrupt.status()));
+                (0, mvcc::Request::Noop)
+            }
             // etcd's capped applier (`applierV3Capped`): while NOSPACE is raised anywhere in
             // the cluster, puts, txns that may put, and lease grants fail at apply, on every
             // member alike (the check in `quota_check` spares them the round trip).
@@ -983,6 +990,31 @@ fn space_cost(r: &Request) -> usize {
         Request::LeaseGrant(_) => LEASE_OVERHEAD,
         Request::Txn(t) => txn_cost(t),
         _ => 0,
+    }
+}
+
+/// Whether `r` may change the store (what etcd's corrupt applier refuses): puts, deletes,
+/// txns with a put or delete in either branch, compactions, lease grants and revokes.
+fn changes_store(r: &Request) -> bool {
+    fn txn_writes(t: &pb::TxnRequest) -> bool {
+        use pb::request_op::Request as R;
+        t.success
+            .iter()
+            .chain(&t.failure)
+            .any(|op| match &op.request {
+                Some(R::RequestPut(_) | R::RequestDeleteRange(_)) => true,
+                Some(R::RequestTxn(inner)) => txn_writes(inner),
+                Some(R::RequestRange(_)) | None => false,
+            })
+    }
+    match r {
+        Request::Put(_)
+        | Request::DeleteRange(_)
+        | Request::Compaction(_)
+        | Request::LeaseGrant(_)
+        | Request::LeaseRevoke(_) => true,
+        Request::Txn(t) => txn_writes(t),
+        _ => false,
     }
 }
 
