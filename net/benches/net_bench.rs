@@ -1,8 +1,10 @@
 //! keel-net benchmark: unary gRPC round trips over loopback (1 and 64 connections) with an
-//! empty handler, CPU time per call, and the protocol layer alone (in memory, no sockets).
+//! empty handler, CPU time per call, the protocol layer alone (in memory, no sockets), and the
+//! server path alone (ns and heap allocations per call).
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-net cargo bench -p keel-net --bench net_bench`
-//! (`KEEL_BENCH_SECS=N` changes the duration of each phase; default 3).
+//! (`KEEL_BENCH_SECS=N` changes the duration of each phase; default 3;
+//! `KEEL_BENCH_ONLY=server_path` runs only the server-path phase).
 //!
 //! Peer for ratios: a raw TCP ping-pong of the same payload size on the same loopback (no
 //! HTTP/2, no gRPC) — the floor any protocol over these sockets pays.
@@ -10,12 +12,64 @@
 use keel_net::client::{Client, ClientConfig};
 use keel_net::event_loop::{Ctx, EventLoop, Handler, LoopConfig};
 use keel_net::grpc::{encode_message, CallEvent, GrpcConfig, GrpcServerConn, Status};
+use keel_net::hpack::{Decoder, HeaderField};
+use keel_net::http2::frame::{self as h2frame, FrameHeader, FRAME_HEADER_LEN, PREFACE};
 use keel_net::http2::{Connection, Event, H2Config, Role};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Counts heap allocations (and reallocations) made by the current thread, then defers to the
+/// system allocator. Used to report allocations per call on the server path.
+struct CountingAlloc;
+
+thread_local! {
+    static THREAD_ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_alloc() {
+    // `try_with`: during thread teardown the slot may be gone; such allocations are not counted.
+    let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
+
+/// Allocations (including reallocations) made by this thread so far.
+fn thread_allocs() -> u64 {
+    THREAD_ALLOCS.with(|c| c.get())
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
+// `GlobalAlloc` contract is exactly the system allocator's; the counter is a const-initialised
+// thread-local `Cell` (no lazy initialisation, no destructor, no allocation) so counting cannot
+// re-enter the allocator.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_alloc();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_alloc();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_alloc();
+        // SAFETY: `ptr` was allocated by `System` (all allocations go through this wrapper)
+        // with `layout`; forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with `layout`; forwarded unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// CPU time (user + system) of this process, from /proc/self/stat (clock ticks of 10 ms).
 fn process_cpu() -> Duration {
@@ -203,12 +257,181 @@ fn in_memory(calls: u64) -> (Duration, Duration) {
     (t0.elapsed(), thread_cpu() - cpu0)
 }
 
+/// A request header block as grpc-go sends it: the first one inserts `:path`, `:authority`,
+/// `content-type`, `user-agent` and `te` into the dynamic table (literal with incremental
+/// indexing); later ones refer to them with one byte each. With `timeout`, a `grpc-timeout`
+/// literal (without indexing) follows, as a client with a deadline sends on every call.
+fn grpc_go_request_block(first: bool, timeout: bool) -> Vec<u8> {
+    let mut b = vec![0x83, 0x86]; // :method POST, :scheme http (static 3, 6)
+    if first {
+        let lit = |b: &mut Vec<u8>, prefix: u8, name: Option<&[u8]>, value: &[u8]| {
+            b.push(prefix);
+            if let Some(n) = name {
+                b.push(n.len() as u8);
+                b.extend_from_slice(n);
+            }
+            b.push(value.len() as u8);
+            b.extend_from_slice(value);
+        };
+        lit(&mut b, 0x44, None, b"/etcdserverpb.KV/Put"); // name = static 4 (:path)
+        lit(&mut b, 0x41, None, b"127.0.0.1:2379"); // :authority
+        lit(&mut b, 0x5f, None, b"application/grpc"); // content-type (static 31)
+        lit(&mut b, 0x7a, None, b"grpc-go/1.41.0"); // user-agent (static 58)
+        lit(&mut b, 0x40, Some(b"te"), b"trailers");
+    } else {
+        // Dynamic entries, newest first: te 62, user-agent 63, content-type 64, authority 65,
+        // path 66.
+        b.extend_from_slice(&[0xc2, 0xc1, 0xc0, 0xbf, 0xbe]);
+    }
+    if timeout {
+        b.push(0x00);
+        b.push(12);
+        b.extend_from_slice(b"grpc-timeout");
+        b.push(8);
+        b.extend_from_slice(b"4999865u");
+    }
+    b
+}
+
+/// What the server wrote for the calls, decoded with a fresh HPACK decoder: the number of
+/// complete responses whose headers, message and trailers are exactly the expected ones.
+fn count_good_responses(out: &[u8], response: &[u8]) -> usize {
+    let mut decoder = Decoder::new(4096);
+    let mut pos = 0;
+    let mut good = 0;
+    // Per stream: 0 nothing yet, 1 headers ok, 2 message ok.
+    let mut state = std::collections::HashMap::new();
+    while out.len() - pos >= FRAME_HEADER_LEN {
+        let h = FrameHeader::parse(&out[pos..]);
+        let payload = &out[pos + FRAME_HEADER_LEN..pos + FRAME_HEADER_LEN + h.len as usize];
+        pos += FRAME_HEADER_LEN + h.len as usize;
+        match h2frame::decode_frame(h, payload).expect("server output is well formed") {
+            h2frame::Frame::Headers { stream, block, .. } => {
+                let mut fields = Vec::new();
+                decoder.decode(block, &mut fields).expect("HPACK decodes");
+                let st = state.entry(stream).or_insert(0);
+                if fields
+                    == [
+                        HeaderField::new(":status", "200"),
+                        HeaderField::new("content-type", "application/grpc"),
+                    ]
+                    && *st == 0
+                {
+                    *st = 1;
+                } else if fields == [HeaderField::new("grpc-status", "0")] && *st == 2 {
+                    good += 1;
+                    state.remove(&stream);
+                }
+            }
+            h2frame::Frame::Data { stream, data, .. } => {
+                let st = state.entry(stream).or_insert(0);
+                if *st == 1 && data.len() == 5 + response.len() && data[5..] == *response {
+                    *st = 2;
+                }
+            }
+            _ => {}
+        }
+    }
+    good
+}
+
+/// The server path alone: `calls` unary calls whose client bytes were built once (HEADERS as
+/// grpc-go encodes them + one DATA frame with a 30-byte request) are fed one call per `recv`
+/// into a `GrpcServerConn`; each is answered with a 30-byte message and OK, and the output is
+/// taken. Returns (ns per call, allocations per call) and checks the output decodes to exactly
+/// `calls` correct responses.
+fn server_path(calls: u32, timeout: bool) -> (f64, f64) {
+    let request = [7u8; 30];
+    let response = [9u8; 30];
+    // Connection start: preface, empty SETTINGS, the largest connection window.
+    let mut start = PREFACE.to_vec();
+    h2frame::write_settings(&mut start, &[]);
+    h2frame::write_window_update(&mut start, 0, h2frame::MAX_WINDOW - h2frame::DEFAULT_WINDOW);
+    let mut framed = vec![0, 0, 0, 0, request.len() as u8];
+    framed.extend_from_slice(&request);
+    let per_call: Vec<Vec<u8>> = (0..calls)
+        .map(|i| {
+            let stream = 2 * i + 1;
+            let mut b = Vec::new();
+            h2frame::write_header_block(
+                &mut b,
+                stream,
+                &grpc_go_request_block(i == 0, timeout),
+                false,
+                16_384,
+            );
+            h2frame::write_data(&mut b, stream, &framed, true);
+            b
+        })
+        .collect();
+    let mut server = GrpcServerConn::new(&GrpcConfig::default(), 0, 0);
+    let mut events = Vec::with_capacity(16);
+    let mut collected = Vec::with_capacity(calls as usize * 128);
+    server.recv(&start, &mut events).unwrap();
+    let n = server.h2().output().len();
+    server.h2().consume_output(n);
+    let mut answered = 0u32;
+    let mut one_call = |server: &mut GrpcServerConn, bytes: &[u8], collected: &mut Vec<u8>| {
+        server.recv(bytes, &mut events).unwrap();
+        for ev in events.drain(..) {
+            if let CallEvent::HalfClosed { call } = ev {
+                server.send_message(call.stream(), &response).unwrap();
+                server.finish(call.stream(), &Status::ok()).unwrap();
+                answered += 1;
+            }
+        }
+        let out = server.h2().output();
+        collected.extend_from_slice(out);
+        let n = out.len();
+        server.h2().consume_output(n);
+    };
+    // The first 1,000 calls warm up (table insertions, buffers reaching their size).
+    let warm = 1000.min(calls as usize);
+    for b in &per_call[..warm] {
+        one_call(&mut server, b, &mut collected);
+    }
+    let (a0, t0) = (thread_allocs(), Instant::now());
+    for b in &per_call[warm..] {
+        one_call(&mut server, b, &mut collected);
+    }
+    let (elapsed, allocs) = (t0.elapsed(), thread_allocs() - a0);
+    assert_eq!(answered, calls);
+    assert_eq!(
+        count_good_responses(&collected, &response),
+        calls as usize,
+        "every call got :status 200, its message and grpc-status 0"
+    );
+    let timed = (calls as usize - warm) as f64;
+    (elapsed.as_nanos() as f64 / timed, allocs as f64 / timed)
+}
+
+fn server_path_report() {
+    for timeout in [false, true] {
+        // Median of five runs of 100,000 calls (the machine is shared and noisy).
+        let mut runs: Vec<(f64, f64)> = (0..5).map(|_| server_path(100_000, timeout)).collect();
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (ns, allocs) = runs[2];
+        println!(
+            "server path in memory (GrpcServerConn, grpc-go request headers{}, 30 B request and response): {:.0} ns/call, {:.2} allocations/call (runs: {})",
+            if timeout { " + grpc-timeout" } else { "" },
+            ns,
+            allocs,
+            runs.iter().map(|r| format!("{:.0}", r.0)).collect::<Vec<_>>().join(", ")
+        );
+    }
+}
+
 fn main() {
+    if std::env::var("KEEL_BENCH_ONLY").as_deref() == Ok("server_path") {
+        server_path_report();
+        return;
+    }
     let secs: u64 = std::env::var("KEEL_BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     println!("keel-net bench ({secs} s per phase)");
+    server_path_report();
     let n = 200_000;
     let (wall, cpu) = in_memory(n);
     println!(
