@@ -16,6 +16,25 @@ pub enum Mode {
     WatchLatency,
 }
 
+/// How the closed-loop clients are run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// All connections multiplexed on `--loop-threads` mio event loops (the default).
+    Loop,
+    /// One OS thread with a blocking connection per client.
+    Threads,
+}
+
+impl Driver {
+    /// The flag value naming this driver.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Loop => "loop",
+            Driver::Threads => "threads",
+        }
+    }
+}
+
 /// Everything the flags say.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -23,8 +42,12 @@ pub struct Options {
     pub mode: Mode,
     /// `host:port` of each member; client `i` talks to `endpoints[i % len]`.
     pub endpoints: Vec<String>,
-    /// Concurrent clients (one thread + one TCP connection each).
+    /// Concurrent clients (one TCP connection each; one thread each with `--driver threads`).
     pub clients: usize,
+    /// How the clients of `put`, `range` and `txn` are run.
+    pub driver: Driver,
+    /// `--driver loop`: event-loop threads the connections are split over.
+    pub loop_threads: usize,
     /// Stop after this many operations (all clients together)…
     pub total: Option<u64>,
     /// …or after this long (both may be given; whichever comes first).
@@ -61,6 +84,8 @@ impl Default for Options {
             mode: Mode::Put,
             endpoints: vec!["127.0.0.1:2379".into()],
             clients: 1,
+            driver: Driver::Loop,
+            loop_threads: 1,
             total: None,
             duration: None,
             key_size: 8,
@@ -98,7 +123,11 @@ keel-bench: load generator for etcd-compatible servers (keel, etcd)
 usage: keel-bench <put|range|txn|watch-latency> [flags]
 
   --endpoints a,b,c      members (host:port); clients are spread round-robin [127.0.0.1:2379]
-  --clients N            concurrent clients, each its own thread and connection [1]
+  --clients N            concurrent clients, each its own connection [1]
+  --driver loop|threads  put/range/txn: run the clients as connections on mio event loops
+                         (loop), or as one OS thread with a blocking connection each
+                         (threads) [loop]; watch-latency always uses threads
+  --loop-threads N       driver loop: event-loop threads, connections split evenly [1]
   --conns N              accepted for etcd's benchmark; must equal --clients if given
   --total N              stop after N operations in all
   --duration D           stop after D (e.g. 20s, 500ms, 1m); default 10s if --total is absent
@@ -191,6 +220,18 @@ pub fn parse(args: &[String]) -> Result<Options, UsageError> {
                 }
             }
             "clients" => o.clients = number(name, &value)?,
+            "driver" => {
+                o.driver = match value.as_str() {
+                    "loop" => Driver::Loop,
+                    "threads" => Driver::Threads,
+                    v => {
+                        return Err(UsageError(format!(
+                            "--driver must be loop or threads, not {v:?}"
+                        )))
+                    }
+                }
+            }
+            "loop-threads" => o.loop_threads = number(name, &value)?,
             "conns" => conns = Some(number::<usize>(name, &value)?),
             "total" => o.total = Some(number(name, &value)?),
             "duration" => o.duration = Some(parse_duration(&value)?),
@@ -221,6 +262,9 @@ pub fn parse(args: &[String]) -> Result<Options, UsageError> {
     }
     if o.clients == 0 {
         return Err(UsageError("--clients must be at least 1".into()));
+    }
+    if o.loop_threads == 0 {
+        return Err(UsageError("--loop-threads must be at least 1".into()));
     }
     if let Some(c) = conns {
         if c != o.clients {
@@ -287,6 +331,19 @@ mod tests {
         assert!(p("put --total").is_err());
         assert!(p("range --consistency x").is_err());
         assert!(p("put --sequential-keys=maybe").is_err());
+        assert!(p("put --driver fibers").is_err());
+        assert!(p("put --loop-threads 0").is_err());
+    }
+
+    #[test]
+    fn driver_flags() {
+        let o = p("put --clients 8").unwrap();
+        assert_eq!((o.driver, o.loop_threads), (Driver::Loop, 1));
+        let o = p("put --driver threads").unwrap();
+        assert_eq!(o.driver, Driver::Threads);
+        let o = p("txn --driver=loop --loop-threads 3").unwrap();
+        assert_eq!((o.driver, o.loop_threads), (Driver::Loop, 3));
+        assert_eq!(Driver::Threads.name(), "threads");
     }
 
     #[test]

@@ -20,6 +20,8 @@
 # Members: $MEMBERS (default 3). keel is tried with 3 members first; if it refuses (multi-member
 # not wired yet) both systems fall back to 1 member and the summary says so; then a 3-member etcd
 # is also measured with the first put load, as a reference (ETCD3_REFERENCE=0 skips it).
+# Client driver: $DRIVER (default loop: all clients' connections on one mio event loop in the
+# bench process; threads: one OS thread and blocking connection per client, the older way).
 # Everything goes to $OUT (default /tmp/keel-bench-compare/<time>).
 set -euo pipefail
 
@@ -27,6 +29,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 T=${CARGO_TARGET_DIR:-/work/target-bench}
 CLIENTS=${CLIENTS:-256}
+DRIVER=${DRIVER:-loop}
 TOTAL=${TOTAL:-100000}
 TOTAL_1K=${TOTAL_1K:-50000}
 MEMBERS=${MEMBERS:-3}
@@ -101,7 +104,7 @@ if ! start_keel "$MEMBERS"; then
   rm -rf "$KEEL_DATA"
   start_keel 1 || { log "keel did not start"; exit 1; }
 fi
-log "members per cluster: $MEMBERS (keel and etcd alike)"
+log "members per cluster: $MEMBERS (keel and etcd alike); keel-bench driver: $DRIVER"
 
 # ---- etcd cluster ---------------------------------------------------------------------------
 "$REF" stop >/dev/null 2>&1 || true
@@ -127,7 +130,7 @@ field() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" "$1" | tail -1; }
 for sys in $ORDER; do
   if [[ $sys == etcd ]]; then eps=$ETCD_EPS pids=("${etcd_pids[@]}"); else eps=$KEEL_EPS pids=("${keel_pids[@]}"); fi
   log "== $sys: put, $CLIENTS clients, 8 B sequential keys, 256 B values, $TOTAL puts"
-  "$BENCH" put --endpoints "$eps" --clients "$CLIENTS" --key-size 8 --val-size 256 --sequential-keys \
+  "$BENCH" put --driver "$DRIVER" --endpoints "$eps" --clients "$CLIENTS" --key-size 8 --val-size 256 --sequential-keys \
     --total "$TOTAL" --duration 60s --stage-metrics --result-line --prefix "b/" | tee "$OUT/$sys-put256.txt"
   R[$sys.put.ops]=$(field "$OUT/$sys-put256.txt" ops_per_sec)
   R[$sys.put.p99]=$(field "$OUT/$sys-put256.txt" p99_ms)
@@ -136,13 +139,13 @@ for sys in $ORDER; do
   log "$sys VmRSS after $TOTAL puts (MiB per member): ${R[$sys.rss1]}"
 
   log "== $sys: put, $CLIENTS clients, 8 B random keys, 1 KiB values, $TOTAL_1K puts"
-  "$BENCH" put --endpoints "$eps" --clients "$CLIENTS" --key-size 8 --val-size 1024 \
+  "$BENCH" put --driver "$DRIVER" --endpoints "$eps" --clients "$CLIENTS" --key-size 8 --val-size 1024 \
     --total "$TOTAL_1K" --duration 60s --stage-metrics --result-line --prefix "k/" | tee "$OUT/$sys-put1k.txt"
   R[$sys.put1k.ops]=$(field "$OUT/$sys-put1k.txt" ops_per_sec)
   R[$sys.put1k.p99]=$(field "$OUT/$sys-put1k.txt" p99_ms)
 
   for c in l s; do
-    "$BENCH" range --endpoints "$eps" --clients 64 --key-size 8 --key-space-size "$TOTAL" \
+    "$BENCH" range --driver "$DRIVER" --endpoints "$eps" --clients 64 --key-size 8 --key-space-size "$TOTAL" \
       --consistency $c --duration "$RANGE_DURATION" --result-line --prefix "b/" | tee "$OUT/$sys-range-$c.txt"
     R[$sys.range$c.ops]=$(field "$OUT/$sys-range-$c.txt" ops_per_sec)
     R[$sys.range$c.p99]=$(field "$OUT/$sys-range-$c.txt" p99_ms)
@@ -164,7 +167,7 @@ if [[ $MEMBERS == 1 && ${ETCD3_REFERENCE:-1} == 1 ]]; then
   "$REF" start 3 "$ETCD_BASE" >"$OUT/etcd3-start.txt" 2>&1
   mapfile -t etcd3_pids <"$ETCD_REF_DIR/pids"
   log "== etcd, 3 members (reference only): put, $CLIENTS clients, 256 B values, $TOTAL puts"
-  "$BENCH" put --endpoints "$(sed 's#http://##g' "$ETCD_REF_DIR/endpoints")" --clients "$CLIENTS" \
+  "$BENCH" put --driver "$DRIVER" --endpoints "$(sed 's#http://##g' "$ETCD_REF_DIR/endpoints")" --clients "$CLIENTS" \
     --key-size 8 --val-size 256 --sequential-keys --total "$TOTAL" --duration 60s --stage-metrics \
     --result-line --prefix "b/" | tee "$OUT/etcd3-put256.txt"
   R[etcd3.put.ops]=$(field "$OUT/etcd3-put256.txt" ops_per_sec)
@@ -177,7 +180,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 mean() { echo "$@" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.1f", s / NF }'; }
 {
   echo
-  echo "== summary ($MEMBERS member(s) each; order: $ORDER; $CLIENTS clients) =="
+  echo "== summary ($MEMBERS member(s) each; order: $ORDER; $CLIENTS clients; driver $DRIVER) =="
   printf '%-34s %12s %12s %10s\n' "" etcd keel keel/etcd
   printf '%-34s %12s %12s %10s\n' "put 256 B ops/s" "${R[etcd.put.ops]}" "${R[keel.put.ops]}" "$(ratio "${R[keel.put.ops]}" "${R[etcd.put.ops]}")"
   printf '%-34s %12s %12s %10s\n' "put 256 B p99 ms" "${R[etcd.put.p99]}" "${R[keel.put.p99]}" "$(ratio "${R[keel.put.p99]}" "${R[etcd.put.p99]}")"

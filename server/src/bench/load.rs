@@ -1,8 +1,10 @@
-//! The closed-loop load: `--clients` threads, each with its own connection to one endpoint
+//! The closed-loop load: `--clients` clients, each with its own connection to one endpoint
 //! (client `i` → `endpoints[i % n]`, as etcd's benchmark spreads its connections), each sending
-//! its next request as soon as the previous one is answered.
+//! its next request as soon as the previous one is answered. What is shared by both drivers
+//! lives here (budget, keys, requests, error texts) along with the `threads` driver (one OS
+//! thread and blocking connection per client); the `loop` driver is in `loop_driver.rs`.
 
-use super::args::{Mode, Options};
+use super::args::{Driver, Mode, Options};
 use super::histogram::Histogram;
 use keel_net::client::{Client, ClientConfig, ClientError};
 use keel_net::proto::etcdserverpb::{
@@ -94,6 +96,59 @@ pub fn key_bytes(prefix: &str, n: u64, size: usize) -> Vec<u8> {
     k
 }
 
+/// Appends the key for number `n` to `out`: the same bytes as [`key_bytes`], without allocating.
+pub fn write_key(prefix: &str, n: u64, size: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(prefix.as_bytes());
+    let mut digits = [b'0'; 20];
+    let mut v = n;
+    let mut i = digits.len();
+    while v > 0 {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    // `digits` holds n zero-padded to 20 places; a wider key is padded with more zeros.
+    if size > digits.len() {
+        out.resize(out.len() + size - digits.len(), b'0');
+        out.extend_from_slice(&digits);
+    } else {
+        out.extend_from_slice(&digits[digits.len() - size..]);
+    }
+}
+
+/// Appends a protobuf varint.
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends one gRPC-framed `PutRequest{key, value}` (5-byte prefix + protobuf) to `out`,
+/// encoded by hand: byte for byte what [`build_request`] + `encode_message` produce for `put`,
+/// with the key number drawn the same way, but with no allocation besides `out`'s.
+pub fn put_message_into(o: &Options, rng: &mut Rng, seq: u64, value: &[u8], out: &mut Vec<u8>) {
+    let n = if o.sequential_keys {
+        seq % o.key_space_size
+    } else {
+        rng.next_u64() % o.key_space_size
+    };
+    let start = out.len();
+    out.extend_from_slice(&[0; 5]);
+    let key_len = o.prefix.len() + o.key_size;
+    out.push(0x0a); // field 1 (key), length-delimited
+    put_varint(key_len as u64, out);
+    write_key(&o.prefix, n, o.key_size, out);
+    if !value.is_empty() {
+        out.push(0x12); // field 2 (value), length-delimited
+        put_varint(value.len() as u64, out);
+        out.extend_from_slice(value);
+    }
+    let len = (out.len() - start - 5) as u32;
+    out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+}
+
 /// Hands out operation numbers until `--total` is reached or `--duration` has passed.
 pub struct Budget {
     next: AtomicU64,
@@ -137,7 +192,12 @@ impl Budget {
 }
 
 /// One request of the chosen mode.
-fn build_request(o: &Options, rng: &mut Rng, seq: u64, value: &[u8]) -> (&'static str, Vec<u8>) {
+pub fn build_request(
+    o: &Options,
+    rng: &mut Rng,
+    seq: u64,
+    value: &[u8],
+) -> (&'static str, Vec<u8>) {
     let key_no = |rng: &mut Rng| {
         if o.sequential_keys {
             seq % o.key_space_size
@@ -197,7 +257,7 @@ fn build_request(o: &Options, rng: &mut Rng, seq: u64, value: &[u8]) -> (&'stati
 }
 
 /// Checks that a response decodes as the call's response type.
-fn check_response(path: &str, bytes: &[u8]) -> Result<(), String> {
+pub fn check_response(path: &str, bytes: &[u8]) -> Result<(), String> {
     let r = match path {
         paths::PUT => PutResponse::decode(bytes).map(|_| ()),
         paths::RANGE => RangeResponse::decode(bytes).map(|_| ()),
@@ -219,8 +279,16 @@ pub fn filler(rng: &mut Rng, n: usize) -> Vec<u8> {
     (0..n).map(|_| b'a' + (rng.next_u64() % 26) as u8).collect()
 }
 
-/// Runs the closed-loop load for `put`, `range` and `txn`.
+/// Runs the closed-loop load for `put`, `range` and `txn` with the driver `--driver` names.
 pub fn run_closed_loop(o: &Options) -> Outcome {
+    match o.driver {
+        Driver::Loop => super::loop_driver::run(o),
+        Driver::Threads => run_threads(o),
+    }
+}
+
+/// The `threads` driver: one OS thread with a blocking [`Client`] per client.
+pub fn run_threads(o: &Options) -> Outcome {
     let budget = Arc::new(Budget::new(o.total));
     // Everyone connects first; the clock starts when all are ready.
     let barrier = Arc::new(Barrier::new(o.clients + 1));
@@ -305,6 +373,58 @@ mod tests {
         assert_eq!(key_bytes("p/", 42, 3), b"p/042");
         assert_eq!(key_bytes("", 123_456, 4), b"3456");
         assert_eq!(key_bytes("", 0, 1), b"0");
+    }
+
+    #[test]
+    fn write_key_matches_key_bytes() {
+        for (prefix, n, size) in [
+            ("", 42, 8),
+            ("p/", 42, 3),
+            ("", 123_456, 4),
+            ("", 0, 1),
+            ("x", u64::MAX, 20),
+            ("x", u64::MAX, 25),
+            ("", 7, 30),
+        ] {
+            let mut out = b"old".to_vec();
+            write_key(prefix, n, size, &mut out);
+            assert_eq!(
+                &out[3..],
+                key_bytes(prefix, n, size).as_slice(),
+                "{n} {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn hand_encoded_put_equals_prost() {
+        for (val, seq_keys, prefix) in [
+            (256, true, "b/"),
+            (0, true, ""),
+            (100, false, "k/"),
+            (1024, false, ""),
+        ] {
+            let o = Options {
+                val_size: val,
+                sequential_keys: seq_keys,
+                prefix: prefix.into(),
+                ..Options::default()
+            };
+            let value = filler(&mut Rng::new(9), val);
+            let (mut a, mut b) = (Rng::new(3), Rng::new(3));
+            let mut out = Vec::new();
+            for seq in [0, 5, 1_000_001] {
+                out.clear();
+                put_message_into(&o, &mut a, seq, &value, &mut out);
+                let (path, req) = build_request(&o, &mut b, seq, &value);
+                assert_eq!(path, paths::PUT);
+                assert_eq!(
+                    out,
+                    keel_net::grpc::encode_message(&req),
+                    "val {val} seq {seq}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -33,8 +33,14 @@ fn main() -> ExitCode {
         Mode::Txn => "txn",
         Mode::WatchLatency => "watch-latency",
     };
+    // watch-latency always runs its putter and watchers on threads.
+    let driver = if o.mode == Mode::WatchLatency {
+        "threads"
+    } else {
+        o.driver.name()
+    };
     let tag = format!(
-        "mode={mode} clients={} endpoints={} key_size={} val_size={}",
+        "mode={mode} driver={driver} clients={} endpoints={} key_size={} val_size={}",
         o.clients,
         o.endpoints.len(),
         o.key_size,
@@ -66,7 +72,7 @@ fn main() -> ExitCode {
             "{}",
             report::summary(
                 &format!(
-                    "{mode}: {} clients over {} endpoint(s), key {} B, value {} B",
+                    "{mode}: {} clients over {} endpoint(s), key {} B, value {} B, driver {driver}",
                     o.clients,
                     o.endpoints.len(),
                     o.key_size,
