@@ -243,12 +243,14 @@ impl Member {
             is_learner: r.is_learner,
         };
         let table = self.shared.membership.lock();
-        // etcd's mayAddMember (strict reconfiguration check) comes before the table's checks:
-        // enough started voters for a new voter, and every voter connected.
-        if !r.is_learner && !table.ready_to_add_voter() {
+        // etcd's mayAddMember (strict reconfiguration check, unless --strict-reconfig-check=
+        // false) comes before the table's checks: enough started voters for a new voter, and
+        // every voter connected.
+        let strict = self.cfg.strict_reconfig_check;
+        if strict && !r.is_learner && !table.ready_to_add_voter() {
             return Err(EtcdError::MemberNotEnoughStarted.status());
         }
-        if let Some((transport, _)) = &self.peers {
+        if let Some((transport, _)) = self.peers.as_ref().filter(|_| strict) {
             let disconnected = table
                 .conf_state()
                 .voters
@@ -275,7 +277,9 @@ impl Member {
         let r: pb::MemberRemoveRequest = decode(msg)?;
         let table = self.shared.membership.lock();
         table.check_remove(r.id).map_err(|e| e.status())?;
-        if !table.is_learner(r.id) {
+        // etcd's mayRemoveMember: a voter's removal is checked unless
+        // --strict-reconfig-check=false.
+        if self.cfg.strict_reconfig_check && !table.is_learner(r.id) {
             if !table.ready_to_remove_voter(r.id) {
                 return Err(EtcdError::MemberNotEnoughStarted.status());
             }
@@ -319,7 +323,9 @@ impl Member {
             Some(_) => return Err(EtcdError::LearnerNotReady.status()),
             None => return Err(EtcdError::MemberNotFound.status()),
         }
-        if !table.ready_to_add_voter() {
+        // etcd's mayPromoteMember: the learner's readiness always, the started voters only
+        // with the strict reconfiguration check.
+        if self.cfg.strict_reconfig_check && !table.ready_to_add_voter() {
             return Err(EtcdError::MemberNotEnoughStarted.status());
         }
         Ok((ConfChangeType::AddNode, r.id, None))
