@@ -53,6 +53,7 @@ pub mod config;
 pub mod convert;
 pub mod envelope;
 pub mod errors;
+pub mod forward;
 pub mod health;
 pub mod heap;
 pub mod log;

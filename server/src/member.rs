@@ -91,6 +91,8 @@ const REMOVAL_CHECK_ROUNDS: u32 = 3;
 const ATTRIBUTES_REFRESH_TICKS: u64 = 200;
 /// etcd's watch progress-notify interval (`--experimental-watch-progress-notify-interval`).
 const PROGRESS_NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+/// Threads (each with its own connection to the leader) forwarding a follower's lease calls.
+const FORWARD_WORKERS: usize = 2;
 
 /// Something another thread hands to the loop.
 pub enum Wake {
@@ -260,6 +262,8 @@ pub struct Member {
     metrics: Arc<ServerMetrics>,
     apply_tx: mpsc::Sender<Vec<Entry>>,
     waker: LoopWaker<Wake>,
+    /// Lease calls a follower forwards to the leader (see [`crate::forward`]).
+    forwarder: crate::forward::Forwarder,
     calls: HashMap<CallId, PendingCall>,
     streams: HashMap<CallId, Stream>,
     tick_timer: Option<TimerId>,
@@ -526,6 +530,8 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         metrics,
         apply_tx,
         waker,
+        forwarder: crate::forward::Forwarder::new(FORWARD_WORKERS)
+            .map_err(|e| err("cannot start the forwarding threads", &e))?,
         calls: HashMap::new(),
         streams: HashMap::new(),
         tick_timer: None,
@@ -1807,60 +1813,44 @@ impl Member {
         )
     }
 
-    /// Forward one unary call to the leader on a short-lived thread; its answer (or error
+    /// Forward one unary call to the leader (see [`crate::forward`]); its answer (or error
     /// status, "no leader" if it cannot be reached) answers `call`.
     fn forward_unary(&self, call: CallId, endpoint: String, rpc: Rpc, request: Vec<u8>) {
-        use keel_net::client::{Client, ClientConfig, ClientError};
+        use keel_net::client::ClientError;
         let waker = self.waker.clone();
-        let timeout = self.cfg.request_timeout();
-        let spawned = std::thread::Builder::new()
-            .name("keel-forward".into())
-            .spawn(move || {
-                let result = Client::connect(&[endpoint.as_str()], ClientConfig::default())
-                    .and_then(|mut c| c.unary_with(rpc.path(), &request, &[], timeout))
-                    .map_err(|e| match e {
-                        ClientError::Status(s) => to_local_status(&s),
-                        other => {
-                            log_debug!("{} forwarded to {endpoint} failed: {other}", rpc.path());
-                            EtcdError::NoLeader.status()
-                        }
-                    });
-                let _ = waker.wake(Wake::Reply(call, result));
+        let path = rpc.path();
+        let done = Box::new(move |r: Result<Vec<u8>, ClientError>| {
+            let result = r.map_err(|e| match e {
+                ClientError::Status(s) => to_local_status(&s),
+                other => {
+                    log_debug!("{path} forwarded to the leader failed: {other}");
+                    EtcdError::NoLeader.status()
+                }
             });
-        if spawned.is_err() {
-            let _ = self
-                .waker
-                .wake(Wake::Reply(call, Err(EtcdError::NoLeader.status())));
-        }
+            let _ = waker.wake(Wake::Reply(call, result));
+        });
+        let timeout = self.cfg.request_timeout();
+        self.forwarder.call(endpoint, path, request, timeout, done);
     }
 
-    /// Send one `LeaseKeepAliveRequest` to the leader on a short-lived thread and relay its
-    /// answer on `call`'s stream (an error ends the stream with "no leader").
+    /// Send one `LeaseKeepAliveRequest` to the leader and relay its answer on `call`'s stream
+    /// (an error ends the stream with "no leader").
     fn forward_keep_alive(&self, call: CallId, endpoint: String, request: Vec<u8>) {
-        use keel_net::client::{Client, ClientConfig};
+        use keel_net::client::ClientError;
         let waker = self.waker.clone();
+        let done = Box::new(move |r: Result<Vec<u8>, ClientError>| {
+            let wake = match r {
+                Ok(bytes) => Wake::KeepAliveForwarded(call, bytes),
+                Err(e) => {
+                    log_debug!("keep-alive forwarded to the leader failed: {e}");
+                    Wake::Reply(call, Err(EtcdError::NoLeader.status()))
+                }
+            };
+            let _ = waker.wake(wake);
+        });
+        let path = "/etcdserverpb.Lease/LeaseKeepAlive";
         let timeout = self.cfg.request_timeout();
-        let spawned = std::thread::Builder::new()
-            .name("keel-lease-forward".into())
-            .spawn(move || {
-                let result = Client::connect(&[endpoint.as_str()], ClientConfig::default())
-                    .and_then(|mut c| {
-                        c.unary_with("/etcdserverpb.Lease/LeaseKeepAlive", &request, &[], timeout)
-                    });
-                let wake = match result {
-                    Ok(bytes) => Wake::KeepAliveForwarded(call, bytes),
-                    Err(e) => {
-                        log_debug!("keep-alive forwarded to {endpoint} failed: {e}");
-                        Wake::Reply(call, Err(EtcdError::NoLeader.status()))
-                    }
-                };
-                let _ = waker.wake(wake);
-            });
-        if spawned.is_err() {
-            let _ = self
-                .waker
-                .wake(Wake::Reply(call, Err(EtcdError::NoLeader.status())));
-        }
+        self.forwarder.call(endpoint, path, request, timeout, done);
     }
 
     /// Feed Raft's output to the WAL, the apply thread and (later) the peers, until Raft has
