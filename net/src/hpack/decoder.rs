@@ -11,6 +11,9 @@ pub struct Decoder {
     max_allowed_table_size: usize,
     /// Limit on the decoded list (sum of `name + value + 32`), RFC 9113 §6.5.2.
     max_header_list_size: usize,
+    /// Scratch space for literal names and values.
+    name_buf: Vec<u8>,
+    value_buf: Vec<u8>,
 }
 
 impl Decoder {
@@ -20,6 +23,8 @@ impl Decoder {
             table: DynamicTable::new(max_allowed_table_size),
             max_allowed_table_size,
             max_header_list_size: usize::MAX,
+            name_buf: Vec::new(),
+            value_buf: Vec::new(),
         }
     }
 
@@ -45,77 +50,94 @@ impl Decoder {
     /// `HeaderListTooLarge` leaves the table consistent (the whole block was processed), so only
     /// the one stream needs to be rejected.
     pub fn decode(&mut self, block: &[u8], out: &mut Vec<HeaderField>) -> Result<(), HpackError> {
+        self.decode_with(block, &mut |name: &[u8], value: &[u8]| {
+            out.push(HeaderField {
+                name: name.to_vec(),
+                value: value.to_vec(),
+            })
+        })
+    }
+
+    /// Decodes one complete header block, handing each field to `sink` as borrowed bytes (no
+    /// allocation per field). Same errors and state rules as [`Decoder::decode`]; past the header
+    /// list limit, fields are no longer handed over.
+    pub fn decode_with(
+        &mut self,
+        block: &[u8],
+        sink: &mut impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), HpackError> {
         let mut pos = 0;
         let mut seen_field = false;
         let mut list_size = 0usize;
         // Past the list limit we keep decoding (so the dynamic table stays in sync with the
         // peer's encoder) but stop collecting fields, and report the error at the end.
         let mut over_limit = false;
-        while pos < block.len() {
-            let b = block[pos];
-            let rest = &block[pos..];
-            if b & 0x80 != 0 {
-                // §6.1 Indexed header field.
-                let (index, n) = decode_integer(rest, 7)?;
-                pos += n;
-                let (name, value) = self.table.get(index)?;
-                list_size += name.len() + value.len() + 32;
-                over_limit |= list_size > self.max_header_list_size;
-                if !over_limit {
-                    out.push(HeaderField {
-                        name: name.to_vec(),
-                        value: value.to_vec(),
-                    });
-                }
-                seen_field = true;
-            } else if b & 0xe0 == 0x20 {
-                // §6.3 Dynamic table size update.
-                if seen_field {
-                    return Err(HpackError::TableSizeUpdateNotAtStart);
-                }
-                let (size, n) = decode_integer(rest, 5)?;
-                pos += n;
-                if size > self.max_allowed_table_size {
-                    return Err(HpackError::TableSizeTooLarge {
-                        requested: size,
-                        allowed: self.max_allowed_table_size,
-                    });
-                }
-                self.table.set_max_size(size);
-            } else {
-                // §6.2 Literal: with incremental indexing (01xxxxxx, 6-bit index),
-                // without indexing (0000xxxx) or never indexed (0001xxxx), 4-bit index.
-                let (index_bits, add_to_table) = if b & 0xc0 == 0x40 {
-                    (6, true)
-                } else {
-                    (4, false)
-                };
-                let (index, n) = decode_integer(rest, index_bits)?;
-                pos += n;
-                let name = if index == 0 {
-                    let (name, n) = decode_string(&block[pos..])?;
+        // Literal names and values are decoded into these (reused across fields and blocks).
+        let mut name_buf = std::mem::take(&mut self.name_buf);
+        let mut value_buf = std::mem::take(&mut self.value_buf);
+        let result = (|| -> Result<(), HpackError> {
+            while pos < block.len() {
+                let b = block[pos];
+                let rest = &block[pos..];
+                if b & 0x80 != 0 {
+                    // §6.1 Indexed header field.
+                    let (index, n) = decode_integer(rest, 7)?;
                     pos += n;
-                    name
-                } else {
-                    self.table.get(index)?.0.to_vec()
-                };
-                let (value, n) = decode_string(&block[pos..])?;
-                pos += n;
-                list_size += name.len() + value.len() + 32;
-                over_limit |= list_size > self.max_header_list_size;
-                if add_to_table {
-                    if over_limit {
-                        self.table.insert(name, value);
-                    } else {
-                        self.table.insert(name.clone(), value.clone());
-                        out.push(HeaderField { name, value });
+                    let (name, value) = self.table.get(index)?;
+                    list_size += name.len() + value.len() + 32;
+                    over_limit |= list_size > self.max_header_list_size;
+                    if !over_limit {
+                        sink(name, value);
                     }
-                } else if !over_limit {
-                    out.push(HeaderField { name, value });
+                    seen_field = true;
+                } else if b & 0xe0 == 0x20 {
+                    // §6.3 Dynamic table size update.
+                    if seen_field {
+                        return Err(HpackError::TableSizeUpdateNotAtStart);
+                    }
+                    let (size, n) = decode_integer(rest, 5)?;
+                    pos += n;
+                    if size > self.max_allowed_table_size {
+                        return Err(HpackError::TableSizeTooLarge {
+                            requested: size,
+                            allowed: self.max_allowed_table_size,
+                        });
+                    }
+                    self.table.set_max_size(size);
+                } else {
+                    // §6.2 Literal: with incremental indexing (01xxxxxx, 6-bit index),
+                    // without indexing (0000xxxx) or never indexed (0001xxxx), 4-bit index.
+                    let (index_bits, add_to_table) = if b & 0xc0 == 0x40 {
+                        (6, true)
+                    } else {
+                        (4, false)
+                    };
+                    let (index, n) = decode_integer(rest, index_bits)?;
+                    pos += n;
+                    name_buf.clear();
+                    if index == 0 {
+                        pos += decode_string(&block[pos..], &mut name_buf)?;
+                    } else {
+                        name_buf.extend_from_slice(self.table.get(index)?.0);
+                    }
+                    value_buf.clear();
+                    pos += decode_string(&block[pos..], &mut value_buf)?;
+                    list_size += name_buf.len() + value_buf.len() + 32;
+                    over_limit |= list_size > self.max_header_list_size;
+                    if !over_limit {
+                        sink(&name_buf, &value_buf);
+                    }
+                    if add_to_table {
+                        self.table.insert(name_buf.clone(), value_buf.clone());
+                    }
+                    seen_field = true;
                 }
-                seen_field = true;
             }
-        }
+            Ok(())
+        })();
+        self.name_buf = name_buf;
+        self.value_buf = value_buf;
+        result?;
         if over_limit {
             return Err(HpackError::HeaderListTooLarge {
                 limit: self.max_header_list_size,
@@ -125,19 +147,18 @@ impl Decoder {
     }
 }
 
-/// Decodes a string literal (§5.2); returns it and the bytes consumed.
-fn decode_string(buf: &[u8]) -> Result<(Vec<u8>, usize), HpackError> {
+/// Decodes a string literal (§5.2), appending it to `out`; returns the bytes consumed.
+fn decode_string(buf: &[u8], out: &mut Vec<u8>) -> Result<usize, HpackError> {
     let first = *buf.first().ok_or(HpackError::Truncated)?;
     let huffman = first & 0x80 != 0;
     let (len, n) = decode_integer(buf, 7)?;
     let end = n.checked_add(len).ok_or(HpackError::Truncated)?;
     let raw = buf.get(n..end).ok_or(HpackError::Truncated)?;
-    let s = if huffman {
-        let mut v = Vec::with_capacity(len * 8 / 5);
-        huffman_decode(raw, &mut v)?;
-        v
+    if huffman {
+        out.reserve(len * 8 / 5);
+        huffman_decode(raw, out)?;
     } else {
-        raw.to_vec()
-    };
-    Ok((s, end))
+        out.extend_from_slice(raw);
+    }
+    Ok(end)
 }

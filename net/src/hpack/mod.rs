@@ -5,9 +5,13 @@
 //!   table with size accounting and eviction (§4), and dynamic table size updates (§6.3) with the
 //!   rule that they may only appear at the start of a header block and may not exceed the limit we
 //!   advertised in `SETTINGS_HEADER_TABLE_SIZE`.
-//! * [`Encoder`] is deliberately simple: it never inserts into the peer's dynamic table; it emits
-//!   fully indexed static entries when an exact match exists, otherwise "literal without indexing"
-//!   (with a static name index when one exists), and no Huffman. That is always valid.
+//! * [`Encoder`] emits indexed fields for exact matches in the static table (and in its dynamic
+//!   table), otherwise literals with a name index when one exists; no Huffman. Built with
+//!   [`Encoder::new`] it never inserts into the peer's table (every block stands alone); built
+//!   with [`Encoder::with_table_size`] it mirrors the peer decoder's dynamic table, sends a
+//!   repeated field once as "literal with incremental indexing" and then as one byte, and emits
+//!   the dynamic table size updates the peer's SETTINGS_HEADER_TABLE_SIZE requires (§4.2, §6.3).
+//!   [`BlockCache`] reuses the bytes of an identical block while the table is unchanged.
 //!
 //! Every malformed input is an [`HpackError`]; the decoder never panics (proptested).
 
@@ -21,7 +25,7 @@ mod static_table;
 mod table;
 
 pub use decoder::Decoder;
-pub use encoder::Encoder;
+pub use encoder::{BlockCache, Encoder, DEFAULT_TABLE_SIZE};
 pub use huffman::{huffman_decode, huffman_encode};
 
 use std::fmt;
