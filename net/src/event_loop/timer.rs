@@ -3,8 +3,9 @@
 //! mio has no timers; the loop passes "time until the earliest deadline" as the poll timeout
 //! and fires expired entries after each poll.
 
+use crate::http2::id_hash::IdMap;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// Handle of a registered timer, used to cancel it.
@@ -16,7 +17,7 @@ pub struct TimerId(pub(crate) u64);
 #[derive(Debug)]
 pub struct TimerHeap<T> {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    live: HashMap<u64, T>,
+    live: IdMap<u64, T>,
     next_id: u64,
 }
 
@@ -24,7 +25,7 @@ impl<T> Default for TimerHeap<T> {
     fn default() -> Self {
         TimerHeap {
             heap: BinaryHeap::new(),
-            live: HashMap::new(),
+            live: IdMap::default(),
             next_id: 1,
         }
     }

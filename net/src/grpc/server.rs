@@ -1,12 +1,13 @@
 //! The gRPC server side of one HTTP/2 connection, sans-io: turns HTTP/2 events into
 //! [`CallEvent`]s and responses into HEADERS/DATA/trailers.
 
-use super::framing::{encode_message, MessageDecoder};
+use super::framing::MessageDecoder;
 use super::metadata::{base64_decode, parse_timeout, Metadata};
 use super::status::{percent_encode, Code, Status};
 use crate::event_loop::TimerId;
-use crate::http2::{Connection, ErrorCode, Event, H2Config, H2Error, Role};
-use std::collections::{HashMap, HashSet};
+use crate::http2::id_hash::IdMap;
+use crate::http2::{Connection, ErrorCode, Event, H2Config, H2Error, RawEvent, Role};
+use std::collections::HashSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -131,7 +132,7 @@ struct CallState {
 #[derive(Debug)]
 pub struct GrpcServerConn {
     pub(crate) h2: Connection,
-    calls: HashMap<u32, CallState>,
+    calls: IdMap<u32, CallState>,
     conn: u32,
     generation: u32,
     max_recv: usize,
@@ -139,23 +140,41 @@ pub struct GrpcServerConn {
     max_buffered: usize,
     /// Sum of `decoder.buffered()` over all calls.
     buffered: usize,
+    /// Reused for the messages decoded from one DATA frame.
+    scratch_messages: Vec<Vec<u8>>,
 }
 
 const RESPONSE_HEADERS: [(&[u8], &[u8]); 2] =
     [(b":status", b"200"), (b"content-type", b"application/grpc")];
+
+/// Header block cache slots of the HTTP/2 connection: the response headers and OK trailers
+/// (identical for every call, so after the first call each is 1 or 2 bytes from the cache).
+const CACHE_RESPONSE_HEADERS: usize = 0;
+const CACHE_OK_TRAILERS: usize = 1;
+const OK_TRAILERS: [(&[u8], &[u8]); 1] = [(b"grpc-status", b"0")];
+
+/// `grpc-status` values as text, without formatting (codes are 0..=16).
+fn status_text(code: Code) -> &'static [u8] {
+    const TEXT: [&[u8]; 17] = [
+        b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9", b"10", b"11", b"12", b"13",
+        b"14", b"15", b"16",
+    ];
+    TEXT.get(code as usize).copied().unwrap_or(b"2")
+}
 
 impl GrpcServerConn {
     /// A new connection in slot `conn`/`generation` (used to build [`CallId`]s).
     pub fn new(config: &GrpcConfig, conn: u32, generation: u32) -> Self {
         GrpcServerConn {
             h2: Connection::new(Role::Server, config.h2.clone()),
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             conn,
             generation,
             max_recv: config.max_recv_message_size,
             methods: config.methods.clone(),
             max_buffered: config.max_buffered_per_connection,
             buffered: 0,
+            scratch_messages: Vec::new(),
         }
     }
 
@@ -217,9 +236,10 @@ impl GrpcServerConn {
     }
 
     fn process_events(&mut self, out: &mut Vec<CallEvent>) {
-        while let Some(ev) = self.h2.poll_event() {
+        // Header fields and data are read in place from the connection's event arena.
+        while let Some(ev) = self.h2.poll_raw_event() {
             match ev {
-                Event::Headers {
+                RawEvent::Headers {
                     stream,
                     fields,
                     end_stream,
@@ -233,7 +253,7 @@ impl GrpcServerConn {
                         self.start_call(stream, fields, end_stream, out);
                     }
                 }
-                Event::Data {
+                RawEvent::Data {
                     stream,
                     data,
                     end_stream,
@@ -241,16 +261,16 @@ impl GrpcServerConn {
                     let Some(call) = self.calls.get_mut(&stream) else {
                         continue;
                     };
-                    let mut msgs = Vec::new();
+                    let mut msgs = std::mem::take(&mut self.scratch_messages);
                     let before = call.decoder.buffered();
-                    let pushed = call.decoder.push(&data, &mut msgs);
+                    let pushed = call.decoder.push(self.h2.event_data(data), &mut msgs);
                     self.buffered = self.buffered + call.decoder.buffered() - before;
-                    for m in msgs {
-                        out.push(CallEvent::Message {
-                            call: self.id(stream),
-                            message: m,
-                        });
-                    }
+                    let id = self.id(stream);
+                    out.extend(
+                        msgs.drain(..)
+                            .map(|message| CallEvent::Message { call: id, message }),
+                    );
+                    self.scratch_messages = msgs;
                     if let Err(e) = pushed {
                         let code = match e {
                             super::FramingError::TooLarge { .. } => Code::ResourceExhausted,
@@ -272,11 +292,11 @@ impl GrpcServerConn {
                         self.half_close(stream, out);
                     }
                 }
-                Event::Reset {
+                RawEvent::Other(Event::Reset {
                     stream,
                     remote,
                     code,
-                } => {
+                }) => {
                     if let Some(_c) = self.remove_call(stream) {
                         let reason = if remote {
                             CancelReason::ClientReset
@@ -293,7 +313,7 @@ impl GrpcServerConn {
                         // The deadline timer, if any, fires later and finds the call gone.
                     }
                 }
-                Event::GoAway { .. } | Event::PingAck { .. } => {}
+                RawEvent::Other(_) => {}
             }
         }
     }
@@ -323,7 +343,7 @@ impl GrpcServerConn {
     fn start_call(
         &mut self,
         stream: u32,
-        fields: Vec<crate::hpack::HeaderField>,
+        fields: std::ops::Range<usize>,
         end_stream: bool,
         out: &mut Vec<CallEvent>,
     ) {
@@ -332,12 +352,12 @@ impl GrpcServerConn {
         let mut content_type_ok = false;
         let mut timeout = None;
         let mut metadata = Metadata::new();
-        for f in fields {
-            match f.name.as_slice() {
-                b":path" => path = String::from_utf8(f.value).ok(),
-                b":method" => method_ok = f.value == b"POST",
-                b"content-type" => content_type_ok = f.value.starts_with(b"application/grpc"),
-                b"grpc-timeout" => timeout = parse_timeout(&f.value),
+        for (name, value) in self.h2.event_fields(fields) {
+            match name {
+                b":path" => path = std::str::from_utf8(value).ok().map(str::to_owned),
+                b":method" => method_ok = value == b"POST",
+                b"content-type" => content_type_ok = value.starts_with(b"application/grpc"),
+                b"grpc-timeout" => timeout = parse_timeout(value),
                 b"te"
                 | b"user-agent"
                 | b"grpc-accept-encoding"
@@ -348,9 +368,9 @@ impl GrpcServerConn {
                 name => {
                     let name = String::from_utf8_lossy(name).into_owned();
                     let value = if name.ends_with("-bin") {
-                        base64_decode(&f.value).unwrap_or(f.value)
+                        base64_decode(value).unwrap_or_else(|| value.to_vec())
                     } else {
-                        f.value
+                        value.to_vec()
                     };
                     metadata.insert(name, value);
                 }
@@ -422,14 +442,15 @@ impl GrpcServerConn {
         stream: u32,
         status: &Status,
     ) -> Result<(), crate::http2::SendError> {
-        let code = (status.code as i32).to_string();
         let msg = percent_encode(&status.message);
-        let mut fields: Vec<(&[u8], &[u8])> = RESPONSE_HEADERS.to_vec();
-        fields.push((b"grpc-status", code.as_bytes()));
-        if !msg.is_empty() {
-            fields.push((b"grpc-message", &msg));
-        }
-        self.h2.send_headers(stream, &fields, true)
+        let fields: [(&[u8], &[u8]); 4] = [
+            RESPONSE_HEADERS[0],
+            RESPONSE_HEADERS[1],
+            (b"grpc-status", status_text(status.code)),
+            (b"grpc-message", &msg),
+        ];
+        let n = if msg.is_empty() { 3 } else { 4 };
+        self.h2.send_headers(stream, &fields[..n], true)
     }
 
     /// Sends one response message (response headers first if not yet sent).
@@ -439,11 +460,13 @@ impl GrpcServerConn {
         if !call.headers_sent {
             call.headers_sent = true;
             self.h2
-                .send_headers(stream, &RESPONSE_HEADERS, false)
+                .send_headers_cached(stream, CACHE_RESPONSE_HEADERS, &RESPONSE_HEADERS, false)
                 .map_err(|_| CallError::Gone(id))?;
         }
+        let len = u32::try_from(message.len()).map_err(|_| CallError::Gone(id))?;
+        let [a, b, c, d] = len.to_be_bytes();
         self.h2
-            .send_data(stream, encode_message(message), false)
+            .send_data_parts(stream, &[0, a, b, c, d], message, false)
             .map_err(|_| CallError::Gone(id))
     }
 
@@ -453,13 +476,18 @@ impl GrpcServerConn {
         let id = self.id(stream);
         let call = self.remove_call(stream).ok_or(CallError::Gone(id))?;
         let r = if call.headers_sent {
-            let code = (status.code as i32).to_string();
-            let msg = percent_encode(&status.message);
-            let mut fields: Vec<(&[u8], &[u8])> = vec![(b"grpc-status", code.as_bytes())];
-            if !msg.is_empty() {
-                fields.push((b"grpc-message", &msg));
+            if status.code == Code::Ok && status.message.is_empty() {
+                self.h2
+                    .send_headers_cached(stream, CACHE_OK_TRAILERS, &OK_TRAILERS, true)
+            } else {
+                let msg = percent_encode(&status.message);
+                let fields: [(&[u8], &[u8]); 2] = [
+                    (b"grpc-status", status_text(status.code)),
+                    (b"grpc-message", &msg),
+                ];
+                let n = if msg.is_empty() { 1 } else { 2 };
+                self.h2.send_headers(stream, &fields[..n], true)
             }
-            self.h2.send_headers(stream, &fields, true)
         } else {
             self.send_trailers_only(stream, status)
         };

@@ -2,9 +2,11 @@
 
 use super::error::{ErrorCode, H2Error, SendError};
 use super::frame::{self, flag, setting, Frame, FrameHeader, FRAME_HEADER_LEN, PREFACE};
-use super::stream::{Outbound, Stream};
-use crate::hpack::{Decoder, Encoder, HeaderField, HpackError};
-use std::collections::{HashMap, VecDeque};
+use super::id_hash::IdMap;
+use super::stream::{Outbound, PendingFields, Stream};
+use crate::hpack::{BlockCache, Decoder, Encoder, HeaderField, HpackError};
+use std::collections::VecDeque;
+use std::ops::Range;
 
 /// Which end of the connection this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,10 @@ pub struct H2Config {
     /// Pending output beyond which control-frame replies (PING/SETTINGS acks) are refused as a
     /// flood (ENHANCE_YOUR_CALM): a peer that sends but never reads.
     pub max_pending_output: usize,
+    /// The most of the peer's HPACK dynamic table our encoder uses (also bounded by the peer's
+    /// SETTINGS_HEADER_TABLE_SIZE). Repeated fields such as `content-type: application/grpc` and
+    /// `grpc-status: 0` then take one byte after their first use. 0: never index.
+    pub encoder_table_size: u32,
 }
 
 impl Default for H2Config {
@@ -61,6 +67,7 @@ impl Default for H2Config {
             abuse_refill_per_sec: 100,
             output_high_water: 256 << 10,
             max_pending_output: 64 << 20,
+            encoder_table_size: 4096,
         }
     }
 }
@@ -94,6 +101,40 @@ pub enum Event {
     PingAck { payload: [u8; 8] },
 }
 
+/// An event as queued inside the connection. Header fields and DATA payloads live in the
+/// connection's event arena (no allocation per field or frame); they stay valid until the next
+/// [`Connection::recv`]. [`Connection::poll_event`] turns these into owned [`Event`]s;
+/// crate-internal callers read them in place.
+#[derive(Debug)]
+pub(crate) enum RawEvent {
+    /// Fields: [`Connection::event_fields`].
+    Headers {
+        stream: u32,
+        fields: Range<usize>,
+        end_stream: bool,
+    },
+    /// Data: [`Connection::event_data`].
+    Data {
+        stream: u32,
+        data: Range<usize>,
+        end_stream: bool,
+    },
+    /// Events without a payload in the arena.
+    Other(Event),
+}
+
+/// Where one decoded header field lies in the event arena: name `name..value`, value
+/// `value..end`.
+#[derive(Clone, Copy, Debug)]
+struct FieldSpan {
+    name: usize,
+    value: usize,
+    end: usize,
+}
+
+/// Header lists sent often get a cache slot each ([`Connection::send_headers_cached`]).
+pub(crate) const HEADER_CACHE_SLOTS: usize = 4;
+
 /// Pending header block being continued by CONTINUATION frames.
 #[derive(Debug)]
 struct Continuation {
@@ -122,13 +163,20 @@ pub struct Connection {
     send_window: i64,
     recv_window: i64,
     recv_unacked: u32,
-    streams: HashMap<u32, Stream>,
+    streams: IdMap<u32, Stream>,
     /// Highest stream id the peer has opened (server) — used to tell idle from closed.
     last_peer_stream: u32,
     /// Next id we will open (client role).
     next_local_stream: u32,
     continuation: Option<Continuation>,
-    events: VecDeque<Event>,
+    events: VecDeque<RawEvent>,
+    /// The event arena: bytes of queued header fields and DATA payloads, and the fields' spans.
+    event_bytes: Vec<u8>,
+    event_fields: Vec<FieldSpan>,
+    /// Scratch buffer for encoding a header block before framing it.
+    block_buf: Vec<u8>,
+    /// Reusable encodings of often-sent header lists, by slot.
+    header_caches: [BlockCache; HEADER_CACHE_SLOTS],
     ready: VecDeque<u32>,
     goaway_sent: bool,
     goaway_received: Option<u32>,
@@ -165,18 +213,22 @@ impl Connection {
             out: Vec::with_capacity(4096),
             out_pos: 0,
             decoder,
-            encoder: Encoder::new(),
+            encoder: Encoder::with_table_size(config.encoder_table_size as usize),
             peer_max_frame: frame::DEFAULT_MAX_FRAME_SIZE as usize,
             peer_initial_window: frame::DEFAULT_WINDOW as i64,
             peer_max_concurrent: u32::MAX,
             send_window: frame::DEFAULT_WINDOW as i64,
             recv_window: frame::DEFAULT_WINDOW as i64,
             recv_unacked: 0,
-            streams: HashMap::new(),
+            streams: IdMap::default(),
             last_peer_stream: 0,
             next_local_stream: 1,
             continuation: None,
             events: VecDeque::new(),
+            event_bytes: Vec::new(),
+            event_fields: Vec::new(),
+            block_buf: Vec::with_capacity(64),
+            header_caches: Default::default(),
             ready: VecDeque::new(),
             goaway_sent: false,
             goaway_received: None,
@@ -228,12 +280,26 @@ impl Connection {
         if self.failed {
             return Ok(());
         }
-        self.inbuf.extend_from_slice(data);
-        let buf = std::mem::take(&mut self.inbuf);
-        let mut pos = 0;
-        let result = self.process(&buf, &mut pos);
-        self.inbuf = buf;
-        self.inbuf.drain(..pos);
+        if self.events.is_empty() {
+            // Everything queued was taken: the arena can be reused.
+            self.event_bytes.clear();
+            self.event_fields.clear();
+        }
+        let result = if self.inbuf.is_empty() {
+            // Common case: process straight from the caller's buffer, keep only a partial frame.
+            let mut pos = 0;
+            let result = self.process(data, &mut pos);
+            self.inbuf.extend_from_slice(&data[pos..]);
+            result
+        } else {
+            self.inbuf.extend_from_slice(data);
+            let buf = std::mem::take(&mut self.inbuf);
+            let mut pos = 0;
+            let result = self.process(&buf, &mut pos);
+            self.inbuf = buf;
+            self.inbuf.drain(..pos);
+            result
+        };
         if let Err(e) = result {
             if let H2Error::Connection { code, reason } = &e {
                 self.fail(*code, reason);
@@ -389,11 +455,11 @@ impl Connection {
                     ));
                 }
                 if self.streams.remove(&stream).is_some() {
-                    self.events.push_back(Event::Reset {
+                    self.events.push_back(RawEvent::Other(Event::Reset {
                         stream,
                         code: ErrorCode::from_u32(code),
                         remote: true,
-                    });
+                    }));
                     self.spend_budget("too many streams reset by the peer")?;
                 }
                 Ok(())
@@ -415,7 +481,8 @@ impl Connection {
             )),
             Frame::Ping { ack, payload } => {
                 if ack {
-                    self.events.push_back(Event::PingAck { payload });
+                    self.events
+                        .push_back(RawEvent::Other(Event::PingAck { payload }));
                 } else {
                     self.check_output_flood()?;
                     frame::write_ping(&mut self.out, true, payload);
@@ -426,10 +493,10 @@ impl Connection {
                 last_stream, code, ..
             } => {
                 self.goaway_received = Some(last_stream);
-                self.events.push_back(Event::GoAway {
+                self.events.push_back(RawEvent::Other(Event::GoAway {
                     last_stream,
                     code: ErrorCode::from_u32(code),
-                });
+                }));
                 if self.role == Role::Client {
                     let doomed: Vec<u32> = self
                         .streams
@@ -439,11 +506,11 @@ impl Connection {
                         .collect();
                     for s in doomed {
                         self.streams.remove(&s);
-                        self.events.push_back(Event::Reset {
+                        self.events.push_back(RawEvent::Other(Event::Reset {
                             stream: s,
                             code: ErrorCode::RefusedStream,
                             remote: true,
-                        });
+                        }));
                     }
                 }
                 Ok(())
@@ -464,7 +531,7 @@ impl Connection {
 
     fn apply_setting(&mut self, id: u16, value: u32) -> Result<()> {
         match id {
-            setting::HEADER_TABLE_SIZE => self.encoder.peer_table_size_changed(),
+            setting::HEADER_TABLE_SIZE => self.encoder.set_peer_max_table_size(value as usize),
             setting::ENABLE_PUSH if value > 1 => {
                 return Err(conn_err(ErrorCode::ProtocolError, "ENABLE_PUSH not 0 or 1"));
             }
@@ -597,9 +664,11 @@ impl Connection {
             st.recv_window += st.recv_unacked as i64;
             st.recv_unacked = 0;
         }
-        self.events.push_back(Event::Data {
+        let start = self.event_bytes.len();
+        self.event_bytes.extend_from_slice(data);
+        self.events.push_back(RawEvent::Data {
             stream,
-            data: data.to_vec(),
+            data: start..self.event_bytes.len(),
             end_stream,
         });
         if end_stream {
@@ -611,8 +680,20 @@ impl Connection {
     }
 
     fn on_header_block(&mut self, stream: u32, end_stream: bool, block: &[u8]) -> Result<()> {
-        let mut fields = Vec::new();
-        let decoded = self.decoder.decode(block, &mut fields);
+        // Decode straight into the event arena.
+        let (bytes_start, fields_start) = (self.event_bytes.len(), self.event_fields.len());
+        let (bytes, spans) = (&mut self.event_bytes, &mut self.event_fields);
+        let decoded = self.decoder.decode_with(block, &mut |name, value| {
+            let name_at = bytes.len();
+            bytes.extend_from_slice(name);
+            let value_at = bytes.len();
+            bytes.extend_from_slice(value);
+            spans.push(FieldSpan {
+                name: name_at,
+                value: value_at,
+                end: bytes.len(),
+            });
+        });
         let list_too_large = match decoded {
             Ok(()) => false,
             Err(HpackError::HeaderListTooLarge { .. }) => true,
@@ -623,6 +704,12 @@ impl Connection {
                 ))
             }
         };
+        let fields = fields_start..self.event_fields.len();
+        if list_too_large {
+            // The partial list is never delivered.
+            self.event_bytes.truncate(bytes_start);
+            self.event_fields.truncate(fields_start);
+        }
         // Existing stream: response headers (client) or trailers (both roles).
         if let Some(st) = self.streams.get_mut(&stream) {
             if st.recv_closed {
@@ -649,7 +736,7 @@ impl Connection {
             if end_stream {
                 st.recv_closed = true;
             }
-            self.events.push_back(Event::Headers {
+            self.events.push_back(RawEvent::Headers {
                 stream,
                 fields,
                 end_stream,
@@ -679,7 +766,7 @@ impl Connection {
             frame::write_rst_stream(&mut self.out, stream, ErrorCode::ProtocolError.to_u32());
             return self.spend_budget("oversized header lists");
         }
-        if validate_request(&fields).is_err() {
+        if validate_request(self.event_fields(fields.clone())).is_err() {
             frame::write_rst_stream(&mut self.out, stream, ErrorCode::ProtocolError.to_u32());
             return self.spend_budget("malformed requests");
         }
@@ -693,7 +780,7 @@ impl Connection {
         );
         st.recv_closed = end_stream;
         self.streams.insert(stream, st);
-        self.events.push_back(Event::Headers {
+        self.events.push_back(RawEvent::Headers {
             stream,
             fields,
             end_stream,
@@ -733,7 +820,55 @@ impl Connection {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
+        Some(match self.events.pop_front()? {
+            RawEvent::Headers {
+                stream,
+                fields,
+                end_stream,
+            } => Event::Headers {
+                stream,
+                fields: self
+                    .event_fields(fields)
+                    .map(|(n, v)| HeaderField::new(n, v))
+                    .collect(),
+                end_stream,
+            },
+            RawEvent::Data {
+                stream,
+                data,
+                end_stream,
+            } => Event::Data {
+                stream,
+                data: self.event_data(data).to_vec(),
+                end_stream,
+            },
+            RawEvent::Other(e) => e,
+        })
+    }
+
+    /// The next event as queued: its header fields and data stay in the connection, readable
+    /// with [`Connection::event_fields`] and [`Connection::event_data`] until the next
+    /// [`Connection::recv`].
+    pub(crate) fn poll_raw_event(&mut self) -> Option<RawEvent> {
         self.events.pop_front()
+    }
+
+    /// The header fields of a [`RawEvent::Headers`].
+    pub(crate) fn event_fields(
+        &self,
+        fields: Range<usize>,
+    ) -> impl Iterator<Item = (&[u8], &[u8])> + Clone + '_ {
+        self.event_fields[fields].iter().map(|f| {
+            (
+                &self.event_bytes[f.name..f.value],
+                &self.event_bytes[f.value..f.end],
+            )
+        })
+    }
+
+    /// The payload of a [`RawEvent::Data`].
+    pub(crate) fn event_data(&self, data: Range<usize>) -> &[u8] {
+        &self.event_bytes[data]
     }
 
     /// True after a connection error or once a GOAWAY was exchanged and no stream remains:
@@ -799,11 +934,11 @@ impl Connection {
         let mut ids: Vec<u32> = self.streams.keys().copied().collect();
         ids.sort_unstable();
         for s in ids {
-            self.events.push_back(Event::Reset {
+            self.events.push_back(RawEvent::Other(Event::Reset {
                 stream: s,
                 code,
                 remote: false,
-            });
+            }));
         }
         self.streams.clear();
         self.ready.clear();
@@ -819,11 +954,11 @@ impl Connection {
     fn reset_with_event(&mut self, stream: u32, code: ErrorCode) {
         frame::write_rst_stream(&mut self.out, stream, code.to_u32());
         if self.streams.remove(&stream).is_some() {
-            self.events.push_back(Event::Reset {
+            self.events.push_back(RawEvent::Other(Event::Reset {
                 stream,
                 code,
                 remote: false,
-            });
+            }));
         }
     }
 
@@ -854,11 +989,36 @@ impl Connection {
     }
 
     /// Sends a header block on `stream` (response headers, or trailers with `end_stream`).
-    /// Trailers queue behind data not yet sent.
+    /// Trailers queue behind data not yet sent. The block is HPACK-encoded when it is written
+    /// to the output (encoding order must be wire order once the dynamic table is used).
     pub fn send_headers(
         &mut self,
         stream: u32,
         fields: &[(&[u8], &[u8])],
+        end_stream: bool,
+    ) -> std::result::Result<(), SendError> {
+        self.send_headers_inner(stream, fields, None, end_stream)
+    }
+
+    /// [`Connection::send_headers`] for a header list sent again and again (e.g. gRPC's
+    /// response headers): slot `cache` (< [`HEADER_CACHE_SLOTS`]) keeps its last encoding,
+    /// reused while the HPACK table is unchanged. A slot may be used with different lists (the
+    /// cache compares them), but then it does not help.
+    pub(crate) fn send_headers_cached(
+        &mut self,
+        stream: u32,
+        cache: usize,
+        fields: &[(&[u8], &[u8])],
+        end_stream: bool,
+    ) -> std::result::Result<(), SendError> {
+        self.send_headers_inner(stream, fields, Some(cache % HEADER_CACHE_SLOTS), end_stream)
+    }
+
+    fn send_headers_inner(
+        &mut self,
+        stream: u32,
+        fields: &[(&[u8], &[u8])],
+        cache: Option<usize>,
         end_stream: bool,
     ) -> std::result::Result<(), SendError> {
         if self.failed {
@@ -871,24 +1031,47 @@ impl Connection {
         if st.send_closed {
             return Err(SendError::StreamEnded(stream));
         }
-        let mut block = Vec::with_capacity(64);
-        self.encoder.encode(fields.iter().copied(), &mut block);
         st.send_closed = end_stream;
         if st.queue.is_empty() {
-            frame::write_header_block(
-                &mut self.out,
-                stream,
-                &block,
-                end_stream,
-                self.peer_max_frame,
-            );
+            self.write_headers(stream, fields, cache, end_stream);
             if end_stream {
                 self.after_end_sent(stream);
             }
         } else {
-            st.queue.push_back(Outbound::Headers { block, end_stream });
+            st.queue.push_back(Outbound::Headers {
+                fields: PendingFields::new(fields),
+                cache,
+                end_stream,
+            });
         }
         Ok(())
+    }
+
+    /// Encodes a header block now and appends it (HEADERS + CONTINUATIONs) to the output.
+    fn write_headers(
+        &mut self,
+        stream: u32,
+        fields: &[(&[u8], &[u8])],
+        cache: Option<usize>,
+        end_stream: bool,
+    ) {
+        let mut block = std::mem::take(&mut self.block_buf);
+        block.clear();
+        match cache {
+            Some(slot) => {
+                self.encoder
+                    .encode_cached(&mut self.header_caches[slot], fields, &mut block)
+            }
+            None => self.encoder.encode(fields.iter().copied(), &mut block),
+        }
+        frame::write_header_block(
+            &mut self.out,
+            stream,
+            &block,
+            end_stream,
+            self.peer_max_frame,
+        );
+        self.block_buf = block;
     }
 
     /// Queues data on `stream`; it is written as the peer's windows allow.
@@ -898,6 +1081,40 @@ impl Connection {
         data: Vec<u8>,
         end_stream: bool,
     ) -> std::result::Result<(), SendError> {
+        if !self.write_data_now(stream, &[], &data, end_stream)? {
+            self.queue_data(stream, data, end_stream);
+        }
+        Ok(())
+    }
+
+    /// [`Connection::send_data`] of `head` followed by `body` (e.g. gRPC's 5-byte prefix and
+    /// the message), copied only if it has to wait.
+    pub(crate) fn send_data_parts(
+        &mut self,
+        stream: u32,
+        head: &[u8],
+        body: &[u8],
+        end_stream: bool,
+    ) -> std::result::Result<(), SendError> {
+        if !self.write_data_now(stream, head, body, end_stream)? {
+            let mut data = Vec::with_capacity(head.len() + body.len());
+            data.extend_from_slice(head);
+            data.extend_from_slice(body);
+            self.queue_data(stream, data, end_stream);
+        }
+        Ok(())
+    }
+
+    /// Writes `head + body` as one DATA frame right away if nothing is queued on the stream and
+    /// it fits in one frame, both windows and under the output high-water mark (the result is
+    /// what queueing and flushing would produce, minus the copy). Ok(false): queue it instead.
+    fn write_data_now(
+        &mut self,
+        stream: u32,
+        head: &[u8],
+        body: &[u8],
+        end_stream: bool,
+    ) -> std::result::Result<bool, SendError> {
         if self.failed {
             return Err(SendError::ConnectionClosed);
         }
@@ -908,6 +1125,32 @@ impl Connection {
         if st.send_closed {
             return Err(SendError::StreamEnded(stream));
         }
+        let len = head.len() + body.len();
+        let now = st.queue.is_empty()
+            && len <= self.peer_max_frame
+            && len as i64 <= st.send_window.min(self.send_window)
+            && self.out.len() - self.out_pos < self.config.output_high_water;
+        if !now {
+            return Ok(false);
+        }
+        st.send_closed = end_stream;
+        st.send_window -= len as i64;
+        self.send_window -= len as i64;
+        let flags = if end_stream { flag::END_STREAM } else { 0 };
+        frame::write_header(&mut self.out, len, frame::kind::DATA, flags, stream);
+        self.out.extend_from_slice(head);
+        self.out.extend_from_slice(body);
+        if end_stream {
+            self.after_end_sent(stream);
+        }
+        Ok(true)
+    }
+
+    /// Queues data behind what the stream already has waiting (checks done by the caller).
+    fn queue_data(&mut self, stream: u32, data: Vec<u8>, end_stream: bool) {
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return;
+        };
         st.send_closed = end_stream;
         st.queue.push_back(Outbound::Data {
             buf: data,
@@ -918,7 +1161,6 @@ impl Connection {
             st.in_ready = true;
             self.ready.push_back(stream);
         }
-        Ok(())
     }
 
     /// Called once END_STREAM has been written for `stream`.
@@ -966,16 +1208,17 @@ impl Connection {
             let mut ended = false;
             match st.queue.front_mut() {
                 None => {}
-                Some(Outbound::Headers { block, end_stream }) => {
-                    frame::write_header_block(
-                        &mut self.out,
-                        id,
-                        block,
-                        *end_stream,
-                        self.peer_max_frame,
-                    );
-                    ended = *end_stream;
-                    st.queue.pop_front();
+                Some(Outbound::Headers { .. }) => {
+                    if let Some(Outbound::Headers {
+                        fields,
+                        cache,
+                        end_stream,
+                    }) = st.queue.pop_front()
+                    {
+                        // Encoded now, as it is written: HPACK table order = wire order.
+                        self.write_headers(id, &fields.to_vec(), cache, end_stream);
+                        ended = end_stream;
+                    }
                 }
                 Some(Outbound::Data {
                     buf,
@@ -1008,24 +1251,28 @@ impl Connection {
             }
             if ended {
                 self.after_end_sent(id);
-            } else if !st.queue.is_empty() {
-                st.in_ready = true;
-                self.ready.push_back(id);
+            } else if let Some(st) = self.streams.get_mut(&id) {
+                if !st.queue.is_empty() {
+                    st.in_ready = true;
+                    self.ready.push_back(id);
+                }
             }
         }
     }
 }
 
 /// RFC 9113 §8.2 / §8.3.1 checks on a request header list.
-fn validate_request(fields: &[HeaderField]) -> std::result::Result<(), &'static str> {
+fn validate_request<'a>(
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> std::result::Result<(), &'static str> {
     let mut seen_regular = false;
     let (mut method, mut scheme, mut path) = (false, false, false);
-    for f in fields {
-        if f.name.first() == Some(&b':') {
+    for (name, value) in fields {
+        if name.first() == Some(&b':') {
             if seen_regular {
                 return Err("pseudo-header after regular header");
             }
-            let slot = match f.name.as_slice() {
+            let slot = match name {
                 b":method" => &mut method,
                 b":scheme" => &mut scheme,
                 b":path" => &mut path,
@@ -1036,18 +1283,18 @@ fn validate_request(fields: &[HeaderField]) -> std::result::Result<(), &'static 
                 return Err("duplicate pseudo-header");
             }
             *slot = true;
-            if f.name == b":path" && f.value.is_empty() {
+            if name == b":path" && value.is_empty() {
                 return Err("empty :path");
             }
         } else {
             seen_regular = true;
-            if f.name.is_empty() || f.name.iter().any(|c| c.is_ascii_uppercase()) {
+            if name.is_empty() || name.iter().any(|c| c.is_ascii_uppercase()) {
                 return Err("invalid header name");
             }
-            match f.name.as_slice() {
+            match name {
                 b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
                 | b"upgrade" => return Err("connection-specific header"),
-                b"te" if f.value != b"trailers" => return Err("te other than trailers"),
+                b"te" if value != b"trailers" => return Err("te other than trailers"),
                 _ => {}
             }
         }

@@ -23,7 +23,9 @@
 mod connection;
 mod error;
 pub mod frame;
+pub(crate) mod id_hash;
 mod stream;
 
+pub(crate) use connection::RawEvent;
 pub use connection::{Connection, Event, H2Config, Role};
 pub use error::{ErrorCode, H2Error, SendError};

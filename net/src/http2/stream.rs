@@ -11,8 +11,45 @@ pub(crate) enum Outbound {
         pos: usize,
         end_stream: bool,
     },
-    /// An encoded header block (trailers) waiting behind data.
-    Headers { block: Vec<u8>, end_stream: bool },
+    /// A header block (trailers) waiting behind data. It is encoded only when written: with
+    /// HPACK's dynamic table, blocks must be encoded in the order they reach the peer.
+    Headers {
+        fields: PendingFields,
+        /// The connection's block cache to encode it with, if any.
+        cache: Option<usize>,
+        end_stream: bool,
+    },
+}
+
+/// Header fields kept until their block is written: `name_len`, `value_len` (u32 LE each),
+/// name, value, repeated, in one buffer.
+#[derive(Debug, Default)]
+pub(crate) struct PendingFields(Vec<u8>);
+
+impl PendingFields {
+    pub(crate) fn new(fields: &[(&[u8], &[u8])]) -> PendingFields {
+        let mut b = Vec::with_capacity(fields.iter().map(|(n, v)| 8 + n.len() + v.len()).sum());
+        for (n, v) in fields {
+            b.extend_from_slice(&(n.len() as u32).to_le_bytes());
+            b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            b.extend_from_slice(n);
+            b.extend_from_slice(v);
+        }
+        PendingFields(b)
+    }
+
+    /// The fields, in order.
+    pub(crate) fn to_vec(&self) -> Vec<(&[u8], &[u8])> {
+        let mut out = Vec::new();
+        let mut rest = self.0.as_slice();
+        while let Some((head, tail)) = rest.split_first_chunk::<8>() {
+            let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            let v = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            out.push((&tail[..n], &tail[n..n + v]));
+            rest = &tail[n + v..];
+        }
+        out
+    }
 }
 
 /// One open (or half-closed) stream.
