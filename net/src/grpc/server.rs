@@ -593,4 +593,100 @@ mod tests {
         server.finish(streams[0], &Status::ok()).unwrap();
         assert_eq!(server.buffered, 45_005);
     }
+
+    /// Runs 60 calls of mixed outcomes one after another on one connection; returns what the
+    /// client decoded (per call: header lists and data, in order).
+    fn mixed_calls(cfg: &GrpcConfig) -> Vec<Vec<Event>> {
+        let mut server = GrpcServerConn::new(cfg, 0, 0);
+        let mut client = Connection::new(Role::Client, H2Config::default());
+        let mut out = Vec::new();
+        pump(&mut client, &mut server, &mut out);
+        let mut per_call = Vec::new();
+        for i in 0..60u32 {
+            let path = format!("/svc.S/M{}", i % 3);
+            let req: Vec<(&[u8], &[u8])> = vec![
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", path.as_bytes()),
+                (b"content-type", b"application/grpc"),
+                (b"x-meta", b"v"),
+            ];
+            let id = client.open_stream(&req, false).unwrap();
+            client
+                .send_data(id, crate::grpc::encode_message(&i.to_be_bytes()), true)
+                .unwrap();
+            out.clear();
+            pump(&mut client, &mut server, &mut out);
+            assert!(
+                matches!(&out[..], [CallEvent::Started { path: p, .. }, CallEvent::Message { .. }, CallEvent::HalfClosed { .. }] if *p == path),
+                "{out:?}"
+            );
+            match i % 4 {
+                0 | 1 => {
+                    server.send_message(id, &[i as u8; 30]).unwrap();
+                    server.finish(id, &Status::ok()).unwrap();
+                }
+                2 => {
+                    server
+                        .finish(id, &Status::new(Code::NotFound, "key not found: ü"))
+                        .unwrap();
+                }
+                _ => {
+                    server.send_message(id, b"partial").unwrap();
+                    server.send_message(id, b"").unwrap();
+                    server
+                        .finish(id, &Status::new(Code::Unavailable, "no leader"))
+                        .unwrap();
+                }
+            }
+            pump(&mut client, &mut server, &mut out);
+            per_call.push(std::iter::from_fn(|| client.poll_event()).collect());
+        }
+        per_call
+    }
+
+    #[test]
+    fn indexed_response_headers_decode_exactly_as_literal_ones() {
+        let literal = GrpcConfig {
+            h2: H2Config {
+                encoder_table_size: 0,
+                ..H2Config::default()
+            },
+            ..GrpcConfig::default()
+        };
+        let plain = mixed_calls(&literal);
+        let indexed = mixed_calls(&GrpcConfig::default());
+        assert_eq!(indexed, plain);
+        // Spot checks of what both decode to.
+        let hf = crate::hpack::HeaderField::new;
+        let Event::Headers { fields, .. } = &plain[0][0] else {
+            panic!("{:?}", plain[0]);
+        };
+        assert_eq!(
+            *fields,
+            [hf(":status", "200"), hf("content-type", "application/grpc")]
+        );
+        let Event::Headers { fields, .. } = plain[2].last().unwrap() else {
+            panic!("{:?}", plain[2]);
+        };
+        assert_eq!(
+            *fields,
+            [
+                hf(":status", "200"),
+                hf("content-type", "application/grpc"),
+                hf("grpc-status", "5"),
+                hf("grpc-message", "key not found: %C3%BC"),
+            ]
+        );
+        let Event::Headers { fields, .. } = plain[41].last().unwrap() else {
+            panic!("{:?}", plain[41]);
+        };
+        assert_eq!(*fields, [hf("grpc-status", "0")]);
+        assert_eq!(
+            plain[3].len(),
+            4,
+            "headers, 2 messages, trailers: {:?}",
+            plain[3]
+        );
+    }
 }

@@ -28,6 +28,18 @@ impl Decoder {
         }
     }
 
+    /// Changes the most the peer may set the table to (our SETTINGS_HEADER_TABLE_SIZE, once the
+    /// peer has acknowledged a new value). The current table is not touched: the peer's next
+    /// size update shrinks it.
+    pub fn set_max_allowed_table_size(&mut self, size: usize) {
+        self.max_allowed_table_size = size;
+    }
+
+    /// The table's current maximum size (as last set by a size update).
+    pub fn max_table_size(&self) -> usize {
+        self.table.max_size()
+    }
+
     /// Limits the decoded header list size; larger lists are [`HpackError::HeaderListTooLarge`].
     pub fn set_max_header_list_size(&mut self, limit: usize) {
         self.max_header_list_size = limit;

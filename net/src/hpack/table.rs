@@ -26,6 +26,11 @@ impl DynamicTable {
         self.size
     }
 
+    /// Maximum size (from the last size update, or the initial one).
+    pub(crate) fn max_size(&self) -> usize {
+        self.max_size
+    }
+
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

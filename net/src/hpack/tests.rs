@@ -265,3 +265,256 @@ fn encoder_round_trip() {
     Decoder::new(4096).decode(&block, &mut out).unwrap();
     assert_eq!(out, list);
 }
+
+// ---- Encoder with a dynamic table ----
+
+/// Reads the dynamic table size updates at the start of a block (§6.3).
+fn leading_size_updates(block: &[u8]) -> Vec<usize> {
+    let mut pos = 0;
+    let mut sizes = Vec::new();
+    while pos < block.len() && block[pos] & 0xe0 == 0x20 {
+        let (size, n) = decode_integer(&block[pos..], 5).unwrap();
+        sizes.push(size);
+        pos += n;
+    }
+    sizes
+}
+
+fn as_pairs(list: &[HeaderField]) -> Vec<(&[u8], &[u8])> {
+    list.iter()
+        .map(|f| (f.name.as_slice(), f.value.as_slice()))
+        .collect()
+}
+
+#[test]
+fn repeated_response_fields_become_one_byte() {
+    let mut e = Encoder::with_table_size(4096);
+    let mut d = Decoder::new(4096);
+    let headers = fields(&[(":status", "200"), ("content-type", "application/grpc")]);
+    let trailers = fields(&[("grpc-status", "0")]);
+    let mut sizes = Vec::new();
+    for _ in 0..50 {
+        for list in [&headers, &trailers] {
+            let mut block = Vec::new();
+            e.encode_fields(list, &mut block);
+            let mut out = Vec::new();
+            d.decode(&block, &mut out).unwrap();
+            assert_eq!(&out, list);
+            sizes.push(block.len());
+        }
+        assert_eq!(
+            (e.table_size(), e.table_len()),
+            (d.table_size(), d.table_len())
+        );
+    }
+    // First time: 0x88 + literal with indexing (static name 31) / literal name; then indexed.
+    assert_eq!(
+        &sizes[..2],
+        &[1 + 1 + 1 + 16, 1 + 1 + 11 + 1 + 1],
+        "first blocks: no size update (4096 is the default), literals with indexing"
+    );
+    assert!(sizes[2..].chunks(2).all(|c| c == [2, 1]), "{sizes:?}");
+}
+
+#[test]
+fn varying_and_sensitive_fields_are_not_indexed() {
+    let mut e = Encoder::with_table_size(4096);
+    let mut block = Vec::new();
+    e.encode(
+        [
+            (&b"grpc-message"[..], &b"etcdserver: key not found"[..]),
+            (b"grpc-timeout", b"4999865u"),
+            (b"authorization", b"secret"),
+            (b"token", b"abc"),
+            (b"grpc-status-details-bin", b"\x00\x01"),
+            (b"x-big", &[b'v'; 600][..]),
+        ],
+        &mut block,
+    );
+    assert_eq!(e.table_len(), 0);
+    let mut d = Decoder::new(4096);
+    let mut out = Vec::new();
+    d.decode(&block, &mut out).unwrap();
+    assert_eq!(out.len(), 6);
+    assert_eq!(d.table_len(), 0);
+}
+
+#[test]
+fn never_indexing_encoder_keeps_the_peer_table_empty() {
+    let mut e = Encoder::new();
+    let mut d = Decoder::new(4096);
+    for i in 0..20 {
+        let mut block = Vec::new();
+        let list = fields(&[("content-type", "application/grpc"), ("grpc-status", "0")]);
+        e.encode_fields(&list, &mut block);
+        assert_eq!(
+            block[0] == 0x20,
+            i == 0,
+            "size update 0 on the first block only"
+        );
+        let mut out = Vec::new();
+        d.decode(&block, &mut out).unwrap();
+        assert_eq!(out, list);
+    }
+    assert_eq!((d.table_len(), d.max_table_size()), (0, 0));
+}
+
+#[test]
+fn table_size_updates_follow_the_peer_setting() {
+    let mut e = Encoder::with_table_size(4096);
+    let mut d = Decoder::new(4096);
+    let list = fields(&[("content-type", "application/grpc"), ("x-a", "1")]);
+    let round = |e: &mut Encoder, d: &mut Decoder| {
+        let mut block = Vec::new();
+        e.encode_fields(&list, &mut block);
+        let mut out = Vec::new();
+        d.decode(&block, &mut out).unwrap();
+        assert_eq!(out, list);
+        assert_eq!(e.table_size(), d.table_size());
+        block
+    };
+    round(&mut e, &mut d);
+    assert_eq!(d.table_len(), 2);
+    // The peer lowers its setting to 0: the next block starts with an update to 0 and the
+    // table is emptied on both sides; nothing is indexed any more.
+    e.set_peer_max_table_size(0);
+    d.set_max_allowed_table_size(0);
+    let b = round(&mut e, &mut d);
+    assert_eq!(leading_size_updates(&b), [0]);
+    assert_eq!((d.table_len(), d.max_table_size()), (0, 0));
+    let b = round(&mut e, &mut d);
+    assert!(leading_size_updates(&b).is_empty());
+    assert_eq!(d.table_len(), 0);
+    // Down to 50 then up to 8192 between two blocks: the minimum first, then our limit (4096).
+    e.set_peer_max_table_size(50);
+    e.set_peer_max_table_size(8192);
+    d.set_max_allowed_table_size(8192);
+    let b = round(&mut e, &mut d);
+    assert_eq!(leading_size_updates(&b), [50, 4096]);
+    assert_eq!(d.max_table_size(), 4096);
+    assert_eq!(d.table_len(), 2);
+}
+
+#[test]
+fn block_cache_reuses_bytes_only_while_the_table_is_unchanged() {
+    let mut e = Encoder::with_table_size(4096);
+    let mut d = Decoder::new(4096);
+    let mut cache = BlockCache::new();
+    let list: [(&[u8], &[u8]); 2] = [(b":status", b"200"), (b"content-type", b"application/grpc")];
+    let expect = fields(&[(":status", "200"), ("content-type", "application/grpc")]);
+    let mut blocks = Vec::new();
+    let mut send =
+        |e: &mut Encoder, d: &mut Decoder, cache: &mut BlockCache, list: &[(&[u8], &[u8])]| {
+            let mut block = Vec::new();
+            e.encode_cached(cache, list, &mut block);
+            let mut out = Vec::new();
+            d.decode(&block, &mut out).unwrap();
+            blocks.push(block);
+            out
+        };
+    for _ in 0..3 {
+        assert_eq!(send(&mut e, &mut d, &mut cache, &list), expect);
+    }
+    // Another block inserting into the table shifts the dynamic indices: the cached bytes
+    // (0x88 0xbe) would now point at the wrong entry, so the block is encoded again.
+    let mut other = Vec::new();
+    e.encode([(&b"x-new"[..], &b"v"[..])], &mut other);
+    d.decode(&other, &mut Vec::new()).unwrap();
+    assert_eq!(send(&mut e, &mut d, &mut cache, &list), expect);
+    // The peer's table size changes: the next block carries the size update, not the cache.
+    e.set_peer_max_table_size(4096);
+    assert_eq!(send(&mut e, &mut d, &mut cache, &list), expect);
+    // Different fields with the same cache: not mistaken for the cached list.
+    let status_204: [(&[u8], &[u8]); 1] = [(b":status", b"204")];
+    assert_eq!(
+        send(&mut e, &mut d, &mut cache, &status_204),
+        fields(&[(":status", "204")])
+    );
+    assert_eq!(send(&mut e, &mut d, &mut cache, &list), expect);
+    assert_eq!(blocks[1], [0x88, 0xbe]);
+    assert_eq!(blocks[2], [0x88, 0xbe]);
+    assert_eq!(blocks[3], [0x88, 0xbf], "content-type moved to index 63");
+    assert_eq!(leading_size_updates(&blocks[4]), [4096]);
+    assert_eq!(blocks[5], [0x89]);
+}
+
+mod encoder_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Names and values from small pools (so fields repeat and get indexed), some random.
+    fn field() -> impl Strategy<Value = HeaderField> {
+        let names = prop::sample::select(vec![
+            ":status",
+            "content-type",
+            "grpc-status",
+            "grpc-message",
+            "x-a",
+            "x-b",
+            "token",
+            "accept-encoding",
+        ]);
+        let values = prop::sample::select(vec!["", "0", "200", "application/grpc", "v1", "v2"]);
+        prop_oneof![
+            4 => (names, values).prop_map(|(n, v)| HeaderField::new(n, v)),
+            1 => (prop::collection::vec(any::<u8>(), 0..12), prop::collection::vec(any::<u8>(), 0..300))
+                .prop_map(|(n, v)| HeaderField::new(n, v)),
+        ]
+    }
+
+    /// Before a block, optionally a sequence of peer settings (SETTINGS_HEADER_TABLE_SIZE).
+    fn step() -> impl Strategy<Value = (Vec<usize>, Vec<HeaderField>)> {
+        let size = prop_oneof![Just(0usize), 0usize..200, Just(4096), 0usize..10_000];
+        (
+            prop::collection::vec(size, 0..3),
+            prop::collection::vec(field(), 0..8),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The indexing encoder's blocks decode to exactly the encoded lists with a decoder
+        /// that enforces the peer's current setting, tables stay identical, the peer's table
+        /// never exceeds its setting, and a lowered setting is always announced (with the
+        /// smallest value first) at the start of the next block.
+        #[test]
+        fn indexing_encoder_round_trips_and_respects_the_peer_table_size(
+            limit in prop_oneof![Just(0usize), 0usize..300, Just(4096)],
+            steps in prop::collection::vec(step(), 1..12),
+        ) {
+            let mut e = Encoder::with_table_size(limit);
+            let mut d = Decoder::new(DEFAULT_TABLE_SIZE);
+            let mut setting = DEFAULT_TABLE_SIZE;
+            for (settings, list) in steps {
+                // The decoder requires an update if any new setting is below its table max.
+                let mut must_announce: Option<usize> = None;
+                for &s in &settings {
+                    e.set_peer_max_table_size(s);
+                    if s < d.max_table_size() {
+                        must_announce = Some(must_announce.map_or(s, |m| m.min(s)));
+                    }
+                    setting = s;
+                }
+                d.set_max_allowed_table_size(setting);
+                let mut block = Vec::new();
+                e.encode(as_pairs(&list), &mut block);
+                let updates = leading_size_updates(&block);
+                if let Some(min) = must_announce {
+                    prop_assert!(!updates.is_empty() && updates[0] <= min, "{updates:?} vs {min}");
+                }
+                prop_assert!(updates.len() <= 2);
+                prop_assert!(updates.iter().all(|&u| u <= setting));
+                let mut out = Vec::new();
+                d.decode(&block, &mut out).unwrap();
+                prop_assert_eq!(&out, &list);
+                prop_assert_eq!((e.table_size(), e.table_len()), (d.table_size(), d.table_len()));
+                // Every setting is re-announced, so the peer's table max is exactly our limit
+                // within its setting, and the table fits in it.
+                prop_assert_eq!(d.max_table_size(), limit.min(setting));
+                prop_assert_eq!(e.max_table_size(), limit.min(setting));
+                prop_assert!(d.table_size() <= limit.min(setting));
+            }
+        }
+    }
+}

@@ -567,3 +567,124 @@ fn streams_are_served_round_robin() {
         assert_eq!(*s, ids[i % 3], "frame {i} out of turn: {order:?}");
     }
 }
+
+// ---- HPACK dynamic table in the connection ----
+
+/// Header events of `c`, per stream, in order.
+fn header_lists(c: &mut Connection) -> Vec<(u32, Vec<HeaderField>)> {
+    events(c)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Headers { stream, fields, .. } => Some((stream, fields)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Answers `n` calls one after another; returns the decoded response header lists and the
+/// bytes the server wrote per call.
+fn sequential_calls(
+    server_cfg: H2Config,
+    client_cfg: H2Config,
+    n: usize,
+) -> (Vec<Vec<HeaderField>>, Vec<usize>) {
+    let (mut c, mut s) = pair(server_cfg, client_cfg);
+    let r = req("/a.B/C");
+    let mut lists = Vec::new();
+    let mut sizes = Vec::new();
+    for i in 0..n {
+        let id = c.open_stream(&refs(&r), false).unwrap();
+        c.send_data(id, b"x".to_vec(), true).unwrap();
+        pump(&mut c, &mut s);
+        events(&mut s);
+        s.send_headers(
+            id,
+            &[(b":status", b"200"), (b"content-type", b"application/grpc")],
+            false,
+        )
+        .unwrap();
+        s.send_data(id, b"answer".to_vec(), false).unwrap();
+        let status = if i % 5 == 4 { &b"5"[..] } else { b"0" };
+        s.send_headers(id, &[(b"grpc-status", status)], true)
+            .unwrap();
+        sizes.push(s.output().len());
+        pump(&mut c, &mut s);
+        lists.extend(header_lists(&mut c).into_iter().map(|(_, f)| f));
+    }
+    (lists, sizes)
+}
+
+#[test]
+fn indexed_responses_decode_like_literal_ones_and_shrink() {
+    let literal = H2Config {
+        encoder_table_size: 0,
+        ..H2Config::default()
+    };
+    let (plain, plain_sizes) = sequential_calls(literal, H2Config::default(), 40);
+    let (indexed, sizes) = sequential_calls(H2Config::default(), H2Config::default(), 40);
+    assert_eq!(plain.len(), 80);
+    assert_eq!(indexed, plain, "identical decoded headers and trailers");
+    // After the first calls: HEADERS (9 + 2) + DATA (9 + 6) + trailers (9 + 1) = 36 bytes.
+    assert_eq!(sizes[10], 36, "{sizes:?}");
+    assert!(sizes[10] < plain_sizes[10]);
+}
+
+#[test]
+fn peer_table_size_zero_is_respected() {
+    // A client that advertises a table of 0 bytes: its decoder rejects any insertion or a size
+    // update above 0 (COMPRESSION_ERROR), so every call succeeding shows the server complied.
+    let client = H2Config {
+        header_table_size: 0,
+        ..H2Config::default()
+    };
+    let (indexed, _) = sequential_calls(H2Config::default(), client.clone(), 10);
+    let literal = H2Config {
+        encoder_table_size: 0,
+        ..H2Config::default()
+    };
+    let (plain, _) = sequential_calls(literal, client, 10);
+    assert_eq!(indexed.len(), 20);
+    assert_eq!(indexed, plain);
+}
+
+#[test]
+fn trailers_queued_behind_data_are_encoded_when_written() {
+    // Stream 1's response data is blocked by a tiny client window, so its trailers wait in the
+    // queue while stream 3 is answered completely. Had stream 1's trailers been encoded when
+    // queued, they would insert `grpc-status: 0` into the table *before* stream 3's trailers
+    // refer to it, but reach the client *after* them: the client's decoder would fail.
+    let client = H2Config {
+        initial_window_size: 4,
+        ..H2Config::default()
+    };
+    let (mut c, mut s) = pair(H2Config::default(), client);
+    let r = req("/a.B/C");
+    let a = c.open_stream(&refs(&r), false).unwrap();
+    c.send_data(a, b"x".to_vec(), true).unwrap();
+    let b = c.open_stream(&refs(&r), false).unwrap();
+    c.send_data(b, b"y".to_vec(), true).unwrap();
+    pump(&mut c, &mut s);
+    events(&mut s);
+    let ok: [(&[u8], &[u8]); 1] = [(b"grpc-status", b"0")];
+    s.send_headers(a, &[(b":status", b"200")], false).unwrap();
+    s.send_data(a, b"more than four bytes".to_vec(), false)
+        .unwrap();
+    s.send_headers(a, &ok, true).unwrap();
+    s.send_headers(b, &[(b":status", b"200")], false).unwrap();
+    s.send_data(b, b"abc".to_vec(), false).unwrap();
+    s.send_headers(b, &ok, true).unwrap();
+    // The client returns window as data arrives (half its 4-byte window at a time).
+    pump(&mut c, &mut s);
+    let lists = header_lists(&mut c);
+    let trailers: Vec<u32> = lists
+        .iter()
+        .filter(|(_, f)| *f == [HeaderField::new("grpc-status", "0")])
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(
+        trailers,
+        [b, a],
+        "stream 3 finished first; both trailers decoded"
+    );
+    assert_eq!(c.open_streams(), 0);
+}
