@@ -320,6 +320,9 @@ impl<'a> LoopThread<'a> {
     /// Writes client `i`'s pending output; a lost connection finishes its call.
     fn flush(&mut self, i: usize) {
         let conn = self.clients[i].conn.as_mut().expect("live");
+        if !conn.has_socket() {
+            return;
+        }
         if let Progress::Lost = conn.flush(self.poll.registry()) {
             self.after_io(i);
         }
@@ -381,10 +384,11 @@ impl<'a> LoopThread<'a> {
         }
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
             conn.on_readable(registry, &mut self.buf);
-        } else {
-            conn.flush(registry);
         }
+        // The answer (if complete) starts the next call; then one write carries it together
+        // with any acks the input asked for (and resumes a partial write on WRITABLE).
         self.after_io(i);
+        self.flush(i);
     }
 
     fn fire_timers(&mut self, now: Instant) {

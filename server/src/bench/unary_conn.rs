@@ -238,9 +238,10 @@ impl UnaryConn {
         }
     }
 
-    /// Reads until the socket would block, feeding the HTTP/2 machine, then writes whatever
-    /// it queued in reply (acks, WINDOW_UPDATE). `buf` is scratch space shared by a loop's
-    /// connections.
+    /// Reads until the socket would block, feeding the HTTP/2 machine. What the machine queues
+    /// in reply (SETTINGS/PING acks, WINDOW_UPDATE) is not written here: the caller flushes
+    /// after starting the next call, so acks and the next request share one write. `buf` is
+    /// scratch space shared by a loop's connections.
     pub fn on_readable(&mut self, registry: &Registry, buf: &mut [u8]) -> Progress {
         loop {
             let Some(s) = self.socket.as_mut() else {
@@ -260,13 +261,19 @@ impl UnaryConn {
                         let _ = self.flush(registry); // the GOAWAY, best effort
                         return self.lost(registry, ClientError::Protocol(e.to_string()));
                     }
+                    // A short read drained the socket: with epoll, data arriving later raises
+                    // a new edge, so the read that would only say WouldBlock is skipped (one
+                    // syscall per response; tokio relies on the same property).
+                    if cfg!(target_os = "linux") && n < buf.len() {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.lost(registry, ClientError::Io(e)),
             }
         }
-        self.flush(registry)
+        Progress::Open
     }
 
     /// The connection failed: the call in flight (if any) fails with `err`.
