@@ -4,7 +4,8 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-net cargo bench -p keel-net --bench net_bench`
 //! (`KEEL_BENCH_SECS=N` changes the duration of each phase; default 3;
-//! `KEEL_BENCH_ONLY=server_path` runs only the server-path phase).
+//! `KEEL_BENCH_ONLY=server_path` runs only the server-path phase, `KEEL_BENCH_ONLY=grpc` only the
+//! loopback gRPC phases).
 //!
 //! Peer for ratios: a raw TCP ping-pong of the same payload size on the same loopback (no
 //! HTTP/2, no gRPC) — the floor any protocol over these sockets pays.
@@ -93,7 +94,8 @@ fn thread_cpu() -> Duration {
 
 enum Wake {
     Stop,
-    ReportCpu(std::sync::mpsc::Sender<Duration>),
+    /// Reply with the loop thread's CPU time and allocation count.
+    ReportCpu(std::sync::mpsc::Sender<(Duration, u64)>),
 }
 
 struct Empty;
@@ -108,13 +110,13 @@ impl Handler<Wake> for Empty {
         match payload {
             Wake::Stop => ctx.stop(),
             Wake::ReportCpu(tx) => {
-                let _ = tx.send(thread_cpu());
+                let _ = tx.send((thread_cpu(), thread_allocs()));
             }
         }
     }
 }
 
-fn server_cpu(waker: &keel_net::event_loop::LoopWaker<Wake>) -> Duration {
+fn server_cpu(waker: &keel_net::event_loop::LoopWaker<Wake>) -> (Duration, u64) {
     let (tx, rx) = std::sync::mpsc::channel();
     waker.wake(Wake::ReportCpu(tx)).unwrap();
     rx.recv().unwrap()
@@ -125,6 +127,8 @@ struct Phase {
     wall: Duration,
     process_cpu: Duration,
     server_cpu: Duration,
+    /// Heap allocations made by the server loop thread.
+    server_allocs: u64,
 }
 
 fn grpc_phase(connections: usize, secs: u64) -> Phase {
@@ -140,7 +144,7 @@ fn grpc_phase(connections: usize, secs: u64) -> Phase {
     for c in clients.iter_mut() {
         c.unary("/bench.Svc/Empty", b"").unwrap(); // warm up
     }
-    let (cpu0, scpu0, t0) = (process_cpu(), server_cpu(&waker), Instant::now());
+    let (cpu0, (scpu0, sallocs0), t0) = (process_cpu(), server_cpu(&waker), Instant::now());
     let threads: Vec<_> = clients
         .into_iter()
         .map(|mut c| {
@@ -160,11 +164,13 @@ fn grpc_phase(connections: usize, secs: u64) -> Phase {
     for t in threads {
         t.join().unwrap();
     }
+    let (scpu1, sallocs1) = server_cpu(&waker);
     let phase = Phase {
         calls: calls.load(Ordering::Relaxed),
         wall: t0.elapsed(),
         process_cpu: process_cpu() - cpu0,
-        server_cpu: server_cpu(&waker) - scpu0,
+        server_cpu: scpu1 - scpu0,
+        server_allocs: sallocs1 - sallocs0,
     };
     waker.wake(Wake::Stop).unwrap();
     server.join().unwrap();
@@ -200,6 +206,7 @@ fn tcp_pingpong(secs: u64) -> Phase {
         wall: t0.elapsed(),
         process_cpu: process_cpu() - cpu0,
         server_cpu: Duration::ZERO,
+        server_allocs: 0,
     };
     drop(c);
     server.join().unwrap();
@@ -422,7 +429,8 @@ fn server_path_report() {
 }
 
 fn main() {
-    if std::env::var("KEEL_BENCH_ONLY").as_deref() == Ok("server_path") {
+    let only = std::env::var("KEEL_BENCH_ONLY").unwrap_or_default();
+    if only == "server_path" {
         server_path_report();
         return;
     }
@@ -439,6 +447,19 @@ fn main() {
         wall.as_secs_f64() * 1e6 / n as f64,
         cpu.as_secs_f64() * 1e6 / n as f64
     );
+    if only == "grpc" {
+        // Socket phases only (no peer, no in-memory phases).
+        for conns in [1usize, 64] {
+            let p = grpc_phase(conns, secs);
+            println!(
+                "gRPC unary, {conns} connection(s): {:.0} calls/s, server loop thread CPU {:.2} µs/call, {:.2} allocations/call",
+                p.calls as f64 / p.wall.as_secs_f64(),
+                p.server_cpu.as_secs_f64() * 1e6 / p.calls as f64,
+                p.server_allocs as f64 / p.calls as f64
+            );
+        }
+        return;
+    }
     let peer = tcp_pingpong(secs);
     let peer_rate = peer.calls as f64 / peer.wall.as_secs_f64();
     println!(
@@ -450,11 +471,12 @@ fn main() {
         let p = grpc_phase(conns, secs);
         let rate = p.calls as f64 / p.wall.as_secs_f64();
         println!(
-            "gRPC unary, {conns} connection(s): {:.0} calls/s ({:.2}x peer), process CPU {:.2} µs/call, server loop thread CPU {:.2} µs/call",
+            "gRPC unary, {conns} connection(s): {:.0} calls/s ({:.2}x peer), process CPU {:.2} µs/call, server loop thread CPU {:.2} µs/call, {:.2} allocations/call",
             rate,
             rate / peer_rate,
             p.process_cpu.as_secs_f64() * 1e6 / p.calls as f64,
-            p.server_cpu.as_secs_f64() * 1e6 / p.calls as f64
+            p.server_cpu.as_secs_f64() * 1e6 / p.calls as f64,
+            p.server_allocs as f64 / p.calls as f64
         );
     }
 }

@@ -124,6 +124,8 @@ pub struct Ctx<W> {
     dispatch: VecDeque<Dispatch>,
     dirty: Vec<usize>,
     wake_queue: Arc<Mutex<Vec<W>>>,
+    /// The drained wake queue, kept for its capacity.
+    spare_wake_queue: Vec<W>,
     waker: Arc<mio::Waker>,
     stop: bool,
     scratch_events: Vec<CallEvent>,
@@ -172,6 +174,7 @@ impl<W> EventLoop<W> {
                 dispatch: VecDeque::new(),
                 dirty: Vec::new(),
                 wake_queue: Arc::new(Mutex::new(Vec::new())),
+                spare_wake_queue: Vec::new(),
                 waker,
                 stop: false,
                 scratch_events: Vec::new(),
@@ -260,10 +263,14 @@ impl<W> EventLoop<W> {
                 }
             }
         }
-        let woken = std::mem::take(&mut *self.ctx.wake_queue.lock());
-        for payload in woken {
+        // Swap the queue with an empty one that keeps its capacity (no allocation per wake-up
+        // batch on either side).
+        let mut woken = std::mem::take(&mut self.ctx.spare_wake_queue);
+        std::mem::swap(&mut woken, &mut *self.ctx.wake_queue.lock());
+        for payload in woken.drain(..) {
             handler.on_wake(&mut self.ctx, payload);
         }
+        self.ctx.spare_wake_queue = woken;
         self.ctx.fire_timers(handler);
         self.ctx.settle(handler);
         Ok(())
@@ -475,12 +482,17 @@ impl<W> Ctx<W> {
                 }
             }
             handler.on_batch_end(self);
-            let dirty = std::mem::take(&mut self.dirty);
+            let mut dirty = std::mem::take(&mut self.dirty);
             if dirty.is_empty() && self.dispatch.is_empty() {
+                self.dirty = dirty;
                 break;
             }
-            for idx in dirty {
+            for idx in dirty.drain(..) {
                 self.flush_conn(idx);
+            }
+            // Keep the list's capacity for the next round (flushing marks nothing dirty).
+            if self.dirty.is_empty() {
+                self.dirty = dirty;
             }
         }
     }
