@@ -327,6 +327,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
     let wal_dir = member_dir.join("wal");
     std::fs::create_dir_all(&wal_dir)
         .map_err(|e| err(&format!("cannot create {}", wal_dir.display()), &e))?;
+    remove_outgoing_snapshots(&member_dir);
 
     // The state machine first: its consistent index tells Raft what is already applied.
     let store_cfg = mvcc::StoreConfig {
@@ -873,6 +874,61 @@ fn decode_entry(
             }
         },
     }
+}
+
+/// Removes the snapshot files a crash left while they were being written for a peer (see
+/// [`snapshot_file`]; a complete one is unlinked as soon as it is mapped).
+fn remove_outgoing_snapshots(member_dir: &std::path::Path) {
+    let Ok(dir) = std::fs::read_dir(member_dir) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snapshot-") && name.ends_with(".out") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes a snapshot payload (`| message length: u32 LE | message | mvcc snapshot stream |`)
+/// to `path`, maps it and removes the file: the returned map is the only way to its bytes, and
+/// they live in the page cache (evictable, not in the heap) until the map is dropped.
+fn snapshot_file(
+    path: &std::path::Path,
+    msg: &[u8],
+    store: &mvcc::Store,
+) -> Result<memmap2::Mmap, String> {
+    use std::io::Write;
+    let _ = std::fs::remove_file(path); // left by a crash while sending
+    let written = (|| -> Result<std::fs::File, String> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let mut out = std::io::BufWriter::new(&file);
+        out.write_all(&(msg.len() as u32).to_le_bytes())
+            .and_then(|_| out.write_all(msg))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        store.snapshot_to(&mut out).map_err(|e| e.to_string())?;
+        out.flush()
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        drop(out);
+        Ok(file)
+    })();
+    let mapped = written.and_then(|file| {
+        // SAFETY: the file lives in this member's data directory, which no other process
+        // writes (the assumption the WAL and the btree rest on too); in this process it was
+        // created (`create_new`) and filled by this thread and is unlinked just below, so no
+        // handle writes or truncates it and the mapped bytes stay as written while the map
+        // lives.
+        unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| format!("cannot map {}: {e}", path.display()))
+    });
+    let _ = std::fs::remove_file(path);
+    mapped
 }
 
 /// Size of the blobs the Snapshot stream sends (etcd: 32 KiB).
@@ -1975,29 +2031,30 @@ impl Member {
     /// it may be newer than `meta.index`: the receiver skips the entries it already holds by
     /// mvcc's consistent index, as etcd does). Built on a thread: the copy takes a while.
     ///
-    /// Payload: `| message length: u32 LE | encoded Raft message | mvcc snapshot stream |`.
+    /// Payload: `| message length: u32 LE | encoded Raft message | mvcc snapshot stream |`,
+    /// written to a file in the member directory and sent from a memory map of it (see
+    /// [`snapshot_file`]): the database image never sits in the heap.
     fn send_snapshot(&self, transport: Arc<PeerTransport>, m: keel_consensus::Message) {
         let to = m.to;
         let store = self.store.clone();
         let waker = self.waker.clone();
         let id = m.snapshot.as_ref().map(|s| s.meta.index).unwrap_or(0);
+        let path = self
+            .cfg
+            .data_dir
+            .join("member")
+            .join(format!("snapshot-{to:x}-{id}.out"));
         log_info!("sending a snapshot at index {id} to {to:x}");
         let spawned = std::thread::Builder::new()
             .name("keel-snapshot-send".into())
             .spawn(move || {
                 let mut msg = Vec::new();
                 m.encode(&mut msg);
-                let mut payload = Vec::with_capacity(msg.len() + 4);
-                payload.extend_from_slice(&(msg.len() as u32).to_le_bytes());
-                payload.extend_from_slice(&msg);
-                let result = store
-                    .snapshot_to(&mut payload)
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| {
-                        transport
-                            .send_snapshot(to, id, payload)
-                            .map_err(|e| e.to_string())
-                    });
+                let result = snapshot_file(&path, &msg, &store).and_then(|image| {
+                    transport
+                        .send_snapshot(to, id, image)
+                        .map_err(|e| e.to_string())
+                });
                 if let Err(e) = result {
                     log_warn!("snapshot for {to:x} not sent: {e}");
                     let _ = waker.wake(Wake::SnapshotFailed(to));
@@ -2795,4 +2852,53 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     running
         .run()
         .map_err(|e| StartError(format!("event loop failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_file_holds_the_payload_and_is_gone_from_the_directory() {
+        let dir = crate::raft_log::tests::temp_dir("snapshot-file");
+        let store = mvcc::Store::open_path(dir.join("db"), mvcc::StoreConfig::default()).unwrap();
+        let put = mvcc::Request::Put(mvcc::PutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        });
+        store.apply_batch(&[(1, put)]);
+        let path = dir.join("snapshot-2-7.out");
+        std::fs::write(&path, b"left by a crash").unwrap();
+        let image = snapshot_file(&path, b"raft message", &store).unwrap();
+        assert!(!path.exists(), "unlinked once mapped");
+        assert_eq!(&image[..4], &12u32.to_le_bytes());
+        assert_eq!(&image[4..16], b"raft message");
+        let mut db = &image[16..];
+        let restored =
+            mvcc::Store::restore_path(&mut db, dir.join("restored"), mvcc::StoreConfig::default())
+                .unwrap();
+        assert_eq!(restored.consistent_index(), 1);
+        assert_eq!(restored.hash_kv(0).unwrap(), store.hash_kv(0).unwrap());
+    }
+
+    #[test]
+    fn outgoing_snapshot_files_left_by_a_crash_are_removed_at_start() {
+        let dir = crate::raft_log::tests::temp_dir("snapshot-leftovers");
+        for name in [
+            "snapshot-2-7.out",
+            "snapshot-3-9.out",
+            "db",
+            "snapshot-notes.txt",
+        ] {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        remove_outgoing_snapshots(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["db", "snapshot-notes.txt"]);
+    }
 }
