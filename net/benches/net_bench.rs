@@ -439,14 +439,6 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     println!("keel-net bench ({secs} s per phase)");
-    server_path_report();
-    let n = 200_000;
-    let (wall, cpu) = in_memory(n);
-    println!(
-        "protocol layer in memory (client+server HTTP/2, HPACK, gRPC): {:.2} µs wall/call, {:.2} µs CPU/call",
-        wall.as_secs_f64() * 1e6 / n as f64,
-        cpu.as_secs_f64() * 1e6 / n as f64
-    );
     if only == "grpc" {
         // Socket phases only (no peer, no in-memory phases).
         for conns in [1usize, 64] {
@@ -460,6 +452,14 @@ fn main() {
         }
         return;
     }
+    server_path_report();
+    let n = 200_000;
+    let (wall, cpu) = in_memory(n);
+    println!(
+        "protocol layer in memory (client+server HTTP/2, HPACK, gRPC): {:.2} µs wall/call, {:.2} µs CPU/call",
+        wall.as_secs_f64() * 1e6 / n as f64,
+        cpu.as_secs_f64() * 1e6 / n as f64
+    );
     let peer = tcp_pingpong(secs);
     let peer_rate = peer.calls as f64 / peer.wall.as_secs_f64();
     println!(

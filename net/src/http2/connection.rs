@@ -132,6 +132,9 @@ struct FieldSpan {
     end: usize,
 }
 
+/// Event arena capacity kept between reads; a larger one (after a big read) is shrunk.
+const ARENA_KEEP: usize = 256 << 10;
+
 /// Header lists sent often get a cache slot each ([`Connection::send_headers_cached`]).
 pub(crate) const HEADER_CACHE_SLOTS: usize = 4;
 
@@ -281,9 +284,13 @@ impl Connection {
             return Ok(());
         }
         if self.events.is_empty() {
-            // Everything queued was taken: the arena can be reused.
+            // Everything queued was taken: the arena can be reused (and is not left large after
+            // one big read).
             self.event_bytes.clear();
             self.event_fields.clear();
+            if self.event_bytes.capacity() > ARENA_KEEP {
+                self.event_bytes.shrink_to(ARENA_KEEP);
+            }
         }
         let result = if self.inbuf.is_empty() {
             // Common case: process straight from the caller's buffer, keep only a partial frame.
@@ -704,12 +711,14 @@ impl Connection {
                 ))
             }
         };
-        let fields = fields_start..self.event_fields.len();
-        if list_too_large {
+        let fields = if list_too_large {
             // The partial list is never delivered.
             self.event_bytes.truncate(bytes_start);
             self.event_fields.truncate(fields_start);
-        }
+            fields_start..fields_start
+        } else {
+            fields_start..self.event_fields.len()
+        };
         // Existing stream: response headers (client) or trailers (both roles).
         if let Some(st) = self.streams.get_mut(&stream) {
             if st.recv_closed {

@@ -688,3 +688,48 @@ fn trailers_queued_behind_data_are_encoded_when_written() {
     );
     assert_eq!(c.open_streams(), 0);
 }
+
+#[test]
+fn events_survive_later_reads_until_taken() {
+    // Header fields and data live in the connection's event arena: events not yet taken must
+    // stay intact while more input arrives (the arena is reset only once all were taken).
+    let (mut c, mut s) = pair(H2Config::default(), H2Config::default());
+    let mut chunks = Vec::new();
+    for (i, path) in ["/a.B/One", "/a.B/Two", "/a.B/Three"].iter().enumerate() {
+        let id = c.open_stream(&refs(&req(path)), false).unwrap();
+        c.send_data(id, vec![i as u8; 10 + i], true).unwrap();
+        chunks.push(c.output().to_vec());
+        let n = chunks.last().unwrap().len();
+        c.consume_output(n);
+    }
+    // Feed byte by byte across chunk borders, taking nothing in between.
+    for b in chunks.concat() {
+        s.recv(&[b]).unwrap();
+    }
+    let ev = events(&mut s);
+    assert_eq!(ev.len(), 6, "{ev:?}");
+    for (i, path) in ["/a.B/One", "/a.B/Two", "/a.B/Three"].iter().enumerate() {
+        let Event::Headers { fields, .. } = &ev[2 * i] else {
+            panic!("{:?}", ev[2 * i]);
+        };
+        assert_eq!(fields[2], HeaderField::new(":path", *path));
+        assert_eq!(
+            ev[2 * i + 1],
+            Event::Data {
+                stream: 1 + 2 * i as u32,
+                data: vec![i as u8; 10 + i],
+                end_stream: true
+            }
+        );
+    }
+    // Taken: the next read reuses the arena; new events are still right.
+    let id = c.open_stream(&refs(&req("/a.B/Four")), false).unwrap();
+    c.send_data(id, b"four".to_vec(), true).unwrap();
+    pump(&mut c, &mut s);
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[..], [Event::Headers { fields, .. }, Event::Data { data, .. }]
+            if fields[2] == HeaderField::new(":path", "/a.B/Four") && data == b"four"),
+        "{ev:?}"
+    );
+}
