@@ -140,7 +140,7 @@ impl Decoder {
                         sink(&name_buf, &value_buf);
                     }
                     if add_to_table {
-                        self.table.insert(name_buf.clone(), value_buf.clone());
+                        self.table.insert(&name_buf, &value_buf);
                     }
                     seen_field = true;
                 }

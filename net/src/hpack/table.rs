@@ -4,12 +4,18 @@ use super::static_table::STATIC_TABLE;
 use super::HpackError;
 use std::collections::VecDeque;
 
+/// Evicted entries kept to be refilled by later insertions (a client that indexes a new
+/// `grpc-timeout` on every call evicts one entry per insertion once the table is full).
+const SPARE_ENTRIES: usize = 16;
+
 /// The dynamic table: newest entry first, with size accounting (§4.1) and eviction (§4.4).
 #[derive(Debug)]
 pub(crate) struct DynamicTable {
     entries: VecDeque<(Vec<u8>, Vec<u8>)>,
     size: usize,
     max_size: usize,
+    /// Evicted entries whose buffers are reused by `insert`.
+    spare: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl DynamicTable {
@@ -18,6 +24,7 @@ impl DynamicTable {
             entries: VecDeque::new(),
             size: 0,
             max_size,
+            spare: Vec::new(),
         }
     }
 
@@ -45,23 +52,32 @@ impl DynamicTable {
     fn evict_to(&mut self, limit: usize) {
         while self.size > limit {
             match self.entries.pop_back() {
-                Some((n, v)) => self.size -= n.len() + v.len() + 32,
+                Some(entry) => {
+                    self.size -= entry.0.len() + entry.1.len() + 32;
+                    if self.spare.len() < SPARE_ENTRIES {
+                        self.spare.push(entry);
+                    }
+                }
                 None => break,
             }
         }
     }
 
     /// Inserts an entry (§4.4): evicts until it fits; an entry larger than the table empties it.
-    pub(crate) fn insert(&mut self, name: Vec<u8>, value: Vec<u8>) {
+    pub(crate) fn insert(&mut self, name: &[u8], value: &[u8]) {
         let entry_size = name.len() + value.len() + 32;
         if entry_size > self.max_size {
-            self.entries.clear();
-            self.size = 0;
+            self.evict_to(0);
             return;
         }
         self.evict_to(self.max_size - entry_size);
         self.size += entry_size;
-        self.entries.push_front((name, value));
+        let (mut n, mut v) = self.spare.pop().unwrap_or_default();
+        n.clear();
+        n.extend_from_slice(name);
+        v.clear();
+        v.extend_from_slice(value);
+        self.entries.push_front((n, v));
     }
 
     /// Looks up a 1-based index in the combined index space (static 1..=61, then dynamic).
