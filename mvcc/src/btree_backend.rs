@@ -9,7 +9,7 @@ use keel_btree::{Db, Options, ReadTxn};
 use std::ops::Bound;
 use std::path::Path;
 
-fn storage_err(e: keel_btree::Error) -> Error {
+pub(crate) fn storage_err(e: keel_btree::Error) -> Error {
     use keel_btree::Error as B;
     match e {
         B::NotADatabase

@@ -44,7 +44,8 @@ pub enum Error {
     /// Stored bytes could not be decoded (the file is corrupt or not ours).
     Corrupt(String),
     /// The storage engine failed (I/O error, full disk...). After a failed commit the store is
-    /// poisoned: every later call returns this error until it is reopened.
+    /// poisoned: every later call returns this error until it is reopened (or a snapshot is
+    /// installed into it, [`crate::Store::install_snapshot`]).
     Storage(String),
 }
 

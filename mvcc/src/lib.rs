@@ -45,6 +45,14 @@
 //! for an in-flight commit and commit what is pending first. Memory grows with
 //! the uncommitted writes, so the caller must commit regularly.
 //!
+//! ## Installing a snapshot
+//! A follower that fell behind receives the leader's state machine (the stream
+//! [`Store::snapshot_to`] writes) and installs it into the open store with
+//! [`Store::install_snapshot`] (or its two steps, [`Store::prepare_snapshot`] without any lock
+//! and [`Store::install_prepared`] under all of them): the file is verified and the new state
+//! rebuilt beside the live store, then swapped in atomically, on disk and in memory; watchers
+//! catch up from the new history as etcd's do.
+//!
 //! ## Leases without a clock
 //! The store never reads a clock. Lease deadlines are kept only by the leader, from times the
 //! caller passes in ([`Store::lease_promote`], [`Store::lease_renew`],
@@ -55,7 +63,8 @@
 //! [`types`] (etcd-shaped requests and responses), [`error`], [`revision`], [`codec`] (byte
 //! formats), [`key_index`], [`read`] (range semantics), [`validate`] (pre-log request checks),
 //! `apply` (the write path), [`lease`], [`watch`] + [`interval`] (watchers), [`backend`] (the
-//! storage trait and an in-memory backend), [`btree_backend`], `store` ([`Store`]),
+//! storage trait and an in-memory backend), [`btree_backend`], `store` ([`Store`]; its
+//! `install` submodule: snapshot install),
 //! [`etcd_hash`] (HashKV computed over etcd's byte formats, so it equals etcd's).
 
 pub mod apply;
@@ -80,7 +89,7 @@ pub use backend::{Backend, MemBackend};
 pub use error::{Error, GrpcCode};
 pub use lease::{DEFAULT_MIN_LEASE_TTL, MAX_LEASE_TTL};
 pub use revision::Revision;
-pub use store::{CommitStats, LeaseRenewal, Store, WatchStream};
+pub use store::{CommitStats, LeaseRenewal, PreparedSnapshot, Store, WatchStream};
 pub use types::*;
 pub use validate::validate_request;
 

@@ -19,6 +19,9 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod install;
+pub use install::PreparedSnapshot;
+
 struct Core {
     /// In-memory state: everything applied, committed or not.
     st: State,
@@ -37,6 +40,20 @@ struct Core {
 }
 
 impl Core {
+    /// The core of a store whose backend holds everything in `st` (just opened, or just
+    /// installed from a snapshot): nothing pending, nothing in flight, not poisoned.
+    fn new(st: State) -> Core {
+        let durable_index = st.consistent_index;
+        Core {
+            st,
+            pending: HashMap::new(),
+            unwritten: Unwritten::default(),
+            in_flight: InFlight::default(),
+            durable_index,
+            poisoned: None,
+        }
+    }
+
     fn check(&self) -> Result<(), Error> {
         match &self.poisoned {
             Some(m) => Err(Error::Storage(format!(
@@ -49,8 +66,12 @@ impl Core {
 
 struct Inner {
     /// The storage engine. Outside `core` so that [`Store::commit_pending`] can write it while
-    /// batches apply (backends are `Sync`: reads and one commit may run concurrently).
-    backend: Box<dyn Backend>,
+    /// batches apply (backends are `Sync`: reads and one commit may run concurrently). Behind
+    /// a lock only so that [`Store::install_snapshot`] can replace it: users take a clone of
+    /// the `Arc` ([`Inner::backend`]) and keep it no longer than they hold `core` (read or
+    /// write) or `commit_lock`, which the install holds all of while it swaps; so the old
+    /// backend is dropped (its file closed) right there.
+    backend: RwLock<Arc<dyn Backend>>,
     /// Serializes backend commits: at most one in flight. Held by [`Store::commit_pending`]
     /// during its write, and by every call that commits or needs the backend to hold
     /// everything applied. Lock order: `commit_lock` before `apply_lock` before `core`.
@@ -62,6 +83,13 @@ struct Inner {
     core: RwLock<Core>,
     hub: Mutex<WatchHub>,
     config: StoreConfig,
+}
+
+impl Inner {
+    /// The current backend (see the field's doc for how long a caller may keep it).
+    fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.read().clone()
+    }
 }
 
 /// The MVCC store. Cheap to clone (a shared handle); safe to use from several threads: one
@@ -88,6 +116,76 @@ fn lookup_prev(core: &Core, reader: &dyn BackendRead, key: &[u8], at: i64) -> Op
     fetch_kv(reader, &core.pending, found.modified).ok()
 }
 
+/// Rebuilds the in-memory state (key index, leases, revisions, consistent index) from a
+/// backend's committed contents: what [`Store::open`] does, and what installing a snapshot
+/// does with the new database before it replaces the old one. Fails with [`Error::Corrupt`]
+/// on a record that does not decode.
+pub(crate) fn load_state(reader: &dyn BackendRead) -> Result<State, Error> {
+    let mut st = State::default();
+    let meta = |k: &[u8]| -> Result<u64, Error> {
+        match reader.get(Bucket::Meta, k)? {
+            Some(v) => decode_u64(&v),
+            None => Ok(0),
+        }
+    };
+    st.consistent_index = meta(META_CONSISTENT_INDEX)?;
+    // etcd's compactMainRev starts at -1: "never compacted" (so compacting at 0 works).
+    st.compact_rev = match reader.get(Bucket::Meta, META_COMPACT_REV)? {
+        Some(v) => decode_u64(&v)? as i64,
+        None => -1,
+    };
+    let stored_current = meta(META_CURRENT_REV)? as i64;
+    let mut bad = None;
+    reader.scan(Bucket::Lease, &[], None, &mut |k, v| {
+        match (decode_lease_id(k), decode_lease(v)) {
+            (Ok(id), Ok((ttl, rem))) => {
+                st.leases.leases.insert(id, Lease::new(ttl, rem));
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                bad = Some(e);
+                return false;
+            }
+        }
+        true
+    })?;
+    let mut max_rev = 0;
+    let mut key_lease: HashMap<Vec<u8>, i64> = HashMap::new();
+    reader.scan(Bucket::Key, &[], None, &mut |k, v| {
+        let decoded = Revision::from_key(k).and_then(|(rev, tomb)| Ok((rev, tomb, decode_kv(v)?)));
+        match decoded {
+            Ok((rev, tomb, kv)) => {
+                max_rev = max_rev.max(rev.main);
+                if tomb {
+                    st.index.tombstone(&kv.key, rev);
+                    key_lease.remove(&kv.key);
+                } else {
+                    st.index
+                        .restore_put(&kv.key, rev, kv.create_revision, kv.version);
+                    if kv.lease != 0 {
+                        key_lease.insert(kv.key, kv.lease);
+                    } else {
+                        key_lease.remove(&kv.key);
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                bad = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    for (key, id) in key_lease {
+        st.leases.attach(id, &key);
+    }
+    // A fresh etcd store is at revision 1 (the first write gets revision 2).
+    st.current_rev = stored_current.max(max_rev).max(st.compact_rev).max(1);
+    Ok(st)
+}
+
 impl Store {
     /// Opens a store on keel-btree at `path` (created if missing).
     pub fn open_path(
@@ -100,87 +198,14 @@ impl Store {
 
     /// Opens a store on any backend, rebuilding the key index, leases and revisions from it.
     pub fn open(backend: Box<dyn Backend>, config: StoreConfig) -> Result<Store, Error> {
-        let mut st = State::default();
-        {
-            let reader = backend.read()?;
-            let meta = |k: &[u8]| -> Result<u64, Error> {
-                match reader.get(Bucket::Meta, k)? {
-                    Some(v) => decode_u64(&v),
-                    None => Ok(0),
-                }
-            };
-            st.consistent_index = meta(META_CONSISTENT_INDEX)?;
-            // etcd's compactMainRev starts at -1: "never compacted" (so compacting at 0 works).
-            st.compact_rev = match reader.get(Bucket::Meta, META_COMPACT_REV)? {
-                Some(v) => decode_u64(&v)? as i64,
-                None => -1,
-            };
-            let stored_current = meta(META_CURRENT_REV)? as i64;
-            let mut bad = None;
-            reader.scan(Bucket::Lease, &[], None, &mut |k, v| {
-                match (decode_lease_id(k), decode_lease(v)) {
-                    (Ok(id), Ok((ttl, rem))) => {
-                        st.leases.leases.insert(id, Lease::new(ttl, rem));
-                    }
-                    (Err(e), _) | (_, Err(e)) => {
-                        bad = Some(e);
-                        return false;
-                    }
-                }
-                true
-            })?;
-            let mut max_rev = 0;
-            let mut key_lease: HashMap<Vec<u8>, i64> = HashMap::new();
-            reader.scan(Bucket::Key, &[], None, &mut |k, v| {
-                let decoded =
-                    Revision::from_key(k).and_then(|(rev, tomb)| Ok((rev, tomb, decode_kv(v)?)));
-                match decoded {
-                    Ok((rev, tomb, kv)) => {
-                        max_rev = max_rev.max(rev.main);
-                        if tomb {
-                            st.index.tombstone(&kv.key, rev);
-                            key_lease.remove(&kv.key);
-                        } else {
-                            st.index
-                                .restore_put(&kv.key, rev, kv.create_revision, kv.version);
-                            if kv.lease != 0 {
-                                key_lease.insert(kv.key, kv.lease);
-                            } else {
-                                key_lease.remove(&kv.key);
-                            }
-                        }
-                        true
-                    }
-                    Err(e) => {
-                        bad = Some(e);
-                        false
-                    }
-                }
-            })?;
-            if let Some(e) = bad {
-                return Err(e);
-            }
-            for (key, id) in key_lease {
-                st.leases.attach(id, &key);
-            }
-            // A fresh etcd store is at revision 1 (the first write gets revision 2).
-            st.current_rev = stored_current.max(max_rev).max(st.compact_rev).max(1);
-        }
-        let durable_index = st.consistent_index;
+        let st = load_state(&*backend.read()?)?;
         Ok(Store {
             inner: Arc::new(Inner {
-                backend,
+                backend: RwLock::new(Arc::from(backend)),
                 commit_lock: Mutex::new(()),
                 apply_lock: Mutex::new(()),
                 lease_clock: Mutex::new(LeaseClock::default()),
-                core: RwLock::new(Core {
-                    st,
-                    pending: HashMap::new(),
-                    unwritten: Unwritten::default(),
-                    in_flight: InFlight::default(),
-                    durable_index,
-                    poisoned: None,
-                }),
+                core: RwLock::new(Core::new(st)),
                 hub: Mutex::new(WatchHub::default()),
                 config,
             }),
@@ -324,7 +349,7 @@ impl Store {
             (ops, stats)
         };
         // 2. Write and fsync with no store lock held: applies and reads go on.
-        let outcome = self.inner.backend.commit(ops);
+        let outcome = self.inner.backend().commit(ops);
         // 3. Release what the commit wrote (or poison the store).
         let mut core = self.inner.core.write();
         let done = std::mem::take(&mut core.in_flight);
@@ -408,7 +433,8 @@ impl Store {
             return Err(vec![Err(e); count]);
         }
         let core = &mut **guard;
-        let reader = match self.inner.backend.read() {
+        let backend = self.inner.backend();
+        let reader = match backend.read() {
             Ok(r) => r,
             Err(e) => return Err(vec![Err(e); count]),
         };
@@ -472,7 +498,7 @@ impl Store {
         guard.unwritten.written.clear();
         guard.unwritten.entries = 0;
         let guard = RwLockWriteGuard::downgrade(guard);
-        match self.inner.backend.commit(ops) {
+        match self.inner.backend().commit(ops) {
             Ok(()) => (guard, Ok(())),
             Err(e) => {
                 drop(guard);
@@ -497,13 +523,14 @@ impl Store {
         if events.is_empty() {
             return;
         }
-        if let Ok(reader) = self.inner.backend.read() {
+        let backend = self.inner.backend();
+        if let Ok(reader) = backend.read() {
             let mut prev = |k: &[u8], at: i64| lookup_prev(core, &*reader, k, at);
             self.inner
                 .hub
                 .lock()
                 .publish(events, core.st.current_rev, &mut prev);
-        }
+        };
     }
 
     /// The membership blob last stored by [`Request::SetMembership`] and committed to the
@@ -524,7 +551,8 @@ impl Store {
         self.commit_pending_locked()?;
         let core = self.inner.core.read();
         core.check()?;
-        let reader = self.inner.backend.read()?;
+        let backend = self.inner.backend();
+        let reader = backend.read()?;
         reader.get(Bucket::Meta, key.key())
     }
 
@@ -539,7 +567,8 @@ impl Store {
         crate::validate::validate_request(&Request::Range(req.clone()), usize::MAX)?;
         let core = self.inner.core.read();
         core.check()?;
-        let reader = self.inner.backend.read()?;
+        let backend = self.inner.backend();
+        let reader = backend.read()?;
         let fetch = |rev| fetch_kv(&*reader, &core.pending, rev);
         let cur = core.st.current_rev;
         range(&core.st.index, &fetch, req, cur, core.st.compact_rev, cur)
@@ -568,7 +597,8 @@ impl Store {
             let mut core = self.inner.core.write();
             core.check()?;
             let core = &mut *core;
-            let reader = self.inner.backend.read()?;
+            let backend = self.inner.backend();
+            let reader = backend.read()?;
             // Reads see uncommitted values through `pending`; nothing is written, so the
             // scratch buffer stays empty and is thrown away.
             let mut scratch = Unwritten::default();
@@ -592,7 +622,7 @@ impl Store {
     /// Current revision, compaction revision, consistent index, sizes and counters.
     pub fn status(&self) -> Status {
         let core = self.inner.core.read();
-        let (db_size, db_size_in_use) = self.inner.backend.size();
+        let (db_size, db_size_in_use) = self.inner.backend().size();
         let (watchers_synced, watchers_unsynced) = self.inner.hub.lock().counts();
         Status {
             revision: core.st.current_rev,
@@ -617,7 +647,7 @@ impl Store {
         self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.read();
         core.check()?;
-        self.inner.backend.snapshot_to(w)
+        self.inner.backend().snapshot_to(w)
     }
 
     /// Installs a snapshot made by [`Store::snapshot_to`] as the database at `path` and opens a
@@ -639,7 +669,7 @@ impl Store {
         self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.write();
         core.check()?;
-        self.inner.backend.defragment()
+        self.inner.backend().defragment()
     }
 
     /// The current revision.
@@ -676,7 +706,8 @@ impl Store {
         }
         let rev = if revision <= 0 { cur } else { revision };
         let mut hasher = KvHasher::new(compact, rev, core.st.index.keep(rev));
-        let reader = self.inner.backend.read()?;
+        let backend = self.inner.backend();
+        let reader = backend.read()?;
         let mut failure = None;
         reader.scan(
             Bucket::Key,
@@ -717,7 +748,8 @@ impl Store {
         self.commit_pending_locked()?; // backend = memory
         let core = self.inner.core.read();
         core.check()?;
-        let reader = self.inner.backend.read()?;
+        let backend = self.inner.backend();
+        let reader = backend.read()?;
         let mut h = Crc32c::new();
         for b in Bucket::ALL {
             h.update(b.name());
@@ -779,7 +811,8 @@ impl Store {
                 committing = Some(self.inner.commit_lock.lock());
             }
         };
-        let reader = self.inner.backend.read()?;
+        let backend = self.inner.backend();
+        let reader = backend.read()?;
         let reader = &*reader;
         let mut history = |lo: i64, hi: i64| -> Result<Vec<Event>, Error> {
             let mut out = Vec::new();

@@ -436,6 +436,20 @@ impl WatchHub {
         picked
     }
 
+    /// The store's history was replaced by an installed snapshot whose head is `current`
+    /// (etcd's `watchableStore.Restore`): every watcher becomes unsynced, to catch up from the
+    /// new history at its next revision (the next [`WatchHub::sync`] rounds cancel those
+    /// whose next revision the snapshot compacted). A watcher positioned beyond the new head
+    /// is moved back to `current + 1`: etcd's next sync round sets every chosen watcher's
+    /// `minRev` to the current revision + 1, restored ones included.
+    pub fn restore(&mut self, current: i64) {
+        let all: Vec<WatcherKey> = self.watchers.keys().copied().collect();
+        for wk in all {
+            let min_rev = self.watchers[&wk].min_rev.min(current.saturating_add(1));
+            self.make_unsynced(wk, min_rev);
+        }
+    }
+
     /// A stream-wide progress request: answered (watch_id -1) once all its watchers are synced.
     pub fn request_progress(&mut self, stream: u64, current: i64) {
         if let Some(s) = self.streams.get_mut(&stream) {
