@@ -591,6 +591,53 @@ fn crash_during_or_after_install_reopens_old_or_new_state() {
     assert_eq!(observe(&open(&copy)), want);
 }
 
+/// The two failure points of the swap itself. A rename that fails (the target is a
+/// non-empty directory) leaves the store untouched. A failure after the rename (here the new
+/// file cannot be opened: another handle holds the path) poisons the store; the file at the
+/// path is then the complete snapshot, and a reopen (or a later install) recovers.
+#[test]
+fn failures_at_the_swap_untouched_before_the_rename_poisoned_after() {
+    let dir_a = TempDir::new("swap-a");
+    let a = make_a(&dir_a);
+    let snap = snapshot_bytes(&a);
+    let want = observe(&a);
+    drop(a);
+
+    let dir = TempDir::new("swap-b");
+    let b = Store::open(Box::new(MemBackend::new()), StoreConfig::default()).unwrap();
+    b.apply_batch(&entries(1, vec![put("b/1", "x")]));
+    b.apply_batch_deferred(&entries(2, vec![put("b/2", "pending")]));
+    let before = b.range(&everything()).unwrap();
+
+    // The rename fails.
+    let blocked = dir.0.join("blocked");
+    std::fs::create_dir_all(blocked.join("inside")).unwrap();
+    let r = b.install_snapshot(&mut &snap[..], &blocked);
+    assert!(
+        matches!(&r, Err(Error::Storage(m)) if m.contains("rename")),
+        "{r:?}"
+    );
+    assert!(!dir.0.join("blocked.installing").exists());
+    assert_eq!(b.range(&everything()).unwrap(), before);
+    assert_eq!(b.pending_entries(), 1);
+
+    // Opening the renamed file fails: poisoned, the disk holds the snapshot.
+    let path = dir.db();
+    let holder = keel_btree::Db::open(&path, keel_btree::Options::default()).unwrap();
+    let r = b.install_snapshot(&mut &snap[..], &path);
+    assert!(r.is_err(), "{r:?}");
+    assert!(matches!(b.range(&everything()), Err(Error::Storage(_))));
+    assert!(b.apply(3, put("b/3", "x")).is_err());
+    drop(holder);
+    assert_eq!(
+        observe(&Store::open_path(&path, StoreConfig::default()).unwrap()),
+        want
+    );
+    // A later install on the poisoned handle recovers it.
+    assert_eq!(b.install_snapshot(&mut &snap[..], &path).unwrap(), A_INDEX);
+    assert_eq!(observe(&b), want);
+}
+
 /// A store poisoned by a failed commit is replaced wholesale by an install, which clears the
 /// poison (the state is rebuilt from a verified file, as reopening would).
 #[test]
