@@ -408,11 +408,11 @@ fn grpc_go_deadline_blocks(calls: u32) -> Vec<Vec<u8>> {
 #[derive(Clone, Copy, PartialEq)]
 enum Requests {
     /// grpc-go's fixed request headers, all indexed after the first call.
-    GrpcGo,
+    Indexed,
     /// The same plus a `grpc-timeout` literal without indexing.
-    GrpcGoTimeoutLiteral,
+    TimeoutLiteral,
     /// As Go's encoder sends a deadline: indexed and Huffman-coded, a new entry per call.
-    GrpcGoDeadline,
+    GoDeadline,
 }
 
 /// What the server wrote for the calls, decoded with a fresh HPACK decoder: the number of
@@ -472,7 +472,7 @@ fn server_path(calls: u32, requests: Requests) -> (f64, f64) {
     let mut framed = vec![0, 0, 0, 0, request.len() as u8];
     framed.extend_from_slice(&request);
     let deadline_blocks = match requests {
-        Requests::GrpcGoDeadline => grpc_go_deadline_blocks(calls),
+        Requests::GoDeadline => grpc_go_deadline_blocks(calls),
         _ => Vec::new(),
     };
     let per_call: Vec<Vec<u8>> = (0..calls)
@@ -480,9 +480,9 @@ fn server_path(calls: u32, requests: Requests) -> (f64, f64) {
             let stream = 2 * i + 1;
             let mut b = Vec::new();
             let block = match requests {
-                Requests::GrpcGo => grpc_go_request_block(i == 0, false),
-                Requests::GrpcGoTimeoutLiteral => grpc_go_request_block(i == 0, true),
-                Requests::GrpcGoDeadline => deadline_blocks[i as usize].clone(),
+                Requests::Indexed => grpc_go_request_block(i == 0, false),
+                Requests::TimeoutLiteral => grpc_go_request_block(i == 0, true),
+                Requests::GoDeadline => deadline_blocks[i as usize].clone(),
             };
             h2frame::write_header_block(&mut b, stream, &block, false, 16_384);
             h2frame::write_data(&mut b, stream, &framed, true);
@@ -532,9 +532,9 @@ fn server_path(calls: u32, requests: Requests) -> (f64, f64) {
 
 fn server_path_report() {
     for requests in [
-        Requests::GrpcGo,
-        Requests::GrpcGoTimeoutLiteral,
-        Requests::GrpcGoDeadline,
+        Requests::Indexed,
+        Requests::TimeoutLiteral,
+        Requests::GoDeadline,
     ] {
         // Median of five runs of 100,000 calls (the machine is shared and noisy).
         let mut runs: Vec<(f64, f64)> = (0..5).map(|_| server_path(100_000, requests)).collect();
@@ -543,9 +543,9 @@ fn server_path_report() {
         println!(
             "server path in memory (GrpcServerConn, grpc-go request headers{}, 30 B request and response): {:.0} ns/call, {:.2} allocations/call (runs: {})",
             match requests {
-                Requests::GrpcGo => "",
-                Requests::GrpcGoTimeoutLiteral => " + grpc-timeout literal",
-                Requests::GrpcGoDeadline => " + grpc-timeout indexed and Huffman-coded as Go does",
+                Requests::Indexed => "",
+                Requests::TimeoutLiteral => " + grpc-timeout literal",
+                Requests::GoDeadline => " + grpc-timeout indexed and Huffman-coded as Go does",
             },
             ns,
             allocs,
