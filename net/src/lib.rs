@@ -5,7 +5,8 @@
 //! ## Layers, bottom up
 //!
 //! * [`hpack`] — header compression (RFC 7541), hand-written: a complete decoder (static and
-//!   dynamic tables, Huffman, size updates) and a simple encoder (no indexing, no Huffman).
+//!   dynamic tables, Huffman, size updates) and an encoder that indexes repeated fields in a
+//!   dynamic table mirroring the peer's (no Huffman).
 //! * [`http2`] — HTTP/2 (RFC 9113) as a *sans-io* state machine, [`http2::Connection`]: bytes in,
 //!   [`http2::Event`]s out, a sending API, bytes to write. Both client and server roles; flow
 //!   control both ways; limits against floods (rapid reset, CONTINUATION, empty frames).
