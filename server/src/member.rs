@@ -671,6 +671,15 @@ fn apply_entries(
     let mut over_quota = Vec::new();
     for e in entries {
         let (id, req) = if e.index <= done {
+            // The store holds this entry already (an installed snapshot's database can be
+            // ahead of Raft's log), and so does the membership table; but Raft's configuration
+            // has not seen a membership change among such entries yet: hand it over (at a
+            // restart Raft never hands these entries out: its applied index starts at `done`).
+            if e.kind == EntryKind::ConfChange {
+                if let Ok(cc) = keel_consensus::codec::decode_conf_change_entry(e) {
+                    events.push(MembershipEvent::ConfChange(cc));
+                }
+            }
             (0, mvcc::Request::Noop)
         } else {
             decode_entry(e, store, shared, waiters, &mut events, &mut over_quota)
@@ -2066,11 +2075,17 @@ impl Member {
     }
 
     /// A snapshot from the leader (see [`Member::send_snapshot`]). If it is ahead of what this
-    /// member has committed, install it: the mvcc database is restored next to the live one and
-    /// renamed over it, then the WAL records a snapshot marker and the hard state at its index,
-    /// and the process re-executes itself to start over on the new state (mvcc has no in-place
-    /// swap of an open store yet). Until the rename, a crash leaves the old state intact; after
-    /// it, the restarted member has the new database and, at worst, asks for the snapshot again.
+    /// member has committed, install it **in place**, as etcd's `applySnapshot`: the database
+    /// image is restored next to the live one and verified while the store keeps serving, then
+    /// swapped in (`mvcc::Store::install_prepared`: renamed over `member/db`, the in-memory
+    /// state reloaded, watchers resynced from the new history), the membership table, alarms
+    /// and peers follow it, and only then is the Raft message stepped: Raft adopts the snapshot
+    /// in its next Ready, whose WAL write carries the snapshot marker (`RaftCore::poll`). A
+    /// crash before the rename leaves the old state; after it, the member restarts on the new
+    /// database and a WAL that may not have the marker yet: it replays entries the database
+    /// already holds (skipped by their index) or asks for the snapshot again. The database can
+    /// be ahead of the snapshot's index (it is streamed after the metadata was taken): the
+    /// apply thread skips the entries it holds and hands their membership changes to Raft.
     fn receive_snapshot(&mut self, from: u64, data: Vec<u8>) {
         let parsed = (|| {
             let len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
@@ -2099,62 +2114,110 @@ impl Member {
             meta.term,
             data.len() - db_at
         );
-        let member_dir = self.cfg.data_dir.join("member");
-        let tmp = member_dir.join("db.snapshot");
-        let _ = std::fs::remove_file(&tmp);
-        let store_cfg = mvcc::StoreConfig {
-            min_lease_ttl: self.cfg.min_lease_ttl_secs(),
-            max_txn_ops: self.cfg.max_txn_ops as usize,
-            ..mvcc::StoreConfig::default()
-        };
+        // 1. The database image, written next to the live one and verified, while the store
+        //    keeps serving.
+        let db_path = self.cfg.data_dir.join("member").join("db");
         let mut reader = &data[db_at..];
-        match mvcc::Store::restore_path(&mut reader, &tmp, store_cfg) {
-            Ok(restored) => {
-                let ci = restored.consistent_index();
-                drop(restored);
-                if ci < meta.index {
-                    log_warn!(
-                        "snapshot database from {from:x} is at index {ci}, below its metadata {}; ignored",
-                        meta.index
-                    );
-                    let _ = std::fs::remove_file(&tmp);
-                    return;
-                }
-            }
+        let prepared = match mvcc::Store::prepare_snapshot(&mut reader, &db_path) {
+            Ok(p) => p,
             Err(e) => {
                 log_warn!("snapshot from {from:x} could not be restored: {e}");
-                let _ = std::fs::remove_file(&tmp);
                 return;
             }
-        }
-        let fsync_dir = |d: &std::path::Path| std::fs::File::open(d).and_then(|f| f.sync_all());
-        if let Err(e) =
-            std::fs::rename(&tmp, member_dir.join("db")).and_then(|_| fsync_dir(&member_dir))
-        {
-            crate::log::fatal(format_args!("cannot install the snapshot database: {e}"));
-        }
-        let hs = status.hard_state;
-        let last = keel_consensus::Storage::last_index(self.core.storage()).unwrap_or(0);
-        let batch = wal::Batch {
-            snapshot: Some(wal::SnapshotMarker {
-                index: meta.index,
-                term: meta.term,
-            }),
-            truncate_from: (last > meta.index).then_some(meta.index + 1),
-            entries: Vec::new(),
-            hard_state: Some(crate::raft_log::to_wal_hard_state(
-                &keel_consensus::HardState {
-                    term: hs.term.max(msg.term),
-                    vote: hs.vote,
-                    commit: meta.index,
-                },
-            )),
         };
-        if let Err(e) = self.wal.append_sync(batch) {
-            crate::log::fatal(format_args!("cannot record the snapshot in the WAL: {e}"));
+        let ci = prepared.consistent_index();
+        if ci < meta.index {
+            log_warn!(
+                "snapshot database from {from:x} is at index {ci}, below its metadata {}; ignored",
+                meta.index
+            );
+            return;
         }
-        log_info!("snapshot installed; restarting to load it");
-        reexec();
+        // 2. Swap it in (unless the store already holds this state or a later one: an earlier
+        //    snapshot whose Raft message was dropped, see below). Before Raft hears of the
+        //    snapshot: the WAL's snapshot marker must never point past the state machine, and
+        //    a store ahead of Raft's log is harmless (the apply skips entries it holds).
+        if ci > self.store.consistent_index() {
+            if let Err(e) = self.store.install_prepared(prepared) {
+                crate::log::fatal(format_args!("cannot install the snapshot database: {e}"));
+            }
+            self.reload_installed_state(ci);
+        } else {
+            drop(prepared);
+        }
+        // 3. Raft adopts the snapshot (§7) in its next Ready, which the WAL records with a
+        //    snapshot marker (`RaftCore::poll`); or drops it while committed entries are out
+        //    for applying, and the leader sends another.
+        if let Err(e) = self.core.step(msg) {
+            log_warn!("snapshot message from {from:x} not stepped: {e}");
+        }
+        log_info!(
+            "snapshot installed in place at index {} (database at {ci})",
+            meta.index
+        );
+        self.pump();
+    }
+
+    /// After a snapshot replaced the store's contents: what the member derives from the store
+    /// follows it — the membership table (and the peers dialled), the alarms, the applied
+    /// index and the sampled backend size.
+    fn reload_installed_state(&mut self, applied: u64) {
+        let table = self.store.membership().and_then(|blob| {
+            blob.map(|b| Membership::decode(&b).map_err(mvcc::Error::Corrupt))
+                .transpose()
+        });
+        match table {
+            Ok(Some(table)) => {
+                let removed = table.get(self.id).is_none();
+                *self.shared.membership.lock() = table;
+                if removed {
+                    crate::log::fatal(format_args!(
+                        "the snapshot's membership no longer lists this member ({:x})",
+                        self.id
+                    ));
+                }
+                self.sync_peers_with_table();
+            }
+            Ok(None) => {}
+            Err(e) => crate::log::fatal(format_args!("cannot read the snapshot's membership: {e}")),
+        }
+        let alarms = match self.store.meta(mvcc::MetaKey::Alarms) {
+            Ok(Some(blob)) => AlarmSet::decode(&blob).unwrap_or_else(|e| {
+                crate::log::fatal(format_args!("cannot read the snapshot's alarms: {e}"))
+            }),
+            Ok(None) => AlarmSet::default(),
+            Err(e) => crate::log::fatal(format_args!("cannot read the snapshot's alarms: {e}")),
+        };
+        *self.shared.alarms.lock() = alarms;
+        self.shared.applied.store(applied, Ordering::Relaxed);
+        self.metrics.proposals_applied.set(applied as f64);
+        self.committed = self.committed.max(applied);
+        self.db_size = self.store.status().db_size;
+        self.shared.db_size.store(self.db_size, Ordering::Relaxed);
+    }
+
+    /// The peer transport dials exactly the other members of the table, at their URLs.
+    fn sync_peers_with_table(&mut self) {
+        let Some((transport, _)) = self.peers.as_ref() else {
+            return;
+        };
+        let others: Vec<_> = {
+            let table = self.shared.membership.lock();
+            table
+                .list()
+                .iter()
+                .filter(|m| m.id != self.id)
+                .cloned()
+                .collect()
+        };
+        for id in transport.peers() {
+            if !others.iter().any(|m| m.id == id) {
+                let _ = transport.remove_peer(id);
+            }
+        }
+        for m in &others {
+            add_peer_of(transport, m);
+        }
     }
 
     /// Step every message waiting in the peer inbox into Raft.
@@ -2831,20 +2894,6 @@ impl Handler<Wake> for Member {
 
 /// Replace this process with a fresh run of the same binary and arguments (after installing a
 /// snapshot). File descriptors are close-on-exec, so the new run binds the same ports.
-fn reexec() -> ! {
-    use std::os::unix::process::CommandExt;
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => crate::log::fatal(format_args!("cannot find the keel binary to restart: {e}")),
-    };
-    let e = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .exec();
-    crate::log::fatal(format_args!(
-        "cannot restart after installing a snapshot: {e}"
-    ))
-}
-
 /// Run a member until the process is killed (the `keel` binary's main path).
 pub fn run(cfg: Config) -> Result<(), StartError> {
     let metrics = Arc::new(ServerMetrics::new());

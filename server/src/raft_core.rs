@@ -56,6 +56,10 @@ impl Output {
 /// A Ready whose entries/hard state are being written by the WAL.
 #[derive(Debug)]
 struct InFlight {
+    /// A snapshot Raft adopted from the leader (§7): its state machine image is already in
+    /// place (see `Member::receive_snapshot`); the WAL records its marker, the storage restarts
+    /// from it.
+    snapshot: Option<keel_consensus::Snapshot>,
     entries: Vec<Entry>,
     hard_state: Option<HardState>,
     persisted_messages: Vec<Message>,
@@ -283,26 +287,33 @@ impl RaftCore {
         }
         out.send.extend(rd.messages);
         let in_flight = InFlight {
+            snapshot: rd.snapshot,
             entries: rd.entries,
             hard_state: rd.hard_state,
             persisted_messages: rd.persisted_messages,
             committed_entries: rd.committed_entries,
             read_states: rd.read_states,
         };
-        if rd.snapshot.is_some() {
-            // The member installs a snapshot that is ahead of it before Raft sees it (and then
-            // restarts on it, see `member::Member::receive_snapshot`); only stale snapshots are
-            // stepped, which Raft ignores. Reaching this is a bug.
-            crate::log::panic(format_args!(
-                "raft restored a snapshot the member did not install"
-            ));
-        }
-        if in_flight.entries.is_empty() && in_flight.hard_state.is_none() {
+        if in_flight.entries.is_empty()
+            && in_flight.hard_state.is_none()
+            && in_flight.snapshot.is_none()
+        {
             self.in_flight = Some(in_flight);
             self.finish(out);
             return Ok(());
         }
-        let batch = ready_batch(&in_flight.entries, in_flight.hard_state.as_ref());
+        let mut batch = ready_batch(&in_flight.entries, in_flight.hard_state.as_ref());
+        if let Some(snap) = &in_flight.snapshot {
+            // The log restarts after the snapshot: the WAL marks it and drops what it holds
+            // beyond it (replay ignores the entries it covers).
+            let index = snap.meta.index;
+            let last = keel_consensus::Storage::last_index(self.node.store()).unwrap_or(0);
+            batch.snapshot = Some(wal::SnapshotMarker {
+                index,
+                term: snap.meta.term,
+            });
+            batch.truncate_from = (last > index).then_some(index + 1);
+        }
         if !rd.must_sync {
             // Only the commit index changed: it need not be durable before we go on (etcd does
             // not fsync for it either). Queue the write and complete the Ready now; this saves a
@@ -334,6 +345,11 @@ impl RaftCore {
             return;
         };
         let storage = self.node.store_mut();
+        if let Some(snap) = f.snapshot {
+            if let Err(e) = storage.apply_snapshot(snap) {
+                crate::log::panic(format_args!("raft adopted a stale snapshot: {e}"));
+            }
+        }
         storage.append(&f.entries);
         if let Some(hs) = f.hard_state {
             storage.set_hard_state(hs);

@@ -515,6 +515,11 @@ fn a_member_down_past_log_compaction_catches_up_by_snapshot() {
         "caught up without a snapshot?\n{}",
         ms[down].log_text()
     );
+    assert!(
+        ms[down].log_text().contains("snapshot installed in place"),
+        "{}",
+        ms[down].log_text()
+    );
     assert_eq!(ms[down].ok(&["get", "last"]), "last\nfinal\n");
     let keys = ms[down].ok(&["get", "key", "--prefix", "--keys-only"]);
     assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 400);
@@ -532,6 +537,101 @@ fn a_member_down_past_log_compaction_catches_up_by_snapshot() {
         })
         .collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    for m in ms {
+        m.cleanup();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A member paused (SIGSTOP) while the others write past the leader's log compaction installs
+/// the leader's snapshot in place when it resumes: the process goes on, a client connection
+/// opened before keeps working, and a watch stream opened before the pause delivers every put
+/// it missed, once each, in revision order (its watcher resyncs from the installed history).
+#[test]
+fn a_paused_member_installs_a_snapshot_in_place_and_keeps_its_watchers() {
+    use keel_net::client::{Client, ClientConfig};
+    use keel_net::proto::etcdserverpb as pb;
+    use prost::Message;
+    use std::time::{Duration, Instant};
+    const WRITES: usize = 2000;
+    if !etcdctl_available() {
+        return;
+    }
+    let (dir, ms) = start_cluster("snap-pause", 3, &["--snapshot-count", "100"]);
+    let leader = wait_for_leader(&ms, &[0, 1, 2]);
+    let lag = (leader + 1) % 3;
+    assert_eq!(ms[lag].ok(&["put", "early", "1"]), "OK\n");
+    eventually_reads(&ms[lag], "early", "1", &["--consistency=s"]);
+
+    let mut c = Client::connect(&[ms[lag].endpoint()], ClientConfig::default()).unwrap();
+    let watch = c
+        .open_stream("/etcdserverpb.Watch/Watch", &[], None)
+        .unwrap();
+    let create = pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+            pb::WatchCreateRequest {
+                key: b"key".to_vec(),
+                range_end: b"kez".to_vec(),
+                ..Default::default()
+            },
+        )),
+    };
+    c.send(watch, &create.encode_to_vec()).unwrap();
+    let created = c.recv(watch, Duration::from_secs(10)).unwrap().unwrap();
+    assert!(pb::WatchResponse::decode(&created[..]).unwrap().created);
+
+    let pid = ms[lag].child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    // More appends than the leader keeps in flight to a silent follower (512), so that it
+    // stops sending and compacts its log past what the follower has.
+    put_many(&ms[leader], "key", WRITES);
+    signal("-CONT");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = std::collections::BTreeMap::new();
+    let mut last_rev = 0;
+    while seen.len() < WRITES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{} of {WRITES} events", seen.len());
+        let Some(msg) = c.recv(watch, left).unwrap() else {
+            panic!("the watch ended after {} events", seen.len());
+        };
+        let resp = pb::WatchResponse::decode(&msg[..]).unwrap();
+        assert!(!resp.canceled, "{resp:?}");
+        for ev in resp.events {
+            let kv = ev.kv.unwrap();
+            assert!(kv.mod_revision > last_rev, "out of order: {kv:?}");
+            last_rev = kv.mod_revision;
+            let key = String::from_utf8(kv.key).unwrap();
+            let i: usize = key["key".len()..].parse().unwrap();
+            assert_eq!(kv.value, format!("value-{i}").into_bytes(), "{key}");
+            assert!(seen.insert(key, kv.mod_revision).is_none(), "twice: {i}");
+        }
+    }
+    assert!(
+        ms[lag].log_text().contains("snapshot installed in place"),
+        "caught up without a snapshot?\n{}",
+        ms[lag].log_text()
+    );
+    // The connection opened before the pause still serves unary calls.
+    let range = pb::RangeRequest {
+        key: b"key1999".to_vec(),
+        serializable: true,
+        ..Default::default()
+    };
+    let got = c
+        .unary("/etcdserverpb.KV/Range", &range.encode_to_vec())
+        .unwrap();
+    let got = pb::RangeResponse::decode(&got[..]).unwrap();
+    assert_eq!(got.kvs[0].value, b"value-1999");
     for m in ms {
         m.cleanup();
     }
