@@ -35,6 +35,21 @@ impl<S: Storage> Raft<S> {
         Ok(cs)
     }
 
+    /// Replaces the configuration with `cs` outright, for a member whose state machine and
+    /// membership record were replaced by a snapshot image newer than the snapshot's metadata:
+    /// the membership changes between the two are in entries the application skips, so
+    /// instead of applying them one by one it hands over the configuration they lead to (what a
+    /// restart would start from). Leaders do not install snapshots; a leader calling this
+    /// steps down if `cs` no longer lists it as a voter.
+    pub fn restore_conf_state(&mut self, cs: &ConfState) {
+        let next = self.log.last_index() + 1;
+        self.tracker.set_conf(cs, next);
+        if self.role == Role::Leader && !self.tracker.is_voter(self.id) {
+            let term = self.term;
+            self.become_follower(term, NONE);
+        }
+    }
+
     /// Thesis §3.10: hand leadership to `to`. The leader stops accepting proposals, brings `to`
     /// up to date, then sends it TimeoutNow so it campaigns at once. Aborted if it does not
     /// finish within an election timeout.

@@ -195,6 +195,13 @@ impl<S: Storage> RawNode<S> {
         self.raft.apply_conf_change(cc)
     }
 
+    /// Replaces the configuration outright (for a member whose state machine came from a snapshot image newer than the snapshot's metadata: the configuration the skipped membership changes lead to, as a restart derives it); returns
+    /// the configuration now in force.
+    pub fn restore_conf_state(&mut self, cs: &ConfState) -> ConfState {
+        self.raft.restore_conf_state(cs);
+        self.raft.tracker.conf_state()
+    }
+
     /// Requests a linearizable read point; the answer arrives as a [`ReadState`] with the same
     /// `context` in a later Ready. Contexts must be unique among pending requests.
     pub fn read_index(&mut self, context: Vec<u8>) -> Result<(), Error> {

@@ -276,3 +276,34 @@ fn restart_after_a_torn_snapshot_write_uses_the_snapshot_as_commit() {
     assert_eq!(n.status().hard_state.commit, 5);
     assert_eq!(n.status().applied, 5);
 }
+
+/// `restore_conf_state` replaces the configuration outright (a member whose state machine came
+/// from a snapshot image newer than the snapshot's metadata): voters and learners follow it,
+/// a vote then needs the new majority, and a leader no longer listed as a voter steps down.
+#[test]
+fn restore_conf_state_replaces_the_configuration() {
+    let mut n = node(1, &[1, 2, 3], |_| {});
+    let cs = ConfState {
+        voters: vec![1, 2, 3, 4, 5],
+        learners: vec![6],
+    };
+    let got = n.restore_conf_state(&cs);
+    assert_eq!(got.voters, vec![1, 2, 3, 4, 5]);
+    assert_eq!(got.learners, vec![6]);
+    assert_eq!(n.status().conf_state, got);
+    // A campaign now asks the four other voters, not the learner.
+    n.campaign();
+    let rd = n.ready();
+    let mut asked: Vec<u64> = rd.persisted_messages.iter().map(|m| m.to).collect();
+    asked.sort();
+    assert_eq!(asked, vec![2, 3, 4, 5]);
+
+    let mut l = node(1, &[1, 2, 3], |_| {});
+    make_leader(&mut l);
+    handle(&mut l);
+    l.restore_conf_state(&ConfState {
+        voters: vec![2, 3],
+        learners: vec![],
+    });
+    assert_ne!(l.status().soft_state.role, Role::Leader);
+}

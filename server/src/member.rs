@@ -131,6 +131,9 @@ pub enum MembershipEvent {
     ConfChange(ConfChange),
     /// A member's peer URLs changed (MemberUpdate).
     PeerUrls(u64, Vec<String>),
+    /// Entries the store already held (from an installed snapshot) included membership
+    /// changes: Raft's configuration and the peers take the table's.
+    SyncConf,
 }
 
 /// A MoveLeader call waiting for the transfer to finish.
@@ -669,17 +672,16 @@ fn apply_entries(
     let mut ids = Vec::with_capacity(entries.len());
     let mut events = Vec::new();
     let mut over_quota = Vec::new();
+    let mut sync_conf = false;
     for e in entries {
         let (id, req) = if e.index <= done {
             // The store holds this entry already (an installed snapshot's database can be
             // ahead of Raft's log), and so does the membership table; but Raft's configuration
-            // has not seen a membership change among such entries yet: hand it over (at a
-            // restart Raft never hands these entries out: its applied index starts at `done`).
-            if e.kind == EntryKind::ConfChange {
-                if let Ok(cc) = keel_consensus::codec::decode_conf_change_entry(e) {
-                    events.push(MembershipEvent::ConfChange(cc));
-                }
-            }
+            // may not reflect a membership change among such entries (the snapshot's metadata
+            // is older than its database): once this batch is through, Raft takes the table's
+            // configuration, as a restart would. (At a restart Raft never hands out entries
+            // the store holds: its applied index starts at the store's.)
+            sync_conf |= e.kind == EntryKind::ConfChange;
             (0, mvcc::Request::Noop)
         } else {
             decode_entry(e, store, shared, waiters, &mut events, &mut over_quota)
@@ -706,6 +708,9 @@ fn apply_entries(
     }
     if !over_quota.is_empty() {
         let _ = waker.wake(Wake::RaiseNoSpace(over_quota));
+    }
+    if sync_conf {
+        events.push(MembershipEvent::SyncConf);
     }
     for ev in events {
         let _ = waker.wake(Wake::Membership(ev));

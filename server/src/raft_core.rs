@@ -168,6 +168,12 @@ impl RaftCore {
         self.node.apply_conf_change(cc)
     }
 
+    /// Replace Raft's configuration with the membership table's, after an installed snapshot
+    /// whose database is newer than its metadata (see `MembershipEvent::SyncConf`).
+    pub fn restore_conf_state(&mut self, cs: &ConfState) -> ConfState {
+        self.node.restore_conf_state(cs)
+    }
+
     /// Hand leadership to `to` (thesis §3.10; etcd's MoveLeader).
     pub fn transfer_leader(&mut self, to: u64) -> Result<(), RaftError> {
         self.node.transfer_leader(to)

@@ -557,7 +557,12 @@ fn a_paused_member_installs_a_snapshot_in_place_and_keeps_its_watchers() {
     if !etcdctl_available() {
         return;
     }
-    let (dir, ms) = start_cluster("snap-pause", 3, &["--snapshot-count", "100"]);
+    // No strict reconfiguration check: a learner is added while the member is paused.
+    let (dir, ms) = start_cluster(
+        "snap-pause",
+        3,
+        &["--snapshot-count", "100", "--strict-reconfig-check=false"],
+    );
     let leader = wait_for_leader(&ms, &[0, 1, 2]);
     let lag = (leader + 1) % 3;
     assert_eq!(ms[lag].ok(&["put", "early", "1"]), "OK\n");
@@ -593,6 +598,21 @@ fn a_paused_member_installs_a_snapshot_in_place_and_keeps_its_watchers() {
     // More appends than the leader keeps in flight to a silent follower (512), so that it
     // stops sending and compacts its log past what the follower has.
     put_many(&ms[leader], "key", WRITES);
+    // A membership change the paused member learns only from the snapshot's database (the
+    // leader stopped sending to it long before).
+    let learner_url = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let added = ms[leader].ok(&[
+        "member",
+        "add",
+        "extra",
+        "--learner",
+        &format!("--peer-urls={learner_url}"),
+    ]);
+    assert!(added.contains("added to cluster"), "{added}");
+    put_many(&ms[leader], "tail", 50);
     signal("-CONT");
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -620,6 +640,12 @@ fn a_paused_member_installs_a_snapshot_in_place_and_keeps_its_watchers() {
         ms[lag].log_text().contains("snapshot installed in place"),
         "caught up without a snapshot?\n{}",
         ms[lag].log_text()
+    );
+    // Its membership table is the snapshot's: it lists the learner added while it was paused.
+    let list = ms[lag].ok(&["member", "list"]);
+    assert!(
+        list.contains(&format!(", unstarted, , {learner_url}, , true")),
+        "{list}"
     );
     // The connection opened before the pause still serves unary calls.
     let range = pb::RangeRequest {

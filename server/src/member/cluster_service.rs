@@ -407,6 +407,28 @@ impl Member {
                 }
                 self.pump();
             }
+            MembershipEvent::SyncConf => {
+                let (conf, listed) = {
+                    let table = self.shared.membership.lock();
+                    (table.conf_state(), table.get(self.id).is_some())
+                };
+                if !listed {
+                    crate::log::fatal(format_args!(
+                        "the installed snapshot's membership no longer lists this member ({:x})",
+                        self.id
+                    ));
+                }
+                if self.core.conf_state() != conf {
+                    log_info!(
+                        "raft configuration set from the installed membership: voters {:x?}, learners {:x?}",
+                        conf.voters,
+                        conf.learners
+                    );
+                    self.core.restore_conf_state(&conf);
+                }
+                self.sync_peers_with_table();
+                self.pump();
+            }
             MembershipEvent::PeerUrls(id, _) => {
                 let member = self.shared.membership.lock().get(id).cloned();
                 if let (Some(t), Some(m), true) = (transport, member, id != self.id) {
