@@ -543,6 +543,24 @@ fn a_member_down_past_log_compaction_catches_up_by_snapshot() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `f` while `m`'s process is stopped (SIGSTOP; SIGCONT after): its connections stay
+/// open but it reads nothing, as a member behind a stalled link.
+fn while_paused<T>(m: &Member, f: impl FnOnce() -> T) -> T {
+    let pid = m.child.as_ref().expect("running").id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let out = f();
+    signal("-CONT");
+    out
+}
+
 /// A member paused (SIGSTOP) while the others write past the leader's log compaction installs
 /// the leader's snapshot in place when it resumes: the process goes on, a client connection
 /// opened before keeps working, and a watch stream opened before the pause delivers every put
@@ -585,35 +603,27 @@ fn a_paused_member_installs_a_snapshot_in_place_and_keeps_its_watchers() {
     let created = c.recv(watch, Duration::from_secs(10)).unwrap().unwrap();
     assert!(pb::WatchResponse::decode(&created[..]).unwrap().created);
 
-    let pid = ms[lag].child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
-    };
-    signal("-STOP");
-    // More appends than the leader keeps in flight to a silent follower (512), so that it
-    // stops sending and compacts its log past what the follower has.
-    put_many(&ms[leader], "key", WRITES);
-    // A membership change the paused member learns only from the snapshot's database (the
-    // leader stopped sending to it long before).
-    let learner_url = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
-    let added = ms[leader].ok(&[
-        "member",
-        "add",
-        "extra",
-        "--learner",
-        &format!("--peer-urls={learner_url}"),
-    ]);
-    assert!(added.contains("added to cluster"), "{added}");
-    put_many(&ms[leader], "tail", 50);
-    signal("-CONT");
+    let learner_url = while_paused(&ms[lag], || {
+        // More appends than the leader keeps in flight to a silent follower (512), so that
+        // it stops sending and compacts its log past what the follower has.
+        put_many(&ms[leader], "key", WRITES);
+        // A membership change the paused member learns only from the snapshot's database
+        // (the leader stopped sending to it long before).
+        let learner_url = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let added = ms[leader].ok(&[
+            "member",
+            "add",
+            "extra",
+            "--learner",
+            &format!("--peer-urls={learner_url}"),
+        ]);
+        assert!(added.contains("added to cluster"), "{added}");
+        put_many(&ms[leader], "tail", 50);
+        learner_url
+    });
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = std::collections::BTreeMap::new();
@@ -678,18 +688,7 @@ fn a_member_killed_just_after_installing_a_snapshot_recovers() {
     let lag = (leader + 1) % 3;
     assert_eq!(ms[lag].ok(&["put", "early", "1"]), "OK\n");
     eventually_reads(&ms[lag], "early", "1", &["--consistency=s"]);
-    let pid = ms[lag].child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
-    };
-    signal("-STOP");
-    put_many(&ms[leader], "key", 2000);
-    signal("-CONT");
+    while_paused(&ms[lag], || put_many(&ms[leader], "key", 2000));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ms[lag].log_text().contains("snapshot installed in place") {
         assert!(Instant::now() < deadline, "{}", ms[lag].log_text());
