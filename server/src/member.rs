@@ -115,6 +115,8 @@ pub enum Wake {
     PeerInbox,
     /// Building or queueing a snapshot for this peer failed.
     SnapshotFailed(u64),
+    /// A snapshot from the leader was restored next to the live database (or failed to be).
+    SnapshotPrepared(Box<PreparedInstall>),
     /// The apply thread applied a membership change: Raft's configuration and the peer
     /// transport follow it.
     Membership(MembershipEvent),
@@ -134,6 +136,13 @@ pub enum MembershipEvent {
     /// Entries the store already held (from an installed snapshot) included membership
     /// changes: Raft's configuration and the peers take the table's.
     SyncConf,
+}
+
+/// A snapshot from the leader whose database was restored next to the live one, to install.
+pub struct PreparedInstall {
+    from: u64,
+    msg: keel_consensus::Message,
+    prepared: Result<mvcc::PreparedSnapshot, mvcc::Error>,
 }
 
 /// A MoveLeader call waiting for the transfer to finish.
@@ -267,6 +276,8 @@ pub struct Member {
     waker: LoopWaker<Wake>,
     /// Lease calls a follower forwards to the leader (see [`crate::forward`]).
     forwarder: crate::forward::Forwarder,
+    /// A snapshot's database is being restored on a thread (one at a time).
+    restoring_snapshot: bool,
     calls: HashMap<CallId, PendingCall>,
     streams: HashMap<CallId, Stream>,
     tick_timer: Option<TimerId>,
@@ -536,6 +547,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         waker,
         forwarder: crate::forward::Forwarder::new(FORWARD_WORKERS)
             .map_err(|e| err("cannot start the forwarding threads", &e))?,
+        restoring_snapshot: false,
         calls: HashMap::new(),
         streams: HashMap::new(),
         tick_timer: None,
@@ -2081,8 +2093,9 @@ impl Member {
 
     /// A snapshot from the leader (see [`Member::send_snapshot`]). If it is ahead of what this
     /// member has committed, install it **in place**, as etcd's `applySnapshot`: the database
-    /// image is restored next to the live one and verified while the store keeps serving, then
-    /// swapped in (`mvcc::Store::install_prepared`: renamed over `member/db`, the in-memory
+    /// image is restored next to the live one and verified on a thread while the store keeps
+    /// serving (one snapshot at a time; another arriving meanwhile is dropped and the leader
+    /// sends it again), then, back on the loop ([`Member::install_snapshot`]), swapped in (`mvcc::Store::install_prepared`: renamed over `member/db`, the in-memory
     /// state reloaded, watchers resynced from the new history), the membership table, alarms
     /// and peers follow it, and only then is the Raft message stepped: Raft adopts the snapshot
     /// in its next Ready, whose WAL write carries the snapshot marker (`RaftCore::poll`). A
@@ -2113,17 +2126,59 @@ impl Member {
             }
             return;
         }
+        if self.restoring_snapshot {
+            log_debug!("snapshot from {from:x} dropped: another one is being restored");
+            return;
+        }
         log_info!(
             "installing a snapshot from {from:x} at index {} term {} ({} bytes)",
             meta.index,
             meta.term,
             data.len() - db_at
         );
-        // 1. The database image, written next to the live one and verified, while the store
-        //    keeps serving.
+        // 1. The database image is written next to the live one and verified on a thread of
+        //    its own (the loop never waits on the disk), while the store keeps serving.
         let db_path = self.cfg.data_dir.join("member").join("db");
-        let mut reader = &data[db_at..];
-        let prepared = match mvcc::Store::prepare_snapshot(&mut reader, &db_path) {
+        let waker = self.waker.clone();
+        let spawned = std::thread::Builder::new()
+            .name("keel-snapshot-restore".into())
+            .spawn(move || {
+                let mut reader = &data[db_at..];
+                let prepared = mvcc::Store::prepare_snapshot(&mut reader, &db_path);
+                let _ = waker.wake(Wake::SnapshotPrepared(Box::new(PreparedInstall {
+                    from,
+                    msg,
+                    prepared,
+                })));
+            });
+        match spawned {
+            Ok(_) => self.restoring_snapshot = true,
+            Err(e) => log_warn!("snapshot from {from:x} dropped: cannot start a thread: {e}"),
+        }
+    }
+
+    /// The snapshot database restored by [`Member::receive_snapshot`]'s thread: swap it in
+    /// and let Raft adopt the snapshot.
+    fn install_snapshot(&mut self, p: PreparedInstall) {
+        self.restoring_snapshot = false;
+        let PreparedInstall {
+            from,
+            msg,
+            prepared,
+        } = p;
+        let Some(meta) = msg.snapshot.as_ref().map(|s| s.meta.clone()) else {
+            return;
+        };
+        let status = self.core.status();
+        if meta.index <= status.hard_state.commit || msg.term < status.hard_state.term {
+            // The log caught up meanwhile: the database is not needed; Raft answers the message.
+            drop(prepared);
+            if let Err(e) = self.core.step(msg) {
+                log_debug!("stale snapshot from {from:x} not stepped: {e}");
+            }
+            return;
+        }
+        let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
                 log_warn!("snapshot from {from:x} could not be restored: {e}");
@@ -2147,6 +2202,10 @@ impl Member {
                 crate::log::fatal(format_args!("cannot install the snapshot database: {e}"));
             }
             self.reload_installed_state(ci);
+            log_info!(
+                "snapshot installed in place at index {} (database at {ci})",
+                meta.index
+            );
         } else {
             drop(prepared);
         }
@@ -2156,10 +2215,6 @@ impl Member {
         if let Err(e) = self.core.step(msg) {
             log_warn!("snapshot message from {from:x} not stepped: {e}");
         }
-        log_info!(
-            "snapshot installed in place at index {} (database at {ci})",
-            meta.index
-        );
         self.pump();
     }
 
@@ -2847,6 +2902,7 @@ impl Handler<Wake> for Member {
                 self.core.report_snapshot(to, false);
                 self.pump();
             }
+            Wake::SnapshotPrepared(p) => self.install_snapshot(*p),
             Wake::PeerInbox => {
                 self.drain_peers();
                 self.pump();
