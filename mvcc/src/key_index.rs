@@ -10,27 +10,152 @@
 //!   at 4 -> rev 2 (version 1); at 6 -> rev 5 (version 2); at 8 -> deleted; at 9 -> rev 9 (v 1)
 //! ```
 //! The last generation is the open one; after a delete it is empty until the key is put again.
+//!
+//! # Memory layout
+//!
+//! Most keys are written once, or a few times between compactions, so the representation is
+//! chosen for those cases (figures: `tests/key_index_memory.rs`, mvcc/README.md):
+//! * a key put once and never deleted is [`KeyIndex`]'s `Once(rev)` form, one revision stored
+//!   inline in the ordered map's slot: no heap block besides the key itself;
+//! * a key put two or more times, never deleted and not compacted, is `Puts(revs)`: only its
+//!   revision vector (its creation revision is the first, its version the count);
+//! * otherwise the key holds a boxed slice of generations, and a generation with exactly one
+//!   revision keeps it inline (`Revs::One`), so only generations with two or more revisions
+//!   pay for a revision vector;
+//! * keys are `Box<[u8]>` (16 bytes in the map slot, not `Vec`'s 24).
+//!
+//! The map stores keys and values inline in its nodes, so every byte of `KeyIndex` is paid
+//! by every key (times the nodes' fill factor): `KeyIndex` is 24 bytes, the same as one `Vec`.
+//! The forms are interchangeable: every method answers exactly as the general form would.
 
 use crate::revision::Revision;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
+/// Appends to a revision vector, growing it by half its length when full (2, 3, 4, 6, 9...
+/// slots) instead of doubling: a key put three times holds three slots, not four.
+fn push_growing(v: &mut Vec<Revision>, rev: Revision) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 2).max(1));
+    }
+    v.push(rev);
+}
+
+/// The revisions of one generation, ascending.
+#[derive(Debug, Clone)]
+enum Revs {
+    /// Exactly one revision, inline (no heap block).
+    One(Revision),
+    /// Any other number: empty for the open generation after a delete, or two and more.
+    Many(Vec<Revision>),
+}
+
+impl Revs {
+    fn as_slice(&self) -> &[Revision] {
+        match self {
+            Revs::One(r) => std::slice::from_ref(r),
+            Revs::Many(v) => v,
+        }
+    }
+
+    /// Appends a revision (a vector starts at two slots, see [`push_growing`]).
+    fn push(&mut self, rev: Revision) {
+        match self {
+            Revs::One(first) => {
+                // `vec!` allocates exactly two slots
+                *self = Revs::Many(vec![*first, rev]);
+            }
+            Revs::Many(v) if v.is_empty() => *self = Revs::One(rev),
+            Revs::Many(v) => push_growing(v, rev),
+        }
+    }
+
+    /// Drops the first `n` revisions; one left goes back inline, and a vector is shrunk to fit.
+    fn drop_first(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let Revs::Many(v) = self else {
+            unreachable!("dropping {n} of one revision leaves none, callers keep one");
+        };
+        v.drain(..n);
+        if v.len() == 1 {
+            *self = Revs::One(v[0]);
+        } else {
+            v.shrink_to_fit();
+        }
+    }
+}
+
 /// One life of a key: from its creation to its delete (tombstone, the last rev) if any.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone)]
 struct Generation {
     /// Version of the key at the last revision in `revs` (counting the tombstone).
     version: i64,
     /// Revision that created the key in this generation.
     created: Revision,
     /// Revisions of the changes, ascending; for a closed generation the last is the tombstone.
-    revs: Vec<Revision>,
+    revs: Revs,
+}
+
+impl Generation {
+    fn empty() -> Generation {
+        Generation {
+            version: 0,
+            created: Revision::default(),
+            revs: Revs::Many(Vec::new()),
+        }
+    }
+
+    fn revs(&self) -> &[Revision] {
+        self.revs.as_slice()
+    }
+}
+
+/// The forms of a key's revisions (see the module doc).
+#[derive(Debug, Clone)]
+enum Repr {
+    /// A key put once and never deleted: exactly the one generation `{version 1, created
+    /// rev, revs [rev]}`.
+    Once(Revision),
+    /// A key put two or more times since its creation, never deleted, nothing compacted: the
+    /// one generation `{version revs.len(), created revs[0], revs}`.
+    Puts(Vec<Revision>),
+    /// Any generations (none for a new, empty `KeyIndex`). The last one is the open one. A
+    /// boxed slice (16 bytes, not a vector's 24) keeps this enum at 24 bytes; generations are
+    /// added one at a time (by a delete), so it is resized exactly then.
+    Generations(Box<[Generation]>),
 }
 
 /// The revisions of one key.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Equality compares the generations (versions, creation and change revisions), not the
+/// in-memory form that holds them.
+#[derive(Debug, Clone)]
 pub struct KeyIndex {
-    generations: Vec<Generation>,
+    repr: Repr,
 }
+
+impl Default for KeyIndex {
+    fn default() -> KeyIndex {
+        KeyIndex {
+            repr: Repr::Generations(Box::default()),
+        }
+    }
+}
+
+impl PartialEq for KeyIndex {
+    fn eq(&self, other: &KeyIndex) -> bool {
+        let a = self.generation_list();
+        let b = other.generation_list();
+        a.len() == b.len()
+            && a.iter().zip(b.iter()).all(|(x, y)| {
+                x.version == y.version && x.created == y.created && x.revs() == y.revs()
+            })
+    }
+}
+
+impl Eq for KeyIndex {}
 
 /// What the index knows about a key at a revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,27 +168,54 @@ pub struct Found {
     pub version: i64,
 }
 
+/// Appends a generation to a boxed slice of them (exactly one more slot).
+fn push_generation(generations: &mut Box<[Generation]>, g: Generation) {
+    let mut v = std::mem::take(generations).into_vec();
+    v.reserve_exact(1);
+    v.push(g);
+    *generations = v.into_boxed_slice();
+}
+
 impl KeyIndex {
     /// The change visible at `at` (main revision), or None if the key did not exist then.
     pub fn get(&self, at: i64) -> Option<Found> {
-        let last = self.generations.len().checked_sub(1)?;
-        for (gi, g) in self.generations.iter().enumerate().rev() {
-            let Some(first) = g.revs.first() else {
+        let generations = match &self.repr {
+            Repr::Once(rev) => {
+                return (rev.main <= at).then_some(Found {
+                    modified: *rev,
+                    created: *rev,
+                    version: 1,
+                });
+            }
+            Repr::Puts(revs) => {
+                let n = revs.partition_point(|r| r.main <= at);
+                return (n > 0).then(|| Found {
+                    modified: revs[n - 1],
+                    created: revs[0],
+                    version: n as i64,
+                });
+            }
+            Repr::Generations(generations) => generations,
+        };
+        let last = generations.len().checked_sub(1)?;
+        for (gi, g) in generations.iter().enumerate().rev() {
+            let revs = g.revs();
+            let Some(first) = revs.first() else {
                 continue;
             };
             if gi != last {
                 // closed generation: its last rev is the tombstone
-                let tomb = g.revs.last().expect("non-empty");
+                let tomb = revs.last().expect("non-empty");
                 if tomb.main <= at {
                     return None;
                 }
             }
             if first.main <= at {
-                let n = g.revs.partition_point(|r| r.main <= at) - 1;
+                let n = revs.partition_point(|r| r.main <= at) - 1;
                 return Some(Found {
-                    modified: g.revs[n],
+                    modified: revs[n],
                     created: g.created,
-                    version: g.version - (g.revs.len() - n - 1) as i64,
+                    version: g.version - (revs.len() - n - 1) as i64,
                 });
             }
         }
@@ -72,18 +224,94 @@ impl KeyIndex {
 
     /// True if the key is live at the newest revision.
     pub fn is_live(&self) -> bool {
-        self.generations.last().is_some_and(|g| !g.revs.is_empty())
+        match &self.repr {
+            Repr::Once(_) | Repr::Puts(_) => true,
+            Repr::Generations(generations) => {
+                generations.last().is_some_and(|g| !g.revs().is_empty())
+            }
+        }
+    }
+
+    /// The general form, converting `Once` or `Puts` into it (one generation) if needed.
+    fn generations_mut(&mut self) -> &mut Box<[Generation]> {
+        let single = match &mut self.repr {
+            Repr::Generations(_) => None,
+            Repr::Once(rev) => Some(Generation {
+                version: 1,
+                created: *rev,
+                revs: Revs::One(*rev),
+            }),
+            Repr::Puts(revs) => Some(Generation {
+                version: revs.len() as i64,
+                created: revs[0],
+                revs: Revs::Many(std::mem::take(revs)),
+            }),
+        };
+        if let Some(single) = single {
+            self.repr = Repr::Generations(Box::new([single]));
+        }
+        match &mut self.repr {
+            Repr::Generations(generations) => generations,
+            _ => unreachable!("converted above"),
+        }
+    }
+
+    /// The generations as a list (`Once` and `Puts` as their one generation).
+    fn generation_list(&self) -> std::borrow::Cow<'_, [Generation]> {
+        use std::borrow::Cow;
+        match &self.repr {
+            Repr::Once(rev) => Cow::Owned(vec![Generation {
+                version: 1,
+                created: *rev,
+                revs: Revs::One(*rev),
+            }]),
+            Repr::Puts(revs) => Cow::Owned(vec![Generation {
+                version: revs.len() as i64,
+                created: revs[0],
+                revs: Revs::Many(revs.clone()),
+            }]),
+            Repr::Generations(generations) => Cow::Borrowed(generations),
+        }
+    }
+
+    /// Goes back to the `Once` form if the generations are exactly its one generation.
+    fn collapse_to_once(&mut self) {
+        if let Repr::Generations(generations) = &self.repr {
+            if let [Generation {
+                version: 1,
+                created,
+                revs: Revs::One(rev),
+            }] = &generations[..]
+            {
+                if created == rev {
+                    self.repr = Repr::Once(*rev);
+                }
+            }
+        }
     }
 
     /// Records a put at `rev`. Returns (create revision, version) of the new value.
     pub fn put(&mut self, rev: Revision) -> (i64, i64) {
-        if self.generations.is_empty() {
-            self.push_generation();
+        match &mut self.repr {
+            Repr::Generations(g) if g.is_empty() => {
+                self.repr = Repr::Once(rev);
+                return (rev.main, 1);
+            }
+            Repr::Once(first) => {
+                let revs = vec![*first, rev]; // exactly two slots
+                let created = first.main;
+                self.repr = Repr::Puts(revs);
+                return (created, 2);
+            }
+            Repr::Puts(revs) => {
+                push_growing(revs, rev);
+                return (revs[0].main, revs.len() as i64);
+            }
+            Repr::Generations(_) => {}
         }
-        let g = self.generations.last_mut().expect("non-empty");
-        if g.revs.is_empty() {
+        let g = self.generations_mut().last_mut().expect("non-empty");
+        if g.revs().is_empty() {
             g.created = rev;
-            g.revs.reserve_exact(1);
         }
         g.revs.push(rev);
         g.version += 1;
@@ -93,13 +321,34 @@ impl KeyIndex {
     /// Re-inserts a put found in the backend on open (history may start mid-generation after a
     /// compaction, so the creation revision and version come from the stored value).
     pub fn restore_put(&mut self, rev: Revision, created: i64, version: i64) {
-        if self.generations.is_empty() {
-            self.push_generation();
+        // A put that continues the history exactly as `put` would have recorded it keeps the
+        // compact forms; anything else (a history starting mid-generation, a creation at a
+        // sub-revision other than 0) takes the general form.
+        match &mut self.repr {
+            Repr::Generations(g)
+                if g.is_empty() && Revision::new(created, 0) == rev && version == 1 =>
+            {
+                self.repr = Repr::Once(rev);
+                return;
+            }
+            Repr::Once(first) if version == 2 => {
+                let revs = vec![*first, rev]; // exactly two slots
+                self.repr = Repr::Puts(revs);
+                return;
+            }
+            Repr::Puts(revs) if version == revs.len() as i64 + 1 => {
+                push_growing(revs, rev);
+                return;
+            }
+            _ => {}
         }
-        let g = self.generations.last_mut().expect("non-empty");
-        if g.revs.is_empty() {
+        let generations = self.generations_mut();
+        if generations.is_empty() {
+            push_generation(generations, Generation::empty());
+        }
+        let g = generations.last_mut().expect("non-empty");
+        if g.revs().is_empty() {
             g.created = Revision::new(created, 0);
-            g.revs.reserve_exact(1);
         }
         g.revs.push(rev);
         g.version = version;
@@ -107,22 +356,11 @@ impl KeyIndex {
 
     /// Records a delete at `rev`; the caller has checked the key is live.
     pub fn tombstone(&mut self, rev: Revision) {
-        let g = self
-            .generations
-            .last_mut()
-            .expect("tombstone on a live key");
+        let generations = self.generations_mut();
+        let g = generations.last_mut().expect("tombstone on a live key");
         g.revs.push(rev);
         g.version += 1;
-        self.push_generation();
-    }
-
-    /// Appends an empty generation. Most keys have one generation of a few revisions, so
-    /// vectors start at exactly one slot (the default growth would allocate four).
-    fn push_generation(&mut self) {
-        if self.generations.len() == self.generations.capacity() {
-            self.generations.reserve_exact(1);
-        }
-        self.generations.push(Generation::default());
+        push_generation(generations, Generation::empty());
     }
 
     /// Compacts at `at`: keeps, per generation still relevant, the newest revision <= `at` and
@@ -132,12 +370,33 @@ impl KeyIndex {
     /// This is etcd's `keyIndex.compact`: a tombstone at or below `at` disappears together with
     /// its generation, so history at `at` and later reads exactly as before.
     pub fn compact(&mut self, at: i64, keep: &mut HashSet<Revision>) -> bool {
-        let last = self.generations.len().saturating_sub(1);
+        match &self.repr {
+            Repr::Once(rev) => {
+                if rev.main <= at {
+                    keep.insert(*rev);
+                }
+                return false;
+            }
+            Repr::Puts(revs) => {
+                let n = revs.partition_point(|r| r.main <= at);
+                if n <= 1 {
+                    // nothing to drop: the form stays
+                    if n == 1 {
+                        keep.insert(revs[0]);
+                    }
+                    return false;
+                }
+                // revisions before the kept one go: `created` is no longer the first one
+            }
+            Repr::Generations(_) => {}
+        }
+        let generations = self.generations_mut();
+        let last = generations.len().saturating_sub(1);
         // first generation that is open or whose tombstone is after `at`
         let mut gi = 0;
         while gi < last {
-            let tomb = self.generations[gi]
-                .revs
+            let tomb = generations[gi]
+                .revs()
                 .last()
                 .expect("closed generation non-empty");
             if tomb.main > at {
@@ -145,50 +404,77 @@ impl KeyIndex {
             }
             gi += 1;
         }
-        self.generations.drain(..gi);
-        if let Some(g) = self.generations.first_mut() {
-            let n = g.revs.partition_point(|r| r.main <= at);
+        if gi > 0 {
+            let mut v = std::mem::take(generations).into_vec();
+            v.drain(..gi);
+            *generations = v.into_boxed_slice();
+        }
+        if let Some(g) = generations.first_mut() {
+            let n = g.revs().partition_point(|r| r.main <= at);
             if n > 0 {
-                keep.insert(g.revs[n - 1]);
-                g.revs.drain(..n - 1);
+                keep.insert(g.revs()[n - 1]);
+                g.revs.drop_first(n - 1);
             }
         }
-        self.generations.iter().all(|g| g.revs.is_empty())
+        let nothing_left = generations.iter().all(|g| g.revs().is_empty());
+        self.collapse_to_once();
+        nothing_left
     }
 
     /// Adds to `keep` the revision a compaction at `at` would keep for this key, without
     /// compacting: the newest revision <= `at` of the first generation that is open or ends
     /// (tombstone) after `at`. This is etcd's `keyIndex.keep`, used by HashKV.
     pub fn keep(&self, at: i64, keep: &mut HashSet<Revision>) {
-        let last = self.generations.len().saturating_sub(1);
+        let generations = match &self.repr {
+            Repr::Once(rev) => {
+                if rev.main <= at {
+                    keep.insert(*rev);
+                }
+                return;
+            }
+            Repr::Puts(revs) => {
+                let n = revs.partition_point(|r| r.main <= at);
+                if n > 0 {
+                    keep.insert(revs[n - 1]);
+                }
+                return;
+            }
+            Repr::Generations(generations) => generations,
+        };
+        let last = generations.len().saturating_sub(1);
         let mut gi = 0;
         while gi < last {
-            match self.generations[gi].revs.last() {
+            match generations[gi].revs().last() {
                 Some(tomb) if tomb.main > at => break,
                 _ => gi += 1,
             }
         }
-        let Some(g) = self.generations.get(gi) else {
+        let Some(g) = generations.get(gi) else {
             return;
         };
-        let n = g.revs.partition_point(|r| r.main <= at);
+        let revs = g.revs();
+        let n = revs.partition_point(|r| r.main <= at);
         // etcd drops the kept revision again if it is the generation's tombstone; with the
         // generation chosen above that cannot happen, but the rule is kept as etcd states it.
-        if n > 0 && !(n == g.revs.len() && gi != last) {
-            keep.insert(g.revs[n - 1]);
+        if n > 0 && !(n == revs.len() && gi != last) {
+            keep.insert(revs[n - 1]);
         }
     }
 
     /// Number of revisions held (for statistics).
     pub fn revision_count(&self) -> usize {
-        self.generations.iter().map(|g| g.revs.len()).sum()
+        match &self.repr {
+            Repr::Once(_) => 1,
+            Repr::Puts(revs) => revs.len(),
+            Repr::Generations(generations) => generations.iter().map(|g| g.revs().len()).sum(),
+        }
     }
 }
 
 /// The index of all keys, ordered by key for range reads.
 #[derive(Debug, Default)]
 pub struct TreeIndex {
-    keys: BTreeMap<Vec<u8>, KeyIndex>,
+    keys: BTreeMap<Box<[u8]>, KeyIndex>,
     live: u64,
 }
 
@@ -261,7 +547,7 @@ impl TreeIndex {
     pub fn put(&mut self, key: &[u8], rev: Revision) -> (i64, i64) {
         let ki = match self.keys.get_mut(key) {
             Some(ki) => ki,
-            None => self.keys.entry(key.to_vec()).or_default(),
+            None => self.keys.entry(Box::from(key)).or_default(),
         };
         if !ki.is_live() {
             self.live += 1;
@@ -273,7 +559,7 @@ impl TreeIndex {
     pub fn restore_put(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
         let ki = match self.keys.get_mut(key) {
             Some(ki) => ki,
-            None => self.keys.entry(key.to_vec()).or_default(),
+            None => self.keys.entry(Box::from(key)).or_default(),
         };
         if !ki.is_live() {
             self.live += 1;
@@ -402,5 +688,393 @@ mod tests {
         let mut keep = HashSet::new();
         assert!(ki.compact(3, &mut keep));
         assert!(keep.is_empty());
+    }
+
+    fn is_once(ki: &KeyIndex) -> bool {
+        matches!(ki.repr, Repr::Once(_))
+    }
+
+    fn is_puts(ki: &KeyIndex) -> bool {
+        matches!(ki.repr, Repr::Puts(_))
+    }
+
+    /// The revisions vectors' forms, generation by generation: Some(len) for a vector, None for
+    /// an inline revision.
+    fn forms(ki: &KeyIndex) -> Vec<Option<usize>> {
+        match &ki.repr {
+            Repr::Once(_) => vec![None],
+            Repr::Puts(v) => vec![Some(v.len())],
+            Repr::Generations(gs) => gs
+                .iter()
+                .map(|g| match &g.revs {
+                    Revs::One(_) => None,
+                    Revs::Many(v) => Some(v.len()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_forms_fit_the_map_slot() {
+        assert_eq!(std::mem::size_of::<KeyIndex>(), 24);
+        assert_eq!(std::mem::size_of::<Revs>(), 24);
+        assert_eq!(std::mem::size_of::<Generation>(), 48);
+    }
+
+    #[test]
+    fn one_put_is_inline_then_a_second_put_makes_a_vector() {
+        let mut ki = KeyIndex::default();
+        assert_eq!(ki.put(r(4)), (4, 1));
+        assert!(is_once(&ki));
+        assert!(ki.is_live());
+        assert_eq!(ki.revision_count(), 1);
+        assert_eq!(ki.get(3), None);
+        let f = ki.get(4).unwrap();
+        assert_eq!((f.modified, f.created, f.version), (r(4), r(4), 1));
+        assert_eq!(ki.put(r(6)), (4, 2));
+        assert!(is_puts(&ki));
+        assert_eq!(forms(&ki), vec![Some(2)]);
+        assert_eq!(ki.put(r(9)), (4, 3));
+        assert_eq!(forms(&ki), vec![Some(3)]);
+        assert_eq!(ki.revision_count(), 3);
+        let f = ki.get(7).unwrap();
+        assert_eq!((f.modified, f.created, f.version), (r(6), r(4), 2));
+        assert_eq!(ki.get(100).unwrap().version, 3);
+        // the puts-only form; the vector grows by half its length: three slots for three puts
+        let Repr::Puts(v) = &ki.repr else {
+            panic!("not the puts-only form: {ki:?}")
+        };
+        assert_eq!(v.capacity(), 3);
+    }
+
+    #[test]
+    fn restore_put_is_inline_only_for_a_creating_put() {
+        let mut ki = KeyIndex::default();
+        ki.restore_put(r(5), 5, 1);
+        assert!(is_once(&ki));
+        assert_eq!(ki.get(5).unwrap().created, r(5));
+        // a history starting mid-generation (after a compaction) keeps created and version
+        let mut ki = KeyIndex::default();
+        ki.restore_put(r(5), 2, 4);
+        assert!(!is_once(&ki));
+        assert_eq!(forms(&ki), vec![None]);
+        let f = ki.get(5).unwrap();
+        assert_eq!((f.modified, f.created, f.version), (r(5), r(2), 4));
+        // a sub-revision 1 put is not created at (main, 0): not the inline form
+        let mut ki = KeyIndex::default();
+        ki.restore_put(Revision::new(5, 1), 5, 1);
+        assert!(!is_once(&ki));
+        assert_eq!(ki.get(5).unwrap().created, r(5));
+        assert_eq!(ki.get(5).unwrap().modified, Revision::new(5, 1));
+        // a restored second put leaves the inline form and takes the stored version
+        let mut ki = KeyIndex::default();
+        ki.restore_put(r(5), 5, 1);
+        ki.restore_put(r(8), 5, 2);
+        assert!(is_puts(&ki));
+        assert_eq!(forms(&ki), vec![Some(2)]);
+        assert_eq!(ki.get(8).unwrap().version, 2);
+        assert_eq!(ki.get(7).unwrap().version, 1);
+        ki.restore_put(r(9), 5, 3);
+        assert!(is_puts(&ki));
+        // a stored version that does not count on by one is kept as stored: general form
+        ki.restore_put(r(11), 5, 7);
+        assert!(!is_puts(&ki));
+        assert_eq!(forms(&ki), vec![Some(4)]);
+        assert_eq!(ki.get(11).unwrap().version, 7);
+        assert_eq!(ki.get(10).unwrap().version, 6);
+        assert_eq!(ki.get(11).unwrap().created, r(5));
+    }
+
+    #[test]
+    fn tombstone_opens_a_new_generation() {
+        let mut ki = KeyIndex::default();
+        ki.put(r(2));
+        assert!(is_once(&ki));
+        ki.tombstone(r(3));
+        assert!(!is_once(&ki) && !is_puts(&ki));
+        assert!(!ki.is_live());
+        assert_eq!(forms(&ki), vec![Some(2), Some(0)]);
+        assert_eq!(ki.revision_count(), 2);
+        assert_eq!(ki.get(2).unwrap().version, 1);
+        assert_eq!(ki.get(3), None);
+        assert_eq!(ki.put(r(5)), (5, 1));
+        assert!(ki.is_live());
+        assert_eq!(forms(&ki), vec![Some(2), None]);
+        assert_eq!(ki.get(4), None);
+        let f = ki.get(5).unwrap();
+        assert_eq!((f.modified, f.created, f.version), (r(5), r(5), 1));
+        assert_eq!(ki.put(r(6)), (5, 2));
+        assert_eq!(forms(&ki), vec![Some(2), Some(2)]);
+
+        // from the puts-only form
+        let mut ki = KeyIndex::default();
+        ki.put(r(2));
+        ki.put(r(3));
+        assert!(is_puts(&ki));
+        ki.tombstone(r(4));
+        assert!(!is_puts(&ki) && !ki.is_live());
+        assert_eq!(forms(&ki), vec![Some(3), Some(0)]);
+        let f = ki.get(3).unwrap();
+        assert_eq!((f.modified, f.created, f.version), (r(3), r(2), 2));
+        assert_eq!(ki.get(4), None);
+        let mut keep = HashSet::new();
+        ki.keep(4, &mut keep);
+        assert!(keep.is_empty());
+        ki.keep(3, &mut keep);
+        assert_eq!(keep, HashSet::from([r(3)]));
+    }
+
+    #[test]
+    fn compaction_shrinks_a_vector_to_one_inline_revision() {
+        let mut ki = KeyIndex::default();
+        ki.put(r(2));
+        ki.put(r(5));
+        ki.put(r(8));
+        let mut keep = HashSet::new();
+        assert!(!ki.compact(8, &mut keep));
+        assert_eq!(keep, HashSet::from([r(8)]));
+        // one revision left, but created 2 / version 3: inline revision, not the Once form
+        assert_eq!(forms(&ki), vec![None]);
+        assert!(!is_once(&ki));
+        let f = ki.get(8).unwrap();
+        assert_eq!((f.modified, f.created, f.version), (r(8), r(2), 3));
+        assert_eq!(ki.revision_count(), 1);
+        // a later put makes a vector again, counting on from version 3
+        assert_eq!(ki.put(r(9)), (2, 4));
+        assert_eq!(forms(&ki), vec![Some(2)]);
+
+        // put, delete, put again; compacting past the delete leaves exactly a key put once
+        let mut ki = KeyIndex::default();
+        ki.put(r(2));
+        ki.tombstone(r(3));
+        ki.put(r(4));
+        let mut keep = HashSet::new();
+        assert!(!ki.compact(4, &mut keep));
+        assert_eq!(keep, HashSet::from([r(4)]));
+        assert!(is_once(&ki));
+        assert_eq!(ki.get(4).unwrap().version, 1);
+        assert_eq!(ki.get(3), None);
+
+        // compacting a key put once keeps it, in the inline form
+        let mut ki = KeyIndex::default();
+        ki.put(r(2));
+        let mut keep = HashSet::new();
+        assert!(!ki.compact(1, &mut keep));
+        assert!(keep.is_empty());
+        assert!(!ki.compact(2, &mut keep));
+        assert_eq!(keep, HashSet::from([r(2)]));
+        assert!(is_once(&ki));
+    }
+
+    #[test]
+    fn keep_is_the_same_in_every_form() {
+        // the same one-put history in both forms
+        let mut once = KeyIndex::default();
+        once.put(r(4));
+        let general = KeyIndex {
+            repr: Repr::Generations(Box::new([Generation {
+                version: 1,
+                created: r(4),
+                revs: Revs::One(r(4)),
+            }])),
+        };
+        assert!(is_once(&once));
+        assert_eq!(once, general);
+        // and a three-put history whose compaction leaves one inline revision
+        let mut three = KeyIndex::default();
+        for m in [2, 5, 8] {
+            three.put(r(m));
+        }
+        let mut compacted = three.clone();
+        compacted.compact(6, &mut HashSet::new());
+        assert_eq!(forms(&compacted), vec![Some(2)]);
+        for at in 0..12 {
+            let keep_of = |ki: &KeyIndex| {
+                let mut keep = HashSet::new();
+                ki.keep(at, &mut keep);
+                keep
+            };
+            assert_eq!(keep_of(&once), keep_of(&general), "at {at}");
+            assert_eq!(keep_of(&once).contains(&r(4)), at >= 4, "at {at}");
+            if at >= 6 {
+                assert_eq!(keep_of(&three), keep_of(&compacted), "at {at}");
+            }
+            assert_eq!(once.get(at), general.get(at), "at {at}");
+        }
+    }
+
+    /// The index as it was before the compact forms: plain vectors, one per generation. The
+    /// proptest below checks that every method of `KeyIndex` answers exactly as this does.
+    #[derive(Debug, Clone, Default)]
+    struct Reference {
+        generations: Vec<(i64, Revision, Vec<Revision>)>,
+    }
+
+    impl Reference {
+        fn get(&self, at: i64) -> Option<Found> {
+            let last = self.generations.len().checked_sub(1)?;
+            for (gi, (version, created, revs)) in self.generations.iter().enumerate().rev() {
+                let Some(first) = revs.first() else { continue };
+                if gi != last && revs.last().unwrap().main <= at {
+                    return None;
+                }
+                if first.main <= at {
+                    let n = revs.partition_point(|r| r.main <= at) - 1;
+                    return Some(Found {
+                        modified: revs[n],
+                        created: *created,
+                        version: version - (revs.len() - n - 1) as i64,
+                    });
+                }
+            }
+            None
+        }
+        fn is_live(&self) -> bool {
+            self.generations.last().is_some_and(|g| !g.2.is_empty())
+        }
+        fn put(&mut self, rev: Revision) -> (i64, i64) {
+            if self.generations.is_empty() {
+                self.generations.push(Default::default());
+            }
+            let g = self.generations.last_mut().unwrap();
+            if g.2.is_empty() {
+                g.1 = rev;
+            }
+            g.2.push(rev);
+            g.0 += 1;
+            (g.1.main, g.0)
+        }
+        fn restore_put(&mut self, rev: Revision, created: i64, version: i64) {
+            if self.generations.is_empty() {
+                self.generations.push(Default::default());
+            }
+            let g = self.generations.last_mut().unwrap();
+            if g.2.is_empty() {
+                g.1 = Revision::new(created, 0);
+            }
+            g.2.push(rev);
+            g.0 = version;
+        }
+        fn tombstone(&mut self, rev: Revision) {
+            let g = self.generations.last_mut().unwrap();
+            g.2.push(rev);
+            g.0 += 1;
+            self.generations.push(Default::default());
+        }
+        fn compact(&mut self, at: i64, keep: &mut HashSet<Revision>) -> bool {
+            let last = self.generations.len().saturating_sub(1);
+            let mut gi = 0;
+            while gi < last && self.generations[gi].2.last().unwrap().main <= at {
+                gi += 1;
+            }
+            self.generations.drain(..gi);
+            if let Some(g) = self.generations.first_mut() {
+                let n = g.2.partition_point(|r| r.main <= at);
+                if n > 0 {
+                    keep.insert(g.2[n - 1]);
+                    g.2.drain(..n - 1);
+                }
+            }
+            self.generations.iter().all(|g| g.2.is_empty())
+        }
+        fn keep(&self, at: i64, keep: &mut HashSet<Revision>) {
+            let last = self.generations.len().saturating_sub(1);
+            let mut gi = 0;
+            while gi < last {
+                match self.generations[gi].2.last() {
+                    Some(tomb) if tomb.main > at => break,
+                    _ => gi += 1,
+                }
+            }
+            let Some(g) = self.generations.get(gi) else {
+                return;
+            };
+            let n = g.2.partition_point(|r| r.main <= at);
+            if n > 0 && !(n == g.2.len() && gi != last) {
+                keep.insert(g.2[n - 1]);
+            }
+        }
+        fn revision_count(&self) -> usize {
+            self.generations.iter().map(|g| g.2.len()).sum()
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put {
+            sub: i64,
+        },
+        Restore {
+            sub: i64,
+            created_back: i64,
+            version: i64,
+        },
+        Delete,
+        Compact {
+            back: i64,
+        },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0i64..2).prop_map(|sub| Op::Put { sub }),
+            2 => (0i64..2, 0i64..3, 1i64..4).prop_map(|(sub, created_back, version)| {
+                Op::Restore { sub, created_back, version }
+            }),
+            2 => Just(Op::Delete),
+            2 => (0i64..4).prop_map(|back| Op::Compact { back }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn every_form_answers_as_plain_vectors(ops in proptest::collection::vec(op(), 0..24)) {
+            use proptest::prelude::*;
+            let mut ki = KeyIndex::default();
+            let mut reference = Reference::default();
+            let mut main = 1i64;
+            let mut compacted_at = 0i64;
+            for op in ops {
+                match op {
+                    Op::Put { sub } => {
+                        main += 1;
+                        let rev = Revision::new(main, sub);
+                        prop_assert_eq!(ki.put(rev), reference.put(rev));
+                    }
+                    Op::Restore { sub, created_back, version } => {
+                        main += 1;
+                        let rev = Revision::new(main, sub);
+                        let created = main - created_back;
+                        ki.restore_put(rev, created, version);
+                        reference.restore_put(rev, created, version);
+                    }
+                    Op::Delete => {
+                        if reference.is_live() {
+                            main += 1;
+                            ki.tombstone(Revision::new(main, 0));
+                            reference.tombstone(Revision::new(main, 0));
+                        }
+                    }
+                    Op::Compact { back } => {
+                        let at = (main - back).max(compacted_at);
+                        compacted_at = at;
+                        let (mut k1, mut k2) = (HashSet::new(), HashSet::new());
+                        prop_assert_eq!(ki.compact(at, &mut k1), reference.compact(at, &mut k2));
+                        prop_assert_eq!(k1, k2);
+                    }
+                }
+                prop_assert_eq!(ki.is_live(), reference.is_live());
+                prop_assert_eq!(ki.revision_count(), reference.revision_count());
+                for at in compacted_at..=main + 1 {
+                    prop_assert_eq!(ki.get(at), reference.get(at), "get at {}", at);
+                    let (mut k1, mut k2) = (HashSet::new(), HashSet::new());
+                    ki.keep(at, &mut k1);
+                    reference.keep(at, &mut k2);
+                    prop_assert_eq!(k1, k2, "keep at {}", at);
+                }
+            }
+        }
     }
 }
