@@ -21,7 +21,8 @@
 //!   revision vector (its creation revision is the first, its version the count);
 //! * otherwise the key holds a boxed slice of generations, and a generation with exactly one
 //!   revision keeps it inline (`Revs::One`), so only generations with two or more revisions
-//!   pay for a revision vector;
+//!   pay for a revision vector; a deleted key's empty open generation is not stored but
+//!   implied by the form (`Deleted`), so a key put once and deleted holds one generation;
 //! * keys are `Box<[u8]>` (16 bytes in the map slot, not `Vec`'s 24).
 //!
 //! The map stores keys and values inline in its nodes, so every byte of `KeyIndex` is paid
@@ -113,6 +114,9 @@ impl Generation {
 }
 
 /// The forms of a key's revisions (see the module doc).
+///
+/// In the two general forms every stored generation has at least one revision; the empty open
+/// generation a delete leaves is not stored but implied by `Deleted`.
 #[derive(Debug, Clone)]
 enum Repr {
     /// A key put once and never deleted: exactly the one generation `{version 1, created
@@ -121,10 +125,12 @@ enum Repr {
     /// A key put two or more times since its creation, never deleted, nothing compacted: the
     /// one generation `{version revs.len(), created revs[0], revs}`.
     Puts(Vec<Revision>),
-    /// Any generations (none for a new, empty `KeyIndex`). The last one is the open one. A
-    /// boxed slice (16 bytes, not a vector's 24) keeps this enum at 24 bytes; generations are
-    /// added one at a time (by a delete), so it is resized exactly then.
+    /// Generations whose last one is open (none at all for a new, empty `KeyIndex`). A boxed
+    /// slice (16 bytes, not a vector's 24) keeps this enum at 24 bytes; generations are added
+    /// one at a time, so it is resized exactly then.
     Generations(Box<[Generation]>),
+    /// Closed generations only (the key is deleted): these, then the implied empty open one.
+    Deleted(Box<[Generation]>),
 }
 
 /// The revisions of one key.
@@ -176,10 +182,68 @@ fn push_generation(generations: &mut Box<[Generation]>, g: Generation) {
     *generations = v.into_boxed_slice();
 }
 
+/// A generation holding one revision: what a put (or a restored put) starts.
+fn first_put(version: i64, created: Revision, rev: Revision) -> Generation {
+    Generation {
+        version,
+        created,
+        revs: Revs::One(rev),
+    }
+}
+
+/// The stored generations of a general form and whether the empty open generation of a
+/// deleted key follows them: the shape the algorithms below walk.
+#[derive(Clone, Copy)]
+struct General<'a> {
+    stored: &'a [Generation],
+    deleted: bool,
+}
+
+impl General<'_> {
+    /// Number of generations, the implied empty one included.
+    fn len(&self) -> usize {
+        self.stored.len() + usize::from(self.deleted)
+    }
+
+    /// Index of the first generation that is open or whose tombstone is after `at` (the last
+    /// generation if every closed one ended at or before `at`; 0 if there are none).
+    fn first_relevant(&self, at: i64) -> usize {
+        let last = self.len().saturating_sub(1);
+        let mut gi = 0;
+        // generations before `last` are closed and stored: their last rev is the tombstone
+        while gi < last {
+            let tomb = self.stored[gi]
+                .revs()
+                .last()
+                .expect("closed generation non-empty");
+            if tomb.main > at {
+                break;
+            }
+            gi += 1;
+        }
+        gi
+    }
+}
+
 impl KeyIndex {
+    /// The general form's generations, or None for `Once` / `Puts`.
+    fn general(&self) -> Option<General<'_>> {
+        match &self.repr {
+            Repr::Once(_) | Repr::Puts(_) => None,
+            Repr::Generations(stored) => Some(General {
+                stored,
+                deleted: false,
+            }),
+            Repr::Deleted(stored) => Some(General {
+                stored,
+                deleted: true,
+            }),
+        }
+    }
+
     /// The change visible at `at` (main revision), or None if the key did not exist then.
     pub fn get(&self, at: i64) -> Option<Found> {
-        let generations = match &self.repr {
+        let general = match &self.repr {
             Repr::Once(rev) => {
                 return (rev.main <= at).then_some(Found {
                     modified: *rev,
@@ -195,14 +259,13 @@ impl KeyIndex {
                     version: n as i64,
                 });
             }
-            Repr::Generations(generations) => generations,
+            _ => self.general().expect("general form"),
         };
-        let last = generations.len().checked_sub(1)?;
-        for (gi, g) in generations.iter().enumerate().rev() {
+        // the implied empty generation holds nothing: walk the stored ones, newest first
+        let last = general.len().checked_sub(1)?;
+        for (gi, g) in general.stored.iter().enumerate().rev() {
             let revs = g.revs();
-            let Some(first) = revs.first() else {
-                continue;
-            };
+            let first = revs.first().expect("stored generations are non-empty");
             if gi != last {
                 // closed generation: its last rev is the tombstone
                 let tomb = revs.last().expect("non-empty");
@@ -226,21 +289,18 @@ impl KeyIndex {
     pub fn is_live(&self) -> bool {
         match &self.repr {
             Repr::Once(_) | Repr::Puts(_) => true,
-            Repr::Generations(generations) => {
-                generations.last().is_some_and(|g| !g.revs().is_empty())
-            }
+            Repr::Generations(stored) => !stored.is_empty(),
+            Repr::Deleted(_) => false,
         }
     }
 
-    /// The general form, converting `Once` or `Puts` into it (one generation) if needed.
-    fn generations_mut(&mut self) -> &mut Box<[Generation]> {
+    /// The general form, converting `Once` or `Puts` into it (one open generation) if needed.
+    /// Not for `Deleted` (whose open generation is implied): callers handle it first.
+    fn open_generations_mut(&mut self) -> &mut Box<[Generation]> {
         let single = match &mut self.repr {
             Repr::Generations(_) => None,
-            Repr::Once(rev) => Some(Generation {
-                version: 1,
-                created: *rev,
-                revs: Revs::One(*rev),
-            }),
+            Repr::Deleted(_) => unreachable!("callers handle a deleted key first"),
+            Repr::Once(rev) => Some(first_put(1, *rev, *rev)),
             Repr::Puts(revs) => Some(Generation {
                 version: revs.len() as i64,
                 created: revs[0],
@@ -256,21 +316,23 @@ impl KeyIndex {
         }
     }
 
-    /// The generations as a list (`Once` and `Puts` as their one generation).
+    /// The generations as a list (`Once` and `Puts` as their one generation, `Deleted` with
+    /// its empty open generation).
     fn generation_list(&self) -> std::borrow::Cow<'_, [Generation]> {
         use std::borrow::Cow;
         match &self.repr {
-            Repr::Once(rev) => Cow::Owned(vec![Generation {
-                version: 1,
-                created: *rev,
-                revs: Revs::One(*rev),
-            }]),
+            Repr::Once(rev) => Cow::Owned(vec![first_put(1, *rev, *rev)]),
             Repr::Puts(revs) => Cow::Owned(vec![Generation {
                 version: revs.len() as i64,
                 created: revs[0],
                 revs: Revs::Many(revs.clone()),
             }]),
             Repr::Generations(generations) => Cow::Borrowed(generations),
+            Repr::Deleted(generations) => {
+                let mut list = generations.to_vec();
+                list.push(Generation::empty());
+                Cow::Owned(list)
+            }
         }
     }
 
@@ -290,6 +352,16 @@ impl KeyIndex {
         }
     }
 
+    /// Starts a new open generation with `g` after the closed ones of a deleted key.
+    fn reopen(&mut self, g: Generation) {
+        if let Repr::Deleted(closed) = &mut self.repr {
+            let mut generations = std::mem::take(closed);
+            push_generation(&mut generations, g);
+            self.repr = Repr::Generations(generations);
+            self.collapse_to_once();
+        }
+    }
+
     /// Records a put at `rev`. Returns (create revision, version) of the new value.
     pub fn put(&mut self, rev: Revision) -> (i64, i64) {
         match &mut self.repr {
@@ -298,21 +370,21 @@ impl KeyIndex {
                 return (rev.main, 1);
             }
             Repr::Once(first) => {
-                let revs = vec![*first, rev]; // exactly two slots
                 let created = first.main;
-                self.repr = Repr::Puts(revs);
+                self.repr = Repr::Puts(vec![*first, rev]); // exactly two slots
                 return (created, 2);
             }
             Repr::Puts(revs) => {
                 push_growing(revs, rev);
                 return (revs[0].main, revs.len() as i64);
             }
+            Repr::Deleted(_) => {
+                self.reopen(first_put(1, rev, rev));
+                return (rev.main, 1);
+            }
             Repr::Generations(_) => {}
         }
-        let g = self.generations_mut().last_mut().expect("non-empty");
-        if g.revs().is_empty() {
-            g.created = rev;
-        }
+        let g = self.open_generations_mut().last_mut().expect("non-empty");
         g.revs.push(rev);
         g.version += 1;
         (g.created.main, g.version)
@@ -324,43 +396,49 @@ impl KeyIndex {
         // A put that continues the history exactly as `put` would have recorded it keeps the
         // compact forms; anything else (a history starting mid-generation, a creation at a
         // sub-revision other than 0) takes the general form.
+        let created = Revision::new(created, 0);
         match &mut self.repr {
-            Repr::Generations(g)
-                if g.is_empty() && Revision::new(created, 0) == rev && version == 1 =>
-            {
-                self.repr = Repr::Once(rev);
+            Repr::Generations(g) if g.is_empty() => {
+                if created == rev && version == 1 {
+                    self.repr = Repr::Once(rev);
+                } else {
+                    self.repr = Repr::Generations(Box::new([first_put(version, created, rev)]));
+                }
                 return;
             }
             Repr::Once(first) if version == 2 => {
-                let revs = vec![*first, rev]; // exactly two slots
-                self.repr = Repr::Puts(revs);
+                self.repr = Repr::Puts(vec![*first, rev]); // exactly two slots
                 return;
             }
             Repr::Puts(revs) if version == revs.len() as i64 + 1 => {
                 push_growing(revs, rev);
                 return;
             }
+            Repr::Deleted(_) => {
+                self.reopen(first_put(version, created, rev));
+                return;
+            }
             _ => {}
         }
-        let generations = self.generations_mut();
-        if generations.is_empty() {
-            push_generation(generations, Generation::empty());
-        }
-        let g = generations.last_mut().expect("non-empty");
-        if g.revs().is_empty() {
-            g.created = Revision::new(created, 0);
-        }
+        let g = self.open_generations_mut().last_mut().expect("non-empty");
         g.revs.push(rev);
         g.version = version;
     }
 
     /// Records a delete at `rev`; the caller has checked the key is live.
     pub fn tombstone(&mut self, rev: Revision) {
-        let generations = self.generations_mut();
+        if let Repr::Deleted(closed) = &mut self.repr {
+            // Not live: as the plain form did, the tombstone becomes the only revision of the
+            // empty open generation (created 0), which closes, and a new empty one follows.
+            push_generation(closed, first_put(1, Revision::default(), rev));
+            return;
+        }
+        let generations = self.open_generations_mut();
         let g = generations.last_mut().expect("tombstone on a live key");
         g.revs.push(rev);
         g.version += 1;
-        push_generation(generations, Generation::empty());
+        let closed = std::mem::take(generations);
+        self.repr = Repr::Deleted(closed);
     }
 
     /// Compacts at `at`: keeps, per generation still relevant, the newest revision <= `at` and
@@ -387,36 +465,30 @@ impl KeyIndex {
                     return false;
                 }
                 // revisions before the kept one go: `created` is no longer the first one
+                self.open_generations_mut();
             }
-            Repr::Generations(_) => {}
+            Repr::Generations(_) | Repr::Deleted(_) => {}
         }
-        let generations = self.generations_mut();
-        let last = generations.len().saturating_sub(1);
-        // first generation that is open or whose tombstone is after `at`
-        let mut gi = 0;
-        while gi < last {
-            let tomb = generations[gi]
-                .revs()
-                .last()
-                .expect("closed generation non-empty");
-            if tomb.main > at {
-                break;
-            }
-            gi += 1;
-        }
+        let gi = self.general().expect("general form").first_relevant(at);
+        let stored = match &mut self.repr {
+            Repr::Generations(stored) | Repr::Deleted(stored) => stored,
+            _ => unreachable!("general form"),
+        };
         if gi > 0 {
-            let mut v = std::mem::take(generations).into_vec();
+            let mut v = std::mem::take(stored).into_vec();
             v.drain(..gi);
-            *generations = v.into_boxed_slice();
+            *stored = v.into_boxed_slice();
         }
-        if let Some(g) = generations.first_mut() {
+        // the first relevant generation, unless it is the implied empty one
+        if let Some(g) = stored.first_mut() {
             let n = g.revs().partition_point(|r| r.main <= at);
             if n > 0 {
                 keep.insert(g.revs()[n - 1]);
                 g.revs.drop_first(n - 1);
             }
         }
-        let nothing_left = generations.iter().all(|g| g.revs().is_empty());
+        // stored generations are never empty, the implied one always is
+        let nothing_left = stored.is_empty();
         self.collapse_to_once();
         nothing_left
     }
@@ -425,7 +497,7 @@ impl KeyIndex {
     /// compacting: the newest revision <= `at` of the first generation that is open or ends
     /// (tombstone) after `at`. This is etcd's `keyIndex.keep`, used by HashKV.
     pub fn keep(&self, at: i64, keep: &mut HashSet<Revision>) {
-        let generations = match &self.repr {
+        let general = match &self.repr {
             Repr::Once(rev) => {
                 if rev.main <= at {
                     keep.insert(*rev);
@@ -439,17 +511,12 @@ impl KeyIndex {
                 }
                 return;
             }
-            Repr::Generations(generations) => generations,
+            _ => self.general().expect("general form"),
         };
-        let last = generations.len().saturating_sub(1);
-        let mut gi = 0;
-        while gi < last {
-            match generations[gi].revs().last() {
-                Some(tomb) if tomb.main > at => break,
-                _ => gi += 1,
-            }
-        }
-        let Some(g) = generations.get(gi) else {
+        let last = general.len().saturating_sub(1);
+        let gi = general.first_relevant(at);
+        // the implied empty generation (or none at all) keeps nothing
+        let Some(g) = general.stored.get(gi) else {
             return;
         };
         let revs = g.revs();
@@ -466,7 +533,9 @@ impl KeyIndex {
         match &self.repr {
             Repr::Once(_) => 1,
             Repr::Puts(revs) => revs.len(),
-            Repr::Generations(generations) => generations.iter().map(|g| g.revs().len()).sum(),
+            Repr::Generations(stored) | Repr::Deleted(stored) => {
+                stored.iter().map(|g| g.revs().len()).sum()
+            }
         }
     }
 }
@@ -704,14 +773,25 @@ mod tests {
         match &ki.repr {
             Repr::Once(_) => vec![None],
             Repr::Puts(v) => vec![Some(v.len())],
-            Repr::Generations(gs) => gs
-                .iter()
-                .map(|g| match &g.revs {
-                    Revs::One(_) => None,
-                    Revs::Many(v) => Some(v.len()),
-                })
-                .collect(),
+            Repr::Generations(gs) | Repr::Deleted(gs) => {
+                let mut forms: Vec<_> = gs
+                    .iter()
+                    .map(|g| match &g.revs {
+                        Revs::One(_) => None,
+                        Revs::Many(v) => Some(v.len()),
+                    })
+                    .collect();
+                if matches!(ki.repr, Repr::Deleted(_)) {
+                    // the implied empty open generation
+                    forms.push(Some(0));
+                }
+                forms
+            }
         }
+    }
+
+    fn is_deleted(ki: &KeyIndex) -> bool {
+        matches!(ki.repr, Repr::Deleted(_))
     }
 
     #[test]
@@ -791,15 +871,31 @@ mod tests {
         ki.put(r(2));
         assert!(is_once(&ki));
         ki.tombstone(r(3));
-        assert!(!is_once(&ki) && !is_puts(&ki));
+        assert!(is_deleted(&ki));
         assert!(!ki.is_live());
         assert_eq!(forms(&ki), vec![Some(2), Some(0)]);
         assert_eq!(ki.revision_count(), 2);
         assert_eq!(ki.get(2).unwrap().version, 1);
         assert_eq!(ki.get(3), None);
         assert_eq!(ki.put(r(5)), (5, 1));
-        assert!(ki.is_live());
+        assert!(ki.is_live() && !is_deleted(&ki));
         assert_eq!(forms(&ki), vec![Some(2), None]);
+        // the implied empty generation is part of the history: equal to the plain form
+        let mut deleted = KeyIndex::default();
+        deleted.put(r(2));
+        deleted.tombstone(r(3));
+        let plain = KeyIndex {
+            repr: Repr::Generations(Box::new([
+                Generation {
+                    version: 2,
+                    created: r(2),
+                    revs: Revs::Many(vec![r(2), r(3)]),
+                },
+                Generation::empty(),
+            ])),
+        };
+        assert_eq!(deleted, plain);
+        assert_ne!(deleted, KeyIndex::default());
         assert_eq!(ki.get(4), None);
         let f = ki.get(5).unwrap();
         assert_eq!((f.modified, f.created, f.version), (r(5), r(5), 1));
@@ -812,7 +908,7 @@ mod tests {
         ki.put(r(3));
         assert!(is_puts(&ki));
         ki.tombstone(r(4));
-        assert!(!is_puts(&ki) && !ki.is_live());
+        assert!(is_deleted(&ki) && !ki.is_live());
         assert_eq!(forms(&ki), vec![Some(3), Some(0)]);
         let f = ki.get(3).unwrap();
         assert_eq!((f.modified, f.created, f.version), (r(3), r(2), 2));
@@ -1051,7 +1147,10 @@ mod tests {
                         reference.restore_put(rev, created, version);
                     }
                     Op::Delete => {
-                        if reference.is_live() {
+                        // also on a deleted key (TreeIndex never does that, but the form
+                        // must answer as the plain vectors did); not on a key with no
+                        // generation, where both panic
+                        if !reference.generations.is_empty() {
                             main += 1;
                             ki.tombstone(Revision::new(main, 0));
                             reference.tombstone(Revision::new(main, 0));
@@ -1065,6 +1164,10 @@ mod tests {
                         prop_assert_eq!(k1, k2);
                     }
                 }
+                // the whole history, generation by generation, in every form
+                let list = ki.generation_list();
+                let got: Vec<_> = list.iter().map(|g| (g.version, g.created, g.revs().to_vec())).collect();
+                prop_assert_eq!(&got, &reference.generations);
                 prop_assert_eq!(ki.is_live(), reference.is_live());
                 prop_assert_eq!(ki.revision_count(), reference.revision_count());
                 for at in compacted_at..=main + 1 {
