@@ -6,7 +6,8 @@
 //! inserts in one transaction per batch as the peer); a 1,000-key range at the head and at an
 //! old revision; watch fan-out to 10,000 watchers; heap bytes per key of the in-memory index
 //! (counted by a global allocator wrapper, after reopening so only rebuilt state is counted).
-//! Sizes can be scaled down with KEEL_BENCH_KEYS (default 100000).
+//! Sizes can be scaled down with KEEL_BENCH_KEYS (default 100000). KEEL_BENCH_INDEX_ONLY=1 runs
+//! only the reopen + index rebuild part (heap bytes per key of the key index).
 
 use keel_mvcc::*;
 use redb::ReadableDatabase;
@@ -247,65 +248,68 @@ fn main() {
         .unwrap_or(100_000);
     let value = vec![b'v'; 256];
     println!("keel-mvcc bench: {n} keys, 256-byte values");
-
-    // ---- puts/s in batches, vs redb raw inserts with the same batching
-    for batch in [1usize, 100, 1000] {
-        let total = if batch == 1 { 2_000 } else { n };
-        let dir = tmp(&format!("put{batch}"));
-        let store = Store::open_path(dir.join("db"), StoreConfig::default()).unwrap();
-        let t = Instant::now();
-        let mut idx = 0u64;
-        for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
-            let entries: Vec<(u64, Request)> = chunk
-                .iter()
-                .map(|i| {
-                    idx += 1;
-                    (
-                        idx,
-                        Request::Put(PutRequest {
-                            key: key(*i),
-                            value: value.clone(),
-                            ..Default::default()
-                        }),
-                    )
-                })
-                .collect();
-            for r in store.apply_batch(&entries) {
-                r.unwrap();
-            }
-        }
-        let keel = total as f64 / t.elapsed().as_secs_f64();
-        drop(store);
-
-        let rdb = redb::Database::create(dir.join("redb")).unwrap();
-        let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("kv");
-        let t = Instant::now();
-        for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
-            let tx = rdb.begin_write().unwrap();
-            {
-                let mut tb = tx.open_table(table).unwrap();
-                for i in chunk {
-                    tb.insert(key(*i).as_slice(), value.as_slice()).unwrap();
+    // KEEL_BENCH_INDEX_ONLY=1: only the reopen + index rebuild figures (heap bytes per key)
+    let index_only = std::env::var_os("KEEL_BENCH_INDEX_ONLY").is_some();
+    if !index_only {
+        // ---- puts/s in batches, vs redb raw inserts with the same batching
+        for batch in [1usize, 100, 1000] {
+            let total = if batch == 1 { 2_000 } else { n };
+            let dir = tmp(&format!("put{batch}"));
+            let store = Store::open_path(dir.join("db"), StoreConfig::default()).unwrap();
+            let t = Instant::now();
+            let mut idx = 0u64;
+            for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
+                let entries: Vec<(u64, Request)> = chunk
+                    .iter()
+                    .map(|i| {
+                        idx += 1;
+                        (
+                            idx,
+                            Request::Put(PutRequest {
+                                key: key(*i),
+                                value: value.clone(),
+                                ..Default::default()
+                            }),
+                        )
+                    })
+                    .collect();
+                for r in store.apply_batch(&entries) {
+                    r.unwrap();
                 }
             }
-            tx.commit().unwrap();
-        }
-        let peer = total as f64 / t.elapsed().as_secs_f64();
-        println!(
+            let keel = total as f64 / t.elapsed().as_secs_f64();
+            drop(store);
+
+            let rdb = redb::Database::create(dir.join("redb")).unwrap();
+            let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("kv");
+            let t = Instant::now();
+            for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
+                let tx = rdb.begin_write().unwrap();
+                {
+                    let mut tb = tx.open_table(table).unwrap();
+                    for i in chunk {
+                        tb.insert(key(*i).as_slice(), value.as_slice()).unwrap();
+                    }
+                }
+                tx.commit().unwrap();
+            }
+            let peer = total as f64 / t.elapsed().as_secs_f64();
+            println!(
             "put, batch {batch:>4}: keel-mvcc {keel:>9.0} puts/s | redb raw insert {peer:>9.0} puts/s | ratio {:.2}",
             keel / peer
         );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
 
-    // ---- deferred apply: 100 entries per call, either committed by each call (apply_batch)
-    // or applied in memory and committed every 1,000 entries (apply_batch_deferred +
-    // commit_pending), the way the server can batch btree commits like etcd's backend
-    deferred_vs_durable(n, &value);
-    // ---- commits every 100 ms: inline on the apply thread vs a committer thread
-    committer_overlap();
-    if std::env::var_os("KEEL_BENCH_DEFERRED_ONLY").is_some() {
-        return;
+        // ---- deferred apply: 100 entries per call, either committed by each call (apply_batch)
+        // or applied in memory and committed every 1,000 entries (apply_batch_deferred +
+        // commit_pending), the way the server can batch btree commits like etcd's backend
+        deferred_vs_durable(n, &value);
+        // ---- commits every 100 ms: inline on the apply thread vs a committer thread
+        committer_overlap();
+        if std::env::var_os("KEEL_BENCH_DEFERRED_ONLY").is_some() {
+            return;
+        }
     }
 
     // ---- ranges of 1,000 keys at head and at an old revision; memory per key
@@ -353,6 +357,11 @@ fn main() {
         (after - before) as f64 / st.index_revisions as f64,
         st.db_size / 1_000_000
     );
+    if index_only {
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let old_rev = 1 + n as i64; // end of the first round: every key at its first version
     for (label, rev) in [("head", 0), ("old revision", old_rev)] {
         let iters = 200;
