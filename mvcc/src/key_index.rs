@@ -27,7 +27,8 @@
 //!
 //! The map stores keys and values inline in its nodes, so every byte of `KeyIndex` is paid
 //! by every key (times the nodes' fill factor): `KeyIndex` is 24 bytes, the same as one `Vec`.
-//! The forms are interchangeable: every method answers exactly as the general form would.
+//! The forms are interchangeable: every method answers exactly as the plain form (a vector
+//! of generations, each a vector of revisions) did; a proptest below checks it.
 
 use crate::revision::Revision;
 use std::collections::{BTreeMap, HashSet};
@@ -47,7 +48,8 @@ fn push_growing(v: &mut Vec<Revision>, rev: Revision) {
 enum Revs {
     /// Exactly one revision, inline (no heap block).
     One(Revision),
-    /// Any other number: empty for the open generation after a delete, or two and more.
+    /// Two and more (empty only in [`Generation::empty`], the listed form of a deleted key's
+    /// implied open generation).
     Many(Vec<Revision>),
 }
 
@@ -100,6 +102,7 @@ struct Generation {
 }
 
 impl Generation {
+    /// The open generation a delete leaves (never stored: see `Repr::Deleted`).
     fn empty() -> Generation {
         Generation {
             version: 0,
