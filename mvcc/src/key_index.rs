@@ -23,7 +23,8 @@
 //!   revision keeps it inline (`Revs::One`), so only generations with two or more revisions
 //!   pay for a revision vector; a deleted key's empty open generation is not stored but
 //!   implied by the form (`Deleted`), so a key put once and deleted holds one generation;
-//! * keys are `Box<[u8]>` (16 bytes in the map slot, not `Vec`'s 24).
+//! * keys are [`IndexKey`]s: 16 bytes in the map slot (not `Vec`'s 24), holding a key of up to
+//!   15 bytes inline and a longer one in a heap block of exactly its length.
 //!
 //! The map stores keys and values inline in its nodes, so every byte of `KeyIndex` is paid
 //! by every key (times the nodes' fill factor): `KeyIndex` is 24 bytes, the same as one `Vec`.
@@ -33,6 +34,7 @@
 use crate::revision::Revision;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
+use std::ptr::NonNull;
 
 /// Appends to a revision vector, growing it by half its length when full (2, 3, 4, 6, 9...
 /// slots) instead of doubling: a key put three times holds three slots, not four.
@@ -543,10 +545,164 @@ impl KeyIndex {
     }
 }
 
+/// Keys of at most this many bytes are stored inside the [`IndexKey`] itself.
+const INLINE_KEY_MAX: usize = 15;
+/// Set in byte 0 of an inline [`IndexKey`] (with the length in the low bits); clear in byte
+/// 0 of a heap one, the most significant byte of its big-endian length (lengths are < 2^56).
+const INLINE_TAG: u8 = 0x80;
+
+/// A heap key: its length (big-endian, so that byte 0 of the key is its most significant
+/// byte, 0 for any length a machine can allocate) and a block of exactly that many bytes,
+/// allocated as a `Box<[u8]>` and owned by the key.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct HeapKey {
+    len_be: [u8; 8],
+    ptr: NonNull<u8>,
+}
+
+/// The two layouts of an [`IndexKey`]; byte 0 tells which one is written.
+#[repr(C)]
+union KeyBytes {
+    /// Byte 0: `INLINE_TAG | len`; bytes 1..=len: the key; the rest: zero.
+    inline: [u8; 16],
+    heap: HeapKey,
+}
+
+/// A key of the index: 16 bytes, the key itself if it has at most 15 bytes (no heap block:
+/// an 8-byte key costs no allocation), else a pointer to an exact-size heap block (as a
+/// `Box<[u8]>` would be). Compares, hashes and borrows as the byte string it holds, so the
+/// map is searched with plain `&[u8]`.
+pub struct IndexKey(KeyBytes);
+
+// SAFETY: an IndexKey owns its heap block exclusively (like a Box<[u8]>): it is never shared
+// or aliased mutably, and only read through `&self`, so it can move to and be read from other
+// threads exactly like a Box<[u8]>.
+unsafe impl Send for IndexKey {}
+// SAFETY: as above; `&IndexKey` only gives shared reads of immutable bytes.
+unsafe impl Sync for IndexKey {}
+
+impl IndexKey {
+    /// Copies `key`.
+    pub fn new(key: &[u8]) -> IndexKey {
+        if key.len() <= INLINE_KEY_MAX {
+            let mut inline = [0u8; 16];
+            inline[0] = INLINE_TAG | key.len() as u8;
+            inline[1..=key.len()].copy_from_slice(key);
+            return IndexKey(KeyBytes { inline });
+        }
+        let len = key.len() as u64;
+        assert!(len < 1 << 56, "no key can be 2^56 bytes long");
+        let block: Box<[u8]> = key.into();
+        let ptr = NonNull::new(Box::into_raw(block).cast::<u8>()).expect("a Box is non-null");
+        IndexKey(KeyBytes {
+            heap: HeapKey {
+                len_be: len.to_be_bytes(),
+                ptr,
+            },
+        })
+    }
+
+    /// Byte 0: the inline tag and length, or the heap length's most significant byte.
+    fn tag(&self) -> u8 {
+        // SAFETY: byte 0 of the union is initialized in both layouts (`inline[0]` or
+        // `heap.len_be[0]`, both at offset 0 of a #[repr(C)] union), and a u8 is valid for
+        // any value; only that one byte is read.
+        unsafe { std::ptr::addr_of!(self.0).cast::<u8>().read() }
+    }
+
+    /// The heap layout, if this key uses it.
+    fn heap(&self) -> Option<HeapKey> {
+        if self.tag() & INLINE_TAG != 0 {
+            return None;
+        }
+        // SAFETY: a clear tag bit means `new` wrote the `heap` layout (an inline key always
+        // sets it), so both fields are initialized.
+        Some(unsafe { self.0.heap })
+    }
+
+    /// The key's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self.heap() {
+            None => {
+                let len = usize::from(self.tag() & !INLINE_TAG);
+                // SAFETY: the tag says `new` wrote the `inline` layout: all 16 bytes are
+                // initialized, and len <= 15 keeps 1..=len inside the array.
+                unsafe { &self.0.inline[1..=len] }
+            }
+            Some(heap) => {
+                let len = u64::from_be_bytes(heap.len_be) as usize;
+                // SAFETY: `ptr` and `len` come from `Box::<[u8]>::into_raw` of a block of
+                // exactly `len` initialized bytes, owned by this key and freed only in `drop`,
+                // so it is valid for reads for as long as `&self` lives and nobody writes it.
+                unsafe { std::slice::from_raw_parts(heap.ptr.as_ptr(), len) }
+            }
+        }
+    }
+}
+
+impl Drop for IndexKey {
+    fn drop(&mut self) {
+        if let Some(heap) = self.heap() {
+            let len = u64::from_be_bytes(heap.len_be) as usize;
+            let block = std::ptr::slice_from_raw_parts_mut(heap.ptr.as_ptr(), len);
+            // SAFETY: `block` is exactly the pointer and length `Box::into_raw` returned in
+            // `new`; this key owns it and is being dropped, so it is freed once and never
+            // read again.
+            drop(unsafe { Box::from_raw(block) });
+        }
+    }
+}
+
+impl std::ops::Deref for IndexKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for IndexKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for IndexKey {
+    fn eq(&self, other: &IndexKey) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for IndexKey {}
+
+impl PartialOrd for IndexKey {
+    fn partial_cmp(&self, other: &IndexKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for IndexKey {
+    fn cmp(&self, other: &IndexKey) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl std::hash::Hash for IndexKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_slice())
+    }
+}
+
 /// The index of all keys, ordered by key for range reads.
 #[derive(Debug, Default)]
 pub struct TreeIndex {
-    keys: BTreeMap<Box<[u8]>, KeyIndex>,
+    keys: BTreeMap<IndexKey, KeyIndex>,
     live: u64,
 }
 
@@ -608,7 +764,7 @@ impl TreeIndex {
         }
         for (k, ki) in self.keys.range::<[u8], _>(range_bounds(key, range_end)) {
             if let Some(found) = ki.get(at) {
-                if !f(k, found) {
+                if !f(k.as_slice(), found) {
                     return;
                 }
             }
@@ -619,7 +775,7 @@ impl TreeIndex {
     pub fn put(&mut self, key: &[u8], rev: Revision) -> (i64, i64) {
         let ki = match self.keys.get_mut(key) {
             Some(ki) => ki,
-            None => self.keys.entry(Box::from(key)).or_default(),
+            None => self.keys.entry(IndexKey::new(key)).or_default(),
         };
         if !ki.is_live() {
             self.live += 1;
@@ -631,7 +787,7 @@ impl TreeIndex {
     pub fn restore_put(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
         let ki = match self.keys.get_mut(key) {
             Some(ki) => ki,
-            None => self.keys.entry(Box::from(key)).or_default(),
+            None => self.keys.entry(IndexKey::new(key)).or_default(),
         };
         if !ki.is_live() {
             self.live += 1;
@@ -1182,5 +1338,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn index_keys_are_16_bytes_inline_up_to_15() {
+        assert_eq!(std::mem::size_of::<IndexKey>(), 16);
+        for len in 0..40usize {
+            let bytes: Vec<u8> = (0..len).map(|i| 0xF0u8.wrapping_add(i as u8)).collect();
+            let key = IndexKey::new(&bytes);
+            assert_eq!(key.as_slice(), &bytes[..], "len {len}");
+            assert_eq!(key.heap().is_none(), len <= INLINE_KEY_MAX, "len {len}");
+        }
+        // bytes with the tag bit set everywhere, and all zeros, at the boundary lengths
+        for len in [14, 15, 16, 17] {
+            for fill in [0x00u8, 0x80, 0xFF] {
+                let bytes = vec![fill; len];
+                assert_eq!(IndexKey::new(&bytes).as_slice(), &bytes[..]);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn index_keys_hold_compare_and_hash_as_their_bytes(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            use std::hash::{BuildHasher, RandomState};
+            let (ka, kb) = (IndexKey::new(&a), IndexKey::new(&b));
+            proptest::prop_assert_eq!(ka.as_slice(), &a[..]);
+            proptest::prop_assert_eq!(kb.as_slice(), &b[..]);
+            proptest::prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            proptest::prop_assert_eq!(ka == kb, a == b);
+            let hasher = RandomState::new();
+            let key_hash = hasher.hash_one(&ka);
+            let bytes_hash = hasher.hash_one(&a[..]);
+            proptest::prop_assert_eq!(key_hash, bytes_hash);
+        }
+    }
+
+    #[test]
+    fn tree_index_ranges_over_inline_and_heap_keys() {
+        let mut ix = TreeIndex::new();
+        let keys: Vec<Vec<u8>> = [
+            &b"a"[..],
+            b"abcdefghijklmno",  // 15: inline
+            b"abcdefghijklmnop", // 16: heap
+            b"abcdefghijklmnopq",
+            b"b",
+        ]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
+        for (i, k) in keys.iter().enumerate().rev() {
+            ix.put(k, r(2 + i as i64));
+        }
+        let mut seen = Vec::new();
+        ix.range(b"a", b"b", 100, |k, f| {
+            seen.push((k.to_vec(), f.modified));
+            true
+        });
+        let want: Vec<_> = keys[..4]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), r(2 + i as i64)))
+            .collect();
+        assert_eq!(seen, want);
+        assert!(ix.tombstone(b"abcdefghijklmnop", r(20)));
+        assert_eq!(ix.get(b"abcdefghijklmnop", 21), None);
+        assert_eq!(ix.get(b"abcdefghijklmno", 21).unwrap().modified, r(3));
+        assert_eq!(ix.live_keys(), 4);
     }
 }
