@@ -896,3 +896,64 @@ fn connections_beyond_the_limit_are_refused_as_busy() {
         b.logged("too many inbound connections (limit 1)")
     });
 }
+
+/// With `snapshot_spool_dir`, a received snapshot is reassembled in a file of that directory
+/// and delivered as `SnapshotFile` (never in memory); a corrupt one is refused and leaves no
+/// file behind.
+#[test]
+fn snapshots_spooled_to_a_file_arrive_whole_and_corrupt_ones_leave_nothing() {
+    let dir = std::env::temp_dir().join(format!(
+        "keel-net-spool-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut cfg, log) = config(2, loopback());
+    cfg.snapshot_spool_dir = Some(dir.clone());
+    cfg.snapshot_chunk_bytes = 64 << 10;
+    let b = start_with(cfg, log);
+    let a = start(1);
+    mesh(&[&a, &b]);
+
+    let snapshot: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    a.transport.send_snapshot(2, 9, snapshot.clone()).unwrap();
+    let events = collect_until(&b.inbox, |e| matches!(e, PeerEvent::SnapshotFile { .. }));
+    let Some(PeerEvent::SnapshotFile {
+        from,
+        snapshot_id,
+        path,
+        len,
+    }) = events.last()
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!((*from, *snapshot_id, *len), (1, 9, snapshot.len() as u64));
+    assert!(path.starts_with(&dir), "{path:?}");
+    assert!(
+        std::fs::read(path).unwrap() == snapshot,
+        "spooled bytes differ"
+    );
+    std::fs::remove_file(path).unwrap();
+
+    // Whole-snapshot CRC wrong: refused, and the partial file is removed.
+    let mut s = raw_peer(&b, 1, Lane::Snapshots);
+    let data = vec![5u8; 5000];
+    let begin = SnapshotBegin {
+        snapshot_id: 10,
+        total_len: 5000,
+        crc: crc32fast::hash(&data) ^ 1,
+    };
+    let mut wire = Vec::new();
+    encode_frame_into(&mut wire, FrameKind::SnapshotBegin, &begin.encode());
+    encode_frame_into(&mut wire, FrameKind::SnapshotChunk, &data);
+    encode_frame_into(&mut wire, FrameKind::SnapshotEnd, &[]);
+    s.write_all(&wire).unwrap();
+    let ack = SnapshotAck::decode(&read_frame(&mut s, 1024).unwrap().payload).unwrap();
+    assert!(
+        ack.result.as_ref().unwrap_err().contains("crc mismatch"),
+        "{ack:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -30,8 +30,13 @@ pub struct PeerTransportConfig {
     pub snapshot_chunk_bytes: usize,
     /// Largest snapshot chunk frame a receiver accepts (frame cap, snapshot lane).
     pub max_snapshot_chunk_bytes: usize,
-    /// Largest whole snapshot accepted (sent or received); it is reassembled in memory.
+    /// Largest whole snapshot accepted (sent or received).
     pub max_snapshot_bytes: u64,
+    /// Where received snapshots are reassembled: `None` (the default) in memory, delivered as
+    /// [`crate::peer::PeerEvent::Snapshot`]; `Some(dir)` in a file `snapshot-<from>-<id>.in` of
+    /// that directory, delivered as [`crate::peer::PeerEvent::SnapshotFile`] (the owner removes
+    /// the file), so a large snapshot never sits in memory.
+    pub snapshot_spool_dir: Option<std::path::PathBuf>,
     /// Optional pacing of snapshot sending, bytes per second (`None` = as fast as TCP goes).
     pub snapshot_rate_limit: Option<u64>,
     /// Capacity of the inbox (events waiting for the owner). When full, connection reader
@@ -78,6 +83,7 @@ impl PeerTransportConfig {
             snapshot_chunk_bytes: 1 << 20,
             max_snapshot_chunk_bytes: 64 << 20,
             max_snapshot_bytes: 8 << 30,
+            snapshot_spool_dir: None,
             snapshot_rate_limit: None,
             inbox_capacity: 4096,
             max_inbound_connections: 256,
@@ -146,6 +152,7 @@ impl fmt::Debug for PeerTransportConfig {
             .field("snapshot_chunk_bytes", &self.snapshot_chunk_bytes)
             .field("max_snapshot_chunk_bytes", &self.max_snapshot_chunk_bytes)
             .field("max_snapshot_bytes", &self.max_snapshot_bytes)
+            .field("snapshot_spool_dir", &self.snapshot_spool_dir)
             .field("snapshot_rate_limit", &self.snapshot_rate_limit)
             .field("inbox_capacity", &self.inbox_capacity)
             .field("max_inbound_connections", &self.max_inbound_connections)

@@ -33,6 +33,19 @@ pub enum PeerEvent {
         /// The snapshot bytes, exactly as passed to `send_snapshot`.
         data: Vec<u8>,
     },
+    /// A complete snapshot arrived, its CRC matched, and it was written to `path` (with
+    /// [`crate::peer::PeerTransportConfig::snapshot_spool_dir`] set). The owner reads it and
+    /// removes the file.
+    SnapshotFile {
+        /// Sender member id.
+        from: u64,
+        /// The sender's snapshot id.
+        snapshot_id: u64,
+        /// The file holding the snapshot bytes, exactly as passed to `send_snapshot`.
+        path: std::path::PathBuf,
+        /// Its length in bytes.
+        len: u64,
+    },
     /// A peer could not be reached (connect, handshake or write failed). The owner should call
     /// Raft's `report_unreachable(peer)`.
     Unreachable {

@@ -131,14 +131,26 @@ pub(crate) fn receive_snapshots(
             Err(e) => return bad(core, from, remote, e.to_string()),
         };
         let id = begin.snapshot_id;
-        match receive_one(core, &mut reader, begin) {
-            Ok(data) => {
-                let stop = || core.stopping();
-                let event = PeerEvent::Snapshot {
+        let received = match &core.config.snapshot_spool_dir {
+            None => receive_one(core, &mut reader, begin).map(|data| PeerEvent::Snapshot {
+                from,
+                snapshot_id: id,
+                data,
+            }),
+            Some(dir) => {
+                let path = dir.join(format!("snapshot-{from:x}-{id}.in"));
+                let len = begin.total_len;
+                receive_to_file(core, &mut reader, begin, &path).map(|()| PeerEvent::SnapshotFile {
                     from,
                     snapshot_id: id,
-                    data,
-                };
+                    path,
+                    len,
+                })
+            }
+        };
+        match received {
+            Ok(event) => {
+                let stop = || core.stopping();
                 if core.events.deliver(event, &stop).is_err() {
                     return;
                 }
@@ -172,12 +184,42 @@ fn bad(core: &Core, from: u64, remote: SocketAddr, why: String) {
     }
 }
 
-/// Reads chunks up to the end marker and verifies length and CRC.
-fn receive_one(
+/// Reads chunks up to the end marker into the file at `path` (replaced if it exists) and
+/// verifies length and CRC; on any failure the file is removed.
+fn receive_to_file(
     core: &Core,
     reader: &mut BufReader<TcpStream>,
     begin: SnapshotBegin,
-) -> Result<Vec<u8>, String> {
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let result = (|| {
+        let file = std::fs::File::create(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut crc = crc32fast::Hasher::new();
+        let written = receive_chunks(core, reader, &begin, |chunk| {
+            crc.update(chunk);
+            out.write_all(chunk)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        })?;
+        out.flush()
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        check_whole(&begin, written, crc.finalize())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Reads chunk frames up to the end marker, handing each payload to `sink`; refuses more bytes
+/// than announced. Returns the number of bytes received.
+fn receive_chunks(
+    core: &Core,
+    reader: &mut BufReader<TcpStream>,
+    begin: &SnapshotBegin,
+    mut sink: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<u64, String> {
     let cfg = &core.config;
     if begin.total_len > cfg.max_snapshot_bytes {
         return Err(format!(
@@ -185,38 +227,56 @@ fn receive_one(
             begin.total_len, cfg.max_snapshot_bytes
         ));
     }
-    // Do not trust the declared size for the up-front allocation.
-    let mut data = Vec::with_capacity(begin.total_len.min(64 << 20) as usize);
+    let mut received = 0u64;
     loop {
         let frame =
             read_frame(reader, cfg.max_snapshot_chunk_bytes as u32).map_err(|e| e.to_string())?;
         match frame.kind {
             FrameKind::SnapshotChunk => {
-                if data.len() as u64 + frame.payload.len() as u64 > begin.total_len {
+                if received + frame.payload.len() as u64 > begin.total_len {
                     return Err(format!(
                         "chunks exceed the announced {} bytes",
                         begin.total_len
                     ));
                 }
-                data.extend_from_slice(&frame.payload);
+                received += frame.payload.len() as u64;
+                sink(&frame.payload)?;
             }
-            FrameKind::SnapshotEnd => break,
+            FrameKind::SnapshotEnd => return Ok(received),
             other => return Err(format!("unexpected {other:?} frame inside a snapshot")),
         }
     }
-    if data.len() as u64 != begin.total_len {
+}
+
+/// Checks the received length and CRC against the header.
+fn check_whole(begin: &SnapshotBegin, received: u64, crc: u32) -> Result<(), String> {
+    if received != begin.total_len {
         return Err(format!(
-            "truncated: {} of {} bytes",
-            data.len(),
+            "truncated: {received} of {} bytes",
             begin.total_len
         ));
     }
-    let crc = crc32fast::hash(&data);
     if crc != begin.crc {
         return Err(format!(
             "crc mismatch (announced {:#010x}, computed {crc:#010x})",
             begin.crc
         ));
     }
+    Ok(())
+}
+
+/// Reads chunks up to the end marker into memory and verifies length and CRC.
+fn receive_one(
+    core: &Core,
+    reader: &mut BufReader<TcpStream>,
+    begin: SnapshotBegin,
+) -> Result<Vec<u8>, String> {
+    // Do not trust the declared size for the up-front allocation.
+    let mut data = Vec::with_capacity(begin.total_len.min(64 << 20) as usize);
+    let received = receive_chunks(core, reader, &begin, |chunk| {
+        data.extend_from_slice(chunk);
+        Ok(())
+    })?;
+    check_whole(&begin, received, crc32fast::hash(&data))?;
     Ok(data)
 }
