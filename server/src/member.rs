@@ -138,6 +138,64 @@ pub enum MembershipEvent {
     SyncConf,
 }
 
+/// A snapshot as the peer transport delivered it: `| message length: u32 LE | encoded Raft
+/// message | mvcc snapshot stream |`, in memory or in a spool file of the member directory.
+pub enum SnapshotPayload {
+    /// Reassembled in memory.
+    Bytes(Vec<u8>),
+    /// Reassembled in this file (removed once read).
+    File(PathBuf),
+}
+
+impl SnapshotPayload {
+    /// Largest Raft message accepted at the head of a snapshot (it carries only metadata).
+    const MAX_MESSAGE: usize = 64 << 20;
+
+    /// The spool file, if any.
+    fn spool_file(&self) -> Option<PathBuf> {
+        match self {
+            SnapshotPayload::Bytes(_) => None,
+            SnapshotPayload::File(p) => Some(p.clone()),
+        }
+    }
+
+    /// The Raft message at the head, the size of the database stream after it, and a reader
+    /// positioned at that stream.
+    fn open(self) -> Result<(keel_consensus::Message, u64, Box<dyn std::io::Read + Send>), String> {
+        use std::io::Read;
+        let (mut reader, total): (Box<dyn Read + Send>, u64) = match self {
+            SnapshotPayload::Bytes(data) => {
+                let len = data.len() as u64;
+                (Box::new(std::io::Cursor::new(data)), len)
+            }
+            SnapshotPayload::File(path) => {
+                let file = std::fs::File::open(&path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                (
+                    Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+                    len,
+                )
+            }
+        };
+        let mut len = [0u8; 4];
+        reader
+            .read_exact(&mut len)
+            .map_err(|_| "malformed: no message length".to_string())?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > Self::MAX_MESSAGE || 4 + len as u64 > total {
+            return Err(format!("malformed: message length {len}"));
+        }
+        let mut msg = vec![0u8; len];
+        reader
+            .read_exact(&mut msg)
+            .map_err(|_| "malformed: truncated message".to_string())?;
+        let msg =
+            keel_consensus::Message::decode(&msg).map_err(|e| format!("malformed message: {e}"))?;
+        Ok((msg, total - 4 - len as u64, reader))
+    }
+}
+
 /// A snapshot from the leader whose database was restored next to the live one, to install.
 pub struct PreparedInstall {
     from: u64,
@@ -464,6 +522,8 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
             .listen_addr()
             .map_err(|e| err("bad --listen-peer-urls", &e))?;
         let mut pcfg = PeerTransportConfig::new(cluster_id, id, addr);
+        // Snapshots from the leader are reassembled on disk, not in memory.
+        pcfg.snapshot_spool_dir = Some(member_dir.clone());
         pcfg.log = Arc::new(|line: &str| {
             crate::log::log(crate::log::Level::Debug, format_args!("peer: {line}"))
         });
@@ -902,8 +962,9 @@ fn decode_entry(
     }
 }
 
-/// Removes the snapshot files a crash left while they were being written for a peer (see
-/// [`snapshot_file`]; a complete one is unlinked as soon as it is mapped).
+/// Removes the snapshot files a crash left: being written for a peer (`.out`, see
+/// [`snapshot_file`]; a complete one is unlinked as soon as it is mapped) or received from one
+/// (`.in`, the peer transport's spool files; removed once restored).
 fn remove_outgoing_snapshots(member_dir: &std::path::Path) {
     let Ok(dir) = std::fs::read_dir(member_dir) else {
         return;
@@ -911,7 +972,7 @@ fn remove_outgoing_snapshots(member_dir: &std::path::Path) {
     for entry in dir.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("snapshot-") && name.ends_with(".out") {
+        if name.starts_with("snapshot-") && (name.ends_with(".out") || name.ends_with(".in")) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -2104,23 +2165,27 @@ impl Member {
     /// already holds (skipped by their index) or asks for the snapshot again. The database can
     /// be ahead of the snapshot's index (it is streamed after the metadata was taken): the
     /// apply thread skips the entries it holds and hands their membership changes to Raft.
-    fn receive_snapshot(&mut self, from: u64, data: Vec<u8>) {
-        let parsed = (|| {
-            let len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
-            let msg = keel_consensus::Message::decode(data.get(4..4 + len)?).ok()?;
-            Some((msg, 4 + len))
-        })();
-        let Some((msg, db_at)) = parsed else {
-            log_warn!("malformed snapshot from {from:x} ignored");
-            return;
+    fn receive_snapshot(&mut self, from: u64, payload: SnapshotPayload) {
+        let spool = payload.spool_file();
+        let discard = |why: &str| {
+            if let Some(path) = &spool {
+                let _ = std::fs::remove_file(path);
+            }
+            if !why.is_empty() {
+                log_warn!("snapshot from {from:x} ignored: {why}");
+            }
+        };
+        let (msg, db_bytes, mut reader) = match payload.open() {
+            Ok(opened) => opened,
+            Err(why) => return discard(&why),
         };
         let Some(meta) = msg.snapshot.as_ref().map(|s| s.meta.clone()) else {
-            log_warn!("snapshot message from {from:x} without a snapshot ignored");
-            return;
+            return discard("no snapshot in its message");
         };
         let status = self.core.status();
         if meta.index <= status.hard_state.commit || msg.term < status.hard_state.term {
             // Stale: Raft answers it (and ignores it).
+            discard("");
             if let Err(e) = self.core.step(msg) {
                 log_debug!("stale snapshot from {from:x} not stepped: {e}");
             }
@@ -2128,13 +2193,12 @@ impl Member {
         }
         if self.restoring_snapshot {
             log_debug!("snapshot from {from:x} dropped: another one is being restored");
-            return;
+            return discard("");
         }
         log_info!(
-            "installing a snapshot from {from:x} at index {} term {} ({} bytes)",
+            "installing a snapshot from {from:x} at index {} term {} ({db_bytes} bytes)",
             meta.index,
             meta.term,
-            data.len() - db_at
         );
         // 1. The database image is written next to the live one and verified on a thread of
         //    its own (the loop never waits on the disk), while the store keeps serving.
@@ -2143,8 +2207,11 @@ impl Member {
         let spawned = std::thread::Builder::new()
             .name("keel-snapshot-restore".into())
             .spawn(move || {
-                let mut reader = &data[db_at..];
                 let prepared = mvcc::Store::prepare_snapshot(&mut reader, &db_path);
+                drop(reader);
+                if let Some(path) = &spool {
+                    let _ = std::fs::remove_file(path);
+                }
                 let _ = waker.wake(Wake::SnapshotPrepared(Box::new(PreparedInstall {
                     from,
                     msg,
@@ -2304,7 +2371,12 @@ impl Member {
                 PeerEvent::SnapshotStatus { to, result, .. } => {
                     self.core.report_snapshot(to, result.is_ok())
                 }
-                PeerEvent::Snapshot { from, data, .. } => self.receive_snapshot(from, data),
+                PeerEvent::Snapshot { from, data, .. } => {
+                    self.receive_snapshot(from, SnapshotPayload::Bytes(data));
+                }
+                PeerEvent::SnapshotFile { from, path, .. } => {
+                    self.receive_snapshot(from, SnapshotPayload::File(path));
+                }
             }
         }
     }

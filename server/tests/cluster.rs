@@ -653,6 +653,15 @@ fn a_paused_member_installs_a_snapshot_in_place_and_keeps_its_watchers() {
         "caught up without a snapshot?\n{}",
         ms[lag].log_text()
     );
+    // The snapshot was reassembled in a spool file of the member directory, removed once
+    // restored.
+    let member_dir = ms[lag].spec.data_dir.join("member");
+    let leftovers: Vec<String> = std::fs::read_dir(&member_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snapshot-") || n.ends_with(".installing"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // Its membership table is the snapshot's: it lists the learner added while it was paused.
     let list = ms[lag].ok(&["member", "list"]);
     assert!(
