@@ -551,18 +551,14 @@ fn snapshot_to_an_unreachable_peer_reports_failure() {
     a.transport.send_snapshot(2, 6, vec![7; 10]).unwrap();
 }
 
-#[test]
-fn corrupt_or_oversized_snapshots_are_refused() {
-    let (mut cfg, log) = config(2, loopback());
-    cfg.max_snapshot_bytes = 1 << 20;
-    let b = start_with(cfg, log);
-    b.transport.add_peer(1, free_addr()).unwrap();
-
-    // Whole-snapshot CRC wrong (each chunk frame itself is fine).
-    let mut s = raw_peer(&b, 1, Lane::Snapshots);
+/// Sends member `b` (as member 1, on a raw snapshot-lane connection) a 5,000-byte snapshot in
+/// two chunks whose whole-snapshot CRC is wrong, checks the "crc mismatch" refusal, and returns
+/// the connection.
+fn send_snapshot_with_bad_crc(b: &Member, snapshot_id: u64) -> TcpStream {
+    let mut s = raw_peer(b, 1, Lane::Snapshots);
     let data = vec![3u8; 5000];
     let begin = SnapshotBegin {
-        snapshot_id: 1,
+        snapshot_id,
         total_len: 5000,
         crc: crc32fast::hash(&data) ^ 1,
     };
@@ -577,6 +573,18 @@ fn corrupt_or_oversized_snapshots_are_refused() {
         ack.result.as_ref().unwrap_err().contains("crc mismatch"),
         "{ack:?}"
     );
+    s
+}
+
+#[test]
+fn corrupt_or_oversized_snapshots_are_refused() {
+    let (mut cfg, log) = config(2, loopback());
+    cfg.max_snapshot_bytes = 1 << 20;
+    let b = start_with(cfg, log);
+    b.transport.add_peer(1, free_addr()).unwrap();
+
+    // Whole-snapshot CRC wrong (each chunk frame itself is fine).
+    let mut s = send_snapshot_with_bad_crc(&b, 1);
     assert!(closed_by_peer(&mut s));
 
     // Larger than max_snapshot_bytes.
@@ -936,23 +944,7 @@ fn snapshots_spooled_to_a_file_arrive_whole_and_corrupt_ones_leave_nothing() {
     std::fs::remove_file(path).unwrap();
 
     // Whole-snapshot CRC wrong: refused, and the partial file is removed.
-    let mut s = raw_peer(&b, 1, Lane::Snapshots);
-    let data = vec![5u8; 5000];
-    let begin = SnapshotBegin {
-        snapshot_id: 10,
-        total_len: 5000,
-        crc: crc32fast::hash(&data) ^ 1,
-    };
-    let mut wire = Vec::new();
-    encode_frame_into(&mut wire, FrameKind::SnapshotBegin, &begin.encode());
-    encode_frame_into(&mut wire, FrameKind::SnapshotChunk, &data);
-    encode_frame_into(&mut wire, FrameKind::SnapshotEnd, &[]);
-    s.write_all(&wire).unwrap();
-    let ack = SnapshotAck::decode(&read_frame(&mut s, 1024).unwrap().payload).unwrap();
-    assert!(
-        ack.result.as_ref().unwrap_err().contains("crc mismatch"),
-        "{ack:?}"
-    );
+    send_snapshot_with_bad_crc(&b, 10);
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
     let _ = std::fs::remove_dir_all(&dir);
