@@ -9,10 +9,12 @@
 
 #![warn(missing_docs)]
 
-use crate::grpc::{encode_message, format_timeout, percent_decode, Code, MessageDecoder, Status};
-use crate::hpack::HeaderField;
+mod call;
+pub use call::CallState;
+
+use crate::grpc::{encode_message, format_timeout, Status};
 use crate::http2::{Connection, ErrorCode, Event, H2Config, Role};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -86,15 +88,6 @@ pub struct StreamHandle {
 }
 
 #[derive(Debug)]
-struct CallState {
-    decoder: MessageDecoder,
-    messages: VecDeque<Vec<u8>>,
-    got_headers: bool,
-    /// Final status once trailers (or a reset) arrived.
-    status: Option<Result<(), ClientError>>,
-}
-
-#[derive(Debug)]
 struct Conn {
     socket: TcpStream,
     h2: Connection,
@@ -113,34 +106,6 @@ pub struct Client {
     buf: Vec<u8>,
 }
 
-fn status_from_trailers(fields: &[HeaderField]) -> Result<(), ClientError> {
-    let mut code = None;
-    let mut message = String::new();
-    for f in fields {
-        match f.name.as_slice() {
-            b"grpc-status" => {
-                code = std::str::from_utf8(&f.value)
-                    .ok()
-                    .and_then(|s| s.parse::<i32>().ok())
-            }
-            b"grpc-message" => message = percent_decode(&f.value),
-            b":status" if f.value != b"200" => {
-                return Err(ClientError::Protocol(format!(
-                    "HTTP status {}",
-                    String::from_utf8_lossy(&f.value)
-                )))
-            }
-            _ => {}
-        }
-    }
-    match code {
-        Some(0) => Ok(()),
-        Some(c) => Err(ClientError::Status(Status::new(Code::from_i32(c), message))),
-        None => Err(ClientError::Protocol("trailers without grpc-status".into())),
-    }
-}
-
-/// `now + timeout`, saturating at a far-away instant instead of overflowing.
 fn far_deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
@@ -242,22 +207,11 @@ impl Client {
             }
         }
         self.wait(deadline, |c| {
-            c.calls.get(&stream).is_none_or(|s| s.status.is_some())
+            c.calls.get(&stream).is_none_or(CallState::is_done)
         })?;
         let conn = self.conn.as_mut().expect("connected");
-        let mut call = conn.calls.remove(&stream).ok_or(ClientError::StaleStream)?;
-        match call.status.take() {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(e),
-            None => return Err(ClientError::Protocol("call ended without status".into())),
-        }
-        if call.messages.len() != 1 {
-            return Err(ClientError::Protocol(format!(
-                "unary call got {} messages",
-                call.messages.len()
-            )));
-        }
-        Ok(call.messages.pop_front().expect("one message"))
+        let call = conn.calls.remove(&stream).ok_or(ClientError::StaleStream)?;
+        call.into_unary()
     }
 
     /// Processes whatever the server already sent, without blocking: a GOAWAY or a closed
@@ -295,12 +249,10 @@ impl Client {
         let _ = conn.socket.set_nonblocking(false);
         if dead {
             for st in conn.calls.values_mut() {
-                if st.status.is_none() {
-                    st.status = Some(Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())));
-                }
+                st.fail(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
             }
         }
-        if (dead || conn.h2.is_finished()) && conn.calls.values().all(|c| c.status.is_some()) {
+        if (dead || conn.h2.is_finished()) && conn.calls.values().all(CallState::is_done) {
             self.drop_connection();
         }
     }
@@ -344,15 +296,8 @@ impl Client {
             Err(e) => return Err(ClientError::Protocol(e.to_string())),
         };
         let conn = self.conn.as_mut().expect("connected");
-        conn.calls.insert(
-            stream,
-            CallState {
-                decoder: MessageDecoder::new(self.config.max_recv_message_size),
-                messages: VecDeque::new(),
-                got_headers: false,
-                status: None,
-            },
-        );
+        conn.calls
+            .insert(stream, CallState::new(self.config.max_recv_message_size));
         Ok(StreamHandle {
             epoch: self.epoch,
             stream,
@@ -420,16 +365,16 @@ impl Client {
         self.wait(deadline, |c| {
             c.calls
                 .get(&s)
-                .is_none_or(|st| !st.messages.is_empty() || st.status.is_some())
+                .is_none_or(|st| st.has_message() || st.is_done())
         })?;
         let conn = self.conn.as_mut().expect("connected");
         let Some(st) = conn.calls.get_mut(&s) else {
             return Err(ClientError::StaleStream);
         };
-        if let Some(m) = st.messages.pop_front() {
+        if let Some(m) = st.pop_message() {
             return Ok(Some(m));
         }
-        match conn.calls.remove(&s).and_then(|mut st| st.status.take()) {
+        match conn.calls.remove(&s).and_then(|mut st| st.take_status()) {
             Some(Ok(())) => Ok(None),
             Some(Err(e)) => Err(e),
             None => Err(ClientError::StaleStream),
@@ -514,29 +459,8 @@ impl Conn {
                     fields,
                     end_stream,
                 } => {
-                    let Some(st) = self.calls.get_mut(&stream) else {
-                        continue;
-                    };
-                    if !st.got_headers && !end_stream {
-                        st.got_headers = true;
-                        if let Err(e) = status_from_trailers(&fields).or_else(|e| match e {
-                            ClientError::Protocol(ref m) if m.contains("without grpc-status") => {
-                                Ok(())
-                            }
-                            e => Err(e),
-                        }) {
-                            st.status = Some(Err(e));
-                        }
-                        continue;
-                    }
-                    st.got_headers = true;
-                    if st.status.is_none() {
-                        let r = status_from_trailers(&fields).and_then(|()| {
-                            st.decoder
-                                .finish()
-                                .map_err(|e| ClientError::Protocol(e.to_string()))
-                        });
-                        st.status = Some(r);
+                    if let Some(st) = self.calls.get_mut(&stream) {
+                        st.on_headers(&fields, end_stream);
                     }
                 }
                 Event::Data {
@@ -544,34 +468,17 @@ impl Conn {
                     data,
                     end_stream,
                 } => {
-                    let Some(st) = self.calls.get_mut(&stream) else {
-                        continue;
-                    };
-                    let mut msgs = Vec::new();
-                    if let Err(e) = st.decoder.push(&data, &mut msgs) {
-                        st.status = Some(Err(ClientError::Protocol(e.to_string())));
+                    let broken = self
+                        .calls
+                        .get_mut(&stream)
+                        .is_some_and(|st| !st.on_data(&data, end_stream));
+                    if broken {
                         self.h2.reset_stream(stream, ErrorCode::Cancel);
-                        continue;
-                    }
-                    st.messages.extend(msgs);
-                    if end_stream && st.status.is_none() {
-                        st.status = Some(Err(ClientError::Protocol(
-                            "stream ended without trailers".into(),
-                        )));
                     }
                 }
                 Event::Reset { stream, code, .. } => {
                     if let Some(st) = self.calls.get_mut(&stream) {
-                        if st.status.is_none() {
-                            st.status = Some(Err(if code == ErrorCode::RefusedStream {
-                                ClientError::Status(Status::new(
-                                    Code::Unavailable,
-                                    "stream refused by server",
-                                ))
-                            } else {
-                                ClientError::Protocol(format!("stream reset by server: {code}"))
-                            }));
-                        }
+                        st.on_reset(code);
                     }
                 }
                 Event::GoAway { .. } | Event::PingAck { .. } => {}

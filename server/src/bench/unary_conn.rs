@@ -10,9 +10,8 @@
 //! `keel_net::client::Client::unary_with` builds them, so both drivers count failures under the
 //! same messages.
 
-use keel_net::client::{ClientConfig, ClientError};
-use keel_net::grpc::{format_timeout, percent_decode, Code, MessageDecoder, Status};
-use keel_net::hpack::HeaderField;
+use keel_net::client::{CallState, ClientConfig, ClientError};
+use keel_net::grpc::format_timeout;
 use keel_net::http2::{Connection, ErrorCode, Event, Role, SendError};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -20,14 +19,12 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The unary call in flight.
+/// The unary call in flight: its stream, and what its events said so far (read as the
+/// blocking client reads them, see [`CallState`]).
 #[derive(Debug)]
 struct Call {
     stream: u32,
-    decoder: MessageDecoder,
-    messages: Vec<Vec<u8>>,
-    got_headers: bool,
-    status: Option<Result<(), ClientError>>,
+    state: CallState,
 }
 
 /// What became of the connection after some I/O.
@@ -185,10 +182,7 @@ impl UnaryConn {
         }
         self.call = Some(Call {
             stream,
-            decoder: MessageDecoder::new(self.config.max_recv_message_size),
-            messages: Vec::new(),
-            got_headers: false,
-            status: None,
+            state: CallState::new(self.config.max_recv_message_size),
         });
         Ok(())
     }
@@ -285,11 +279,11 @@ impl UnaryConn {
         Progress::Lost
     }
 
-    /// Applies HTTP/2 events to the call, as the blocking client's `process_events` does;
-    /// a call whose status is known is finished into `result`.
+    /// Applies HTTP/2 events to the call ([`CallState`]); a call whose status is known is
+    /// finished into `result`.
     fn process_events(&mut self) {
         while let Some(ev) = self.h2.poll_event() {
-            let Some(st) = self.call.as_mut() else {
+            let Some(c) = self.call.as_mut() else {
                 continue; // e.g. a late answer to a call we cancelled
             };
             match ev {
@@ -297,92 +291,24 @@ impl UnaryConn {
                     stream,
                     fields,
                     end_stream,
-                } if stream == st.stream => {
-                    if !st.got_headers && !end_stream {
-                        st.got_headers = true;
-                        match status_from_trailers(&fields) {
-                            Err(ClientError::Protocol(ref m))
-                                if m.contains("without grpc-status") => {}
-                            Err(e) => st.status = Some(Err(e)),
-                            Ok(()) => {}
-                        }
-                    } else {
-                        st.got_headers = true;
-                        if st.status.is_none() {
-                            let r = status_from_trailers(&fields).and_then(|()| {
-                                st.decoder
-                                    .finish()
-                                    .map_err(|e| ClientError::Protocol(e.to_string()))
-                            });
-                            st.status = Some(r);
-                        }
-                    }
-                }
+                } if stream == c.stream => c.state.on_headers(&fields, end_stream),
                 Event::Data {
                     stream,
                     data,
                     end_stream,
-                } if stream == st.stream => {
-                    if let Err(e) = st.decoder.push(&data, &mut st.messages) {
-                        st.status = Some(Err(ClientError::Protocol(e.to_string())));
+                } if stream == c.stream => {
+                    let framing_ok = c.state.on_data(&data, end_stream);
+                    if !framing_ok {
                         self.h2.reset_stream(stream, ErrorCode::Cancel);
-                    } else if end_stream && st.status.is_none() {
-                        st.status = Some(Err(ClientError::Protocol(
-                            "stream ended without trailers".into(),
-                        )));
                     }
                 }
-                Event::Reset { stream, code, .. } if stream == st.stream && st.status.is_none() => {
-                    st.status = Some(Err(if code == ErrorCode::RefusedStream {
-                        ClientError::Status(Status::new(
-                            Code::Unavailable,
-                            "stream refused by server",
-                        ))
-                    } else {
-                        ClientError::Protocol(format!("stream reset by server: {code}"))
-                    }));
-                }
+                Event::Reset { stream, code, .. } if stream == c.stream => c.state.on_reset(code),
                 _ => {}
             }
-            if self.call.as_ref().is_some_and(|c| c.status.is_some()) {
-                let mut c = self.call.take().expect("checked");
-                self.result = Some(match c.status.take().expect("checked") {
-                    Err(e) => Err(e),
-                    Ok(()) if c.messages.len() == 1 => Ok(c.messages.pop().expect("one")),
-                    Ok(()) => Err(ClientError::Protocol(format!(
-                        "unary call got {} messages",
-                        c.messages.len()
-                    ))),
-                });
+            if self.call.as_ref().is_some_and(|c| c.state.is_done()) {
+                let c = self.call.take().expect("checked");
+                self.result = Some(c.state.into_unary());
             }
         }
-    }
-}
-
-/// The call's status from a header block, as the blocking client reads it.
-fn status_from_trailers(fields: &[HeaderField]) -> Result<(), ClientError> {
-    let mut code = None;
-    let mut message = String::new();
-    for f in fields {
-        match f.name.as_slice() {
-            b"grpc-status" => {
-                code = std::str::from_utf8(&f.value)
-                    .ok()
-                    .and_then(|s| s.parse::<i32>().ok())
-            }
-            b"grpc-message" => message = percent_decode(&f.value),
-            b":status" if f.value != b"200" => {
-                return Err(ClientError::Protocol(format!(
-                    "HTTP status {}",
-                    String::from_utf8_lossy(&f.value)
-                )))
-            }
-            _ => {}
-        }
-    }
-    match code {
-        Some(0) => Ok(()),
-        Some(c) => Err(ClientError::Status(Status::new(Code::from_i32(c), message))),
-        None => Err(ClientError::Protocol("trailers without grpc-status".into())),
     }
 }
