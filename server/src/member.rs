@@ -140,7 +140,7 @@ pub enum MembershipEvent {
 
 /// A snapshot as the peer transport delivered it: `| message length: u32 LE | encoded Raft
 /// message | mvcc snapshot stream |`, in memory or in a spool file of the member directory.
-pub enum SnapshotPayload {
+enum SnapshotPayload {
     /// Reassembled in memory.
     Bytes(Vec<u8>),
     /// Reassembled in this file (removed once read).
@@ -423,15 +423,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         .map_err(|e| err("cannot read the stored membership", &e))?;
     let identity =
         crate::bootstrap::resolve(&cfg, &member_dir, stored, has_wal).map_err(StartError)?;
-    let alarms = match store
-        .meta(mvcc::MetaKey::Alarms)
-        .map_err(|e| err("cannot read the stored alarms", &e))?
-    {
-        Some(blob) => {
-            AlarmSet::decode(&blob).map_err(|e| err("cannot read the stored alarms", &e))?
-        }
-        None => AlarmSet::default(),
-    };
+    let alarms = stored_alarms(&store).map_err(|e| err("cannot read the stored alarms", &e))?;
     for (member, alarm) in alarms.list(None) {
         log_warn!("alarm {} of member {member:x} is raised", alarm.name());
     }
@@ -959,6 +951,17 @@ fn decode_entry(
                 (0, mvcc::Request::Noop)
             }
         },
+    }
+}
+
+/// The cluster's alarms as the store holds them (none if never stored).
+fn stored_alarms(store: &mvcc::Store) -> Result<AlarmSet, String> {
+    match store
+        .meta(mvcc::MetaKey::Alarms)
+        .map_err(|e| e.to_string())?
+    {
+        Some(blob) => AlarmSet::decode(&blob).map_err(|e| e.to_string()),
+        None => Ok(AlarmSet::default()),
     }
 }
 
@@ -2308,13 +2311,9 @@ impl Member {
             Ok(None) => {}
             Err(e) => crate::log::fatal(format_args!("cannot read the snapshot's membership: {e}")),
         }
-        let alarms = match self.store.meta(mvcc::MetaKey::Alarms) {
-            Ok(Some(blob)) => AlarmSet::decode(&blob).unwrap_or_else(|e| {
-                crate::log::fatal(format_args!("cannot read the snapshot's alarms: {e}"))
-            }),
-            Ok(None) => AlarmSet::default(),
-            Err(e) => crate::log::fatal(format_args!("cannot read the snapshot's alarms: {e}")),
-        };
+        let alarms = stored_alarms(&self.store).unwrap_or_else(|e| {
+            crate::log::fatal(format_args!("cannot read the snapshot's alarms: {e}"))
+        });
         *self.shared.alarms.lock() = alarms;
         self.shared.applied.store(applied, Ordering::Relaxed);
         self.metrics.proposals_applied.set(applied as f64);
