@@ -8,6 +8,10 @@
 //! (counted by a global allocator wrapper, after reopening so only rebuilt state is counted).
 //! Sizes can be scaled down with KEEL_BENCH_KEYS (default 100000). KEEL_BENCH_INDEX_ONLY=1 runs
 //! only the reopen + index rebuild part (heap bytes per key of the key index).
+//! KEEL_BENCH_SERVER_LIKE=1 runs only the server-shaped put load (an apply thread with
+//! `apply_batch_deferred_owned` + a commit thread with `commit_pending`): CPU time and heap
+//! allocations per put of each thread (KEEL_BENCH_PUTS, default 200000; KEEL_BENCH_RATE paces
+//! the apply thread at that many puts/s).
 
 use keel_mvcc::*;
 use redb::ReadableDatabase;
@@ -18,20 +22,49 @@ use std::time::Instant;
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
+thread_local! {
+    /// This thread's (allocations, bytes allocated, frees): `alloc` and `realloc` count as
+    /// allocations (a realloc may move the block). Plain cells without destructors, so using
+    /// them from the allocator never allocates.
+    static THREAD_ALLOCS: std::cell::Cell<(u64, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+fn count_alloc(bytes: usize) {
+    let _ = THREAD_ALLOCS.try_with(|c| {
+        let (n, b, f) = c.get();
+        c.set((n + 1, b + bytes as u64, f));
+    });
+}
+
+fn count_free() {
+    let _ = THREAD_ALLOCS.try_with(|c| {
+        let (n, b, f) = c.get();
+        c.set((n, b, f + 1));
+    });
+}
+
+/// This thread's (allocations, bytes allocated, frees) so far.
+fn thread_allocs() -> (u64, u64, u64) {
+    THREAD_ALLOCS.with(|c| c.get())
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        count_alloc(l.size());
         // SAFETY: same layout contract as the caller's.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        count_free();
         // SAFETY: `p` was allocated by `System.alloc` with layout `l`.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        count_alloc(new);
         // SAFETY: `p` was allocated by `System` with layout `l`.
         unsafe { System.realloc(p, l, new) }
     }
@@ -241,6 +274,146 @@ fn committer_overlap() {
     );
 }
 
+/// This thread's CPU time so far in nanoseconds: `/proc/thread-self/schedstat` (time on CPU,
+/// ns), else utime + stime of `/proc/thread-self/stat` (fields 14 + 15, clock ticks of 10 ms).
+fn thread_cpu_ns() -> u64 {
+    if let Ok(s) = std::fs::read_to_string("/proc/thread-self/schedstat") {
+        if let Some(ns) = s.split_whitespace().next().and_then(|v| v.parse().ok()) {
+            return ns;
+        }
+    }
+    let s = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after = s.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // after ')' the first field is field 3 (state): utime = field 14, stime = field 15
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10_000_000
+}
+
+/// What the server does under put load: an apply thread applying batches of 10 puts (8-byte
+/// sequential keys, 256-byte values) with `apply_batch_deferred_owned`, and a commit thread
+/// calling `commit_pending` every 100 ms or as soon as 10,000 entries are pending. Prints wall
+/// time, CPU time per put of each thread and heap allocations per put (the apply thread's,
+/// split into building the requests and the apply calls, and the commit thread's).
+fn server_like(puts: usize, rate: Option<f64>) {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::Duration;
+    let dir = tmp("serverlike");
+    let store = Store::open_path(dir.join("db"), StoreConfig::default()).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let committer = {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || {
+            let (cpu0, a0) = (thread_cpu_ns(), thread_allocs());
+            let mut commits = 0u32;
+            let mut last = Instant::now();
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                if finished
+                    || last.elapsed() >= Duration::from_millis(100)
+                    || store.pending_entries() >= 10_000
+                {
+                    if store.commit_pending().unwrap().entries > 0 {
+                        commits += 1;
+                    }
+                    last = Instant::now();
+                    if finished {
+                        break;
+                    }
+                } else {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let a1 = thread_allocs();
+            (
+                thread_cpu_ns() - cpu0,
+                (a1.0 - a0.0, a1.1 - a0.1, a1.2 - a0.2),
+                commits,
+            )
+        })
+    };
+    let value = vec![b'v'; 256];
+    let (cpu0, a0) = (thread_cpu_ns(), thread_allocs());
+    let mut in_calls = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    let mut idx = 0u64;
+    while (idx as usize) < puts {
+        if let Some(rate) = rate {
+            // paced: batch k starts at k * 10 / rate seconds
+            let due = start + Duration::from_secs_f64(idx as f64 / rate);
+            let now = Instant::now();
+            if now < due {
+                std::thread::sleep(due - now);
+            }
+        }
+        let entries: Vec<(u64, Request)> = (0..10)
+            .map(|_| {
+                idx += 1;
+                (
+                    idx,
+                    Request::Put(PutRequest {
+                        key: format!("{:08}", idx % 100_000_000).into_bytes(),
+                        value: value.clone(),
+                        ..Default::default()
+                    }),
+                )
+            })
+            .collect();
+        let before = thread_allocs();
+        let results = store.apply_batch_deferred_owned(entries);
+        let after = thread_allocs();
+        in_calls.0 += after.0 - before.0;
+        in_calls.1 += after.1 - before.1;
+        in_calls.2 += after.2 - before.2;
+        for r in results {
+            r.unwrap();
+        }
+    }
+    let apply_wall = start.elapsed();
+    let a1 = thread_allocs();
+    let apply_cpu = thread_cpu_ns() - cpu0;
+    done.store(true, Ordering::SeqCst);
+    let (commit_cpu, commit_allocs, commits) = committer.join().unwrap();
+    let wall = start.elapsed();
+    assert_eq!(store.durable_index(), idx);
+    assert_eq!(store.pending_entries(), 0);
+    let n = idx as f64;
+    let apply_allocs = (a1.0 - a0.0, a1.1 - a0.1, a1.2 - a0.2);
+    println!(
+        "server-like: {idx} puts (batches of 10, 8 B keys, 256 B values{}), committer every 100 ms or 10,000 entries: {commits} commits",
+        rate.map_or(String::new(), |r| format!(", paced at {r:.0} puts/s"))
+    );
+    println!(
+        "  wall: apply {:.3} s ({:.0} puts/s), until the last commit {:.3} s",
+        apply_wall.as_secs_f64(),
+        n / apply_wall.as_secs_f64(),
+        wall.as_secs_f64()
+    );
+    println!(
+        "  CPU per put: apply thread {:.0} ns, commit thread {:.0} ns, sum {:.0} ns",
+        apply_cpu as f64 / n,
+        commit_cpu as f64 / n,
+        (apply_cpu + commit_cpu) as f64 / n
+    );
+    println!(
+        "  allocations per put: apply thread {:.2} ({:.0} B; frees {:.2}), of which in apply_batch_deferred_owned {:.2} ({:.0} B; frees {:.2}); commit thread {:.2} ({:.0} B; frees {:.2})",
+        apply_allocs.0 as f64 / n,
+        apply_allocs.1 as f64 / n,
+        apply_allocs.2 as f64 / n,
+        in_calls.0 as f64 / n,
+        in_calls.1 as f64 / n,
+        in_calls.2 as f64 / n,
+        commit_allocs.0 as f64 / n,
+        commit_allocs.1 as f64 / n,
+        commit_allocs.2 as f64 / n,
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let n: usize = std::env::var("KEEL_BENCH_KEYS")
         .ok()
@@ -250,6 +423,19 @@ fn main() {
     println!("keel-mvcc bench: {n} keys, 256-byte values");
     // KEEL_BENCH_INDEX_ONLY=1: only the reopen + index rebuild figures (heap bytes per key)
     let index_only = std::env::var_os("KEEL_BENCH_INDEX_ONLY").is_some();
+    // KEEL_BENCH_SERVER_LIKE=1: only the apply thread + commit thread run (KEEL_BENCH_PUTS
+    // puts, default 200,000; KEEL_BENCH_RATE=<puts/s> paces the apply thread, default flat out)
+    if std::env::var_os("KEEL_BENCH_SERVER_LIKE").is_some() {
+        let puts = std::env::var("KEEL_BENCH_PUTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200_000);
+        let rate = std::env::var("KEEL_BENCH_RATE")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        server_like(puts, rate);
+        return;
+    }
     if !index_only {
         // ---- puts/s in batches, vs redb raw inserts with the same batching
         for batch in [1usize, 100, 1000] {
