@@ -193,6 +193,11 @@ fn two_members_exchange_messages_in_order() {
     assert_eq!(messages_from(&at_b, 1), expect("a->b"));
     assert_eq!(messages_from(&at_a, 2), expect("b->a"));
     assert!(a.wakes.load(Ordering::SeqCst) >= 1 && b.wakes.load(Ordering::SeqCst) >= 1);
+    // The writer counts a batch after its write returns, which can be after the receiver
+    // has it.
+    wait_until("a's sent count", || {
+        a.transport.peer_stats(2).unwrap().sent_messages >= n as u64
+    });
     let stats = a.transport.peer_stats(2).unwrap();
     assert_eq!(stats.sent_messages, n as u64);
     assert_eq!(stats.dropped_queue_full + stats.dropped_on_failure, 0);
@@ -948,4 +953,77 @@ fn snapshots_spooled_to_a_file_arrive_whole_and_corrupt_ones_leave_nothing() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// While the writer thread is idle on an open connection, `send` writes the frame itself
+/// (no thread wake-up); every message still arrives once, in order.
+#[test]
+fn paced_messages_are_written_by_the_sender_directly() {
+    let a = start(1);
+    let b = start(2);
+    mesh(&[&a, &b]);
+    wait_until("connected", || a.transport.peer_stats(2).unwrap().connected);
+    let n = 200u32;
+    for i in 0..n {
+        a.transport.send(2, i.to_be_bytes().to_vec()).unwrap();
+        let got = collect_until(&b.inbox, |e| matches!(e, PeerEvent::Message { .. }));
+        assert_eq!(messages_from(&got, 1), vec![i.to_be_bytes().to_vec()]);
+    }
+    wait_until("all counted", || {
+        a.transport.peer_stats(2).unwrap().sent_messages == n as u64
+    });
+    let stats = a.transport.peer_stats(2).unwrap();
+    // The first message (and any after a pause ≥ 100 ms on a slow machine) goes through the
+    // writer, which checks an idle connection first.
+    assert!(stats.direct_writes >= (n as u64) * 9 / 10, "{stats:?}");
+    assert_eq!(
+        stats.dropped_on_failure + stats.dropped_queue_full,
+        0,
+        "{stats:?}"
+    );
+}
+
+/// A receiver that stops reading for a while (its inbox is full): direct writes fill the
+/// socket, the one that does not fit leaves its tail to the writer, later messages queue;
+/// once the receiver reads again every message arrives whole and in order.
+#[test]
+fn a_receiver_that_pauses_gets_every_message_whole_and_in_order() {
+    let (a_cfg, a_log) = config(1, loopback());
+    let a = start_with(a_cfg, a_log);
+    let (mut b_cfg, b_log) = config(2, loopback());
+    b_cfg.inbox_capacity = 2;
+    let b = start_with(b_cfg, b_log);
+    mesh(&[&a, &b]);
+    wait_until("connected", || a.transport.peer_stats(2).unwrap().connected);
+    let message = |i: u32| -> Vec<u8> {
+        let len = 20_000 + (i as usize * 7919) % 60_000;
+        (0..len)
+            .map(|j| (j as u32 ^ i.wrapping_mul(2654435761)) as u8)
+            .collect()
+    };
+    let n = 400u32;
+    for i in 0..n {
+        a.transport.send(2, message(i)).unwrap();
+        if i % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(1)); // let the writer go idle
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut got = 0;
+    let events = collect_until(&b.inbox, |e| {
+        got += u32::from(matches!(e, PeerEvent::Message { .. }));
+        got == n
+    });
+    let received = messages_from(&events, 1);
+    assert_eq!(received.len(), n as usize);
+    for (i, m) in received.iter().enumerate() {
+        assert!(*m == message(i as u32), "message {i} differs");
+    }
+    let stats = a.transport.peer_stats(2).unwrap();
+    assert!(stats.direct_writes > 0, "{stats:?}");
+    assert_eq!(
+        stats.dropped_on_failure + stats.dropped_queue_full,
+        0,
+        "{stats:?}"
+    );
 }

@@ -2094,7 +2094,8 @@ impl Member {
     }
 
     /// Hand Raft's messages to the peer transport (never blocks; a full queue drops, and Raft
-    /// retries on its own schedule, §5.3).
+    /// retries on its own schedule, §5.3). They leave at the end of the loop turn
+    /// (`on_batch_end`), so one turn's messages to a peer share one socket write.
     fn send_messages(&mut self, msgs: Vec<keel_consensus::Message>) {
         if msgs.is_empty() {
             return;
@@ -2110,7 +2111,7 @@ impl Member {
             }
             let mut buf = Vec::new();
             m.encode(&mut buf);
-            if let Err(e) = transport.send(m.to, buf) {
+            if let Err(e) = transport.send_deferred(m.to, buf) {
                 log_debug!("raft message to {:x} dropped: {e}", m.to);
             }
         }
@@ -2986,6 +2987,9 @@ impl Handler<Wake> for Member {
     fn on_batch_end(&mut self, _ctx: &mut Ctx<Wake>) {
         if !self.proposals.is_empty() || !self.read_batch.is_empty() {
             self.pump();
+        }
+        if let Some((transport, _)) = &self.peers {
+            transport.flush();
         }
     }
 

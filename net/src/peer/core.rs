@@ -41,6 +41,8 @@ pub(crate) struct Core {
     pub inbound_active: AtomicUsize,
     /// Answers HTTP `GET`s on the peer port; starts as `config.http`.
     pub http_handler: RwLock<Option<HttpHandler>>,
+    /// Peers with messages queued by `send_deferred` since the last `flush`.
+    pub unflushed: Mutex<Vec<Arc<PeerLink>>>,
     acceptor_waker: mio::Waker,
     stop: AtomicBool,
     registry: Mutex<Registry>,
@@ -67,6 +69,7 @@ impl Core {
     ) -> Self {
         Core {
             http_handler: RwLock::new(config.http.clone()),
+            unflushed: Mutex::new(Vec::new()),
             config,
             local_addr,
             events,

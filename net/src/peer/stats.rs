@@ -29,6 +29,10 @@ pub struct PeerStats {
     pub snapshots_sent: u64,
     /// Snapshots that failed.
     pub snapshots_failed: u64,
+    /// Messages the sending thread wrote to the socket itself (the writer thread was idle
+    /// and nothing was queued), wholly or — the socket being full — partly, the writer
+    /// sending the rest. Included in `sent_messages` once wholly sent.
+    pub direct_writes: u64,
     /// The last failure, in words.
     pub last_error: Option<String>,
     /// How the peer refused our last handshake, if it did (cleared by a successful one): e.g.
@@ -70,6 +74,7 @@ pub(crate) struct PeerCounters {
     pub unreachable_reports: AtomicU64,
     pub snapshots_sent: AtomicU64,
     pub snapshots_failed: AtomicU64,
+    pub direct_writes: AtomicU64,
 }
 
 /// Atomic counters behind [`TransportStats`].

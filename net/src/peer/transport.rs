@@ -131,9 +131,38 @@ impl PeerTransport {
         ids
     }
 
-    /// Queues a message for `to`. Never blocks: if the peer's queue is at its message or byte
+    /// Sends a message to `to`. Never blocks: when the peer's writer thread is idle on an
+    /// open connection, the frame is written to the (non-blocking) socket by this thread;
+    /// otherwise it is queued for the writer. If the peer's queue is at its message or byte
     /// limit the message is dropped, counted, and [`SendError::QueueFull`] returned.
     pub fn send(&self, to: u64, payload: Vec<u8>) -> Result<(), SendError> {
+        self.link_for(to, &payload)?
+            .push(payload, &self.core.config, false)
+    }
+
+    /// Like [`PeerTransport::send`], but the message waits in the queue until the next
+    /// [`PeerTransport::flush`], so that everything an event-loop turn sends to a peer goes
+    /// out in one socket write. (If the peer's writer is busy, it takes the message anyway.)
+    pub fn send_deferred(&self, to: u64, payload: Vec<u8>) -> Result<(), SendError> {
+        let link = self.link_for(to, &payload)?;
+        link.push(payload, &self.core.config, true)?;
+        let mut dirty = self.core.unflushed.lock();
+        if !dirty.iter().any(|l| Arc::ptr_eq(l, &link)) {
+            dirty.push(link);
+        }
+        Ok(())
+    }
+
+    /// Sends the messages [`PeerTransport::send_deferred`] queued.
+    pub fn flush(&self) {
+        let links = std::mem::take(&mut *self.core.unflushed.lock());
+        for link in links {
+            link.flush(self.core.config.max_batch_bytes);
+        }
+    }
+
+    /// The link to `to`, if `payload` may be sent at all.
+    fn link_for(&self, to: u64, payload: &[u8]) -> Result<Arc<PeerLink>, SendError> {
         if self.core.stopping() {
             return Err(SendError::ShutDown);
         }
@@ -144,14 +173,12 @@ impl PeerTransport {
                 max: cfg.max_message_bytes as u64,
             });
         }
-        let link = self
-            .core
+        self.core
             .peers
             .read()
             .get(&to)
             .cloned()
-            .ok_or(SendError::UnknownPeer(to))?;
-        link.push(payload, cfg.max_queue_messages, cfg.max_queue_bytes)
+            .ok_or(SendError::UnknownPeer(to))
     }
 
     /// Sends a snapshot to `to` on a separate connection, in the background. The outcome
