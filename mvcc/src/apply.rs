@@ -1,10 +1,10 @@
 //! The write path: applying replicated requests inside one backend batch.
 //!
 //! A `Batch` applies requests in memory. It appends the backend writes to an `Unwritten`
-//! buffer (ops not yet committed, and the history keys they write), inserts the new values into
-//! the `pending` overlay (so later requests, and readers, see them before the backend does) and
+//! buffer (a [`CommitBuffer`]: ops not yet committed, whose history records later requests and
+//! readers find there before the backend has them; and the history keys they write) and
 //! collects the watch events. The in-memory index and lease table are updated as each request
-//! applies. The buffer and the overlay belong to the store and outlive one batch: with
+//! applies. The buffer belongs to the store and outlives one batch: with
 //! `Store::apply_batch` they are committed at the end of the call, with
 //! `Store::apply_batch_deferred` they accumulate over many calls until `Store::commit_pending`.
 //!
@@ -12,8 +12,9 @@
 //! applies fully or fails with no effect, as in etcd. An error from the backend itself in the
 //! middle of a request leaves memory ahead of disk; the store then poisons itself.
 
-use crate::backend::{BackendRead, Bucket, WriteOp};
-use crate::codec::{decode_kv, encode_kv, encode_lease};
+use crate::backend::{BackendRead, Bucket, WriteBatch};
+use crate::codec::{decode_kv, encode_lease, KvRef};
+use crate::commit_buffer::{CommitBuffer, Pending};
 use crate::error::Error;
 use crate::key_index::TreeIndex;
 use crate::lease::{id_candidate, Lease, LeaseClock, LeaseTable, MAX_LEASE_TTL};
@@ -21,7 +22,7 @@ use crate::read::{kvs_in, range};
 use crate::revision::Revision;
 use crate::types::*;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Meta-bucket keys.
 pub(crate) const META_CONSISTENT_INDEX: &[u8] = b"consistent_index";
@@ -68,12 +69,13 @@ pub(crate) struct State {
 
 /// Backend writes applied in memory but not yet committed, accumulated over one or more
 /// batches (several with `Store::apply_batch_deferred`). Committed in order, in one backend
-/// commit, followed by the meta writes of `close_ops`.
+/// commit, followed by the meta writes of `push_close_ops`.
 #[derive(Debug, Default)]
 pub(crate) struct Unwritten {
-    /// The writes, in apply order (a put then a delete of the same key must end deleted).
-    pub ops: Vec<WriteOp>,
-    /// History keys put by `ops` and not doomed by a compaction since (a compaction must also
+    /// The writes, in apply order (a put then a delete of the same key must end deleted), and
+    /// the values they put, readable until committed.
+    pub buffer: CommitBuffer,
+    /// History keys put by `buffer` and not doomed by a compaction since (a compaction must also
     /// drop revisions the backend does not have yet).
     pub written: Vec<[u8; crate::revision::REV_KEY_LEN]>,
     /// Raft entries applied (not skipped) since the last commit.
@@ -81,9 +83,12 @@ pub(crate) struct Unwritten {
 }
 
 /// The writes a `Store::commit_pending` is committing right now, outside the store's locks.
-/// Their ops have left `Unwritten`; their values stay in `pending` until the commit is done.
+/// Their buffer has left `Unwritten`; it is shared with the committing thread and stays
+/// readable here until the commit is done.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
+    /// The buffer being committed (None: no commit in flight).
+    pub buffer: Option<Arc<CommitBuffer>>,
     /// History keys the commit puts and that no compaction doomed since: the overlay values
     /// to drop once it is done, and revisions a compaction applied meanwhile must consider
     /// (they are neither in the backend's read view nor in `Unwritten::written`).
@@ -94,30 +99,31 @@ pub(crate) struct InFlight {
     pub consistent_index: u64,
 }
 
-/// Meta writes closing a commit: consistent index and current revision.
-pub(crate) fn close_ops(st: &State) -> [WriteOp; 2] {
-    [
-        WriteOp::Put(
-            Bucket::Meta,
-            META_CONSISTENT_INDEX.to_vec(),
-            st.consistent_index.to_be_bytes().to_vec(),
-        ),
-        WriteOp::Put(
-            Bucket::Meta,
-            META_CURRENT_REV.to_vec(),
-            (st.current_rev as u64).to_be_bytes().to_vec(),
-        ),
-    ]
+/// Number of meta writes [`push_close_ops`] appends.
+pub(crate) const CLOSE_OPS: usize = 2;
+
+/// Appends the meta writes closing a commit: consistent index and current revision.
+pub(crate) fn push_close_ops(st: &State, batch: &mut WriteBatch) {
+    batch.put(
+        Bucket::Meta,
+        META_CONSISTENT_INDEX,
+        &st.consistent_index.to_be_bytes(),
+    );
+    batch.put(
+        Bucket::Meta,
+        META_CURRENT_REV,
+        &(st.current_rev as u64).to_be_bytes(),
+    );
 }
 
-/// Fetches a put revision's key-value from `pending` or the backend.
+/// Fetches a put revision's key-value from the uncommitted buffers or the backend.
 pub(crate) fn fetch_kv(
     reader: &dyn BackendRead,
-    pending: &HashMap<Revision, KeyValue>,
+    pending: Pending<'_>,
     rev: Revision,
 ) -> Result<KeyValue, Error> {
-    if let Some(kv) = pending.get(&rev) {
-        return Ok(kv.clone());
+    if let Some(record) = pending.get(rev) {
+        return decode_kv(record);
     }
     match reader.get(Bucket::Key, &rev.to_key(false))? {
         Some(bytes) => decode_kv(&bytes),
@@ -150,12 +156,10 @@ pub(crate) struct Batch<'a> {
     pub reader: &'a dyn BackendRead,
     pub config: &'a StoreConfig,
     pub clock: &'a Mutex<LeaseClock>,
-    /// Values of every revision applied but not committed (this batch's and earlier ones').
-    pub pending: &'a mut HashMap<Revision, KeyValue>,
-    /// The uncommitted writes (this batch's are appended).
+    /// The uncommitted writes (this batch's are appended) and their values.
     pub unwritten: &'a mut Unwritten,
-    /// History keys of a commit in flight (see [`InFlight::written`]).
-    pub in_flight_written: &'a mut Vec<[u8; crate::revision::REV_KEY_LEN]>,
+    /// A commit in flight: its values, and its history keys (see [`InFlight::written`]).
+    pub in_flight: &'a mut InFlight,
     /// Watch events of this batch.
     pub events: Vec<Event>,
     /// Whether anyone could receive this batch's events: false while no watcher is synced
@@ -169,25 +173,27 @@ impl<'a> Batch<'a> {
         reader: &'a dyn BackendRead,
         config: &'a StoreConfig,
         clock: &'a Mutex<LeaseClock>,
-        pending: &'a mut HashMap<Revision, KeyValue>,
         unwritten: &'a mut Unwritten,
-        in_flight_written: &'a mut Vec<[u8; crate::revision::REV_KEY_LEN]>,
+        in_flight: &'a mut InFlight,
     ) -> Batch<'a> {
         Batch {
             st,
             reader,
             config,
             clock,
-            pending,
             unwritten,
-            in_flight_written,
+            in_flight,
             events: Vec::new(),
             collect_events: true,
         }
     }
 
     fn fetch(&self, rev: Revision) -> Result<KeyValue, Error> {
-        fetch_kv(self.reader, self.pending, rev)
+        let pending = Pending {
+            queued: &self.unwritten.buffer,
+            in_flight: self.in_flight.buffer.as_deref(),
+        };
+        fetch_kv(self.reader, pending, rev)
     }
 
     /// Applies one request. It is taken by value: a put's key and value move into the new
@@ -243,11 +249,10 @@ impl<'a> Batch<'a> {
                     if let Some(l) = self.st.leases.leases.get_mut(&cp.id) {
                         l.remaining_ttl = cp.remaining_ttl.max(0);
                         let rec = encode_lease(l.ttl, l.remaining_ttl);
-                        self.unwritten.ops.push(WriteOp::Put(
-                            Bucket::Lease,
-                            cp.id.to_be_bytes().to_vec(),
-                            rec,
-                        ));
+                        self.unwritten
+                            .buffer
+                            .batch
+                            .put(Bucket::Lease, &cp.id.to_be_bytes(), &rec);
                     }
                 }
                 Ok(Response::LeaseCheckpoint(LeaseCheckpointResponse {
@@ -258,19 +263,19 @@ impl<'a> Batch<'a> {
                 revision: self.st.current_rev,
             }),
             Request::SetMembership(blob) | Request::SetMeta(MetaKey::Membership, blob) => {
-                self.unwritten.ops.push(WriteOp::Put(
-                    Bucket::Meta,
-                    MetaKey::Membership.key().to_vec(),
-                    blob,
-                ));
+                self.unwritten
+                    .buffer
+                    .batch
+                    .put(Bucket::Meta, MetaKey::Membership.key(), &blob);
                 Ok(Response::Noop {
                     revision: self.st.current_rev,
                 })
             }
             Request::SetMeta(key, blob) => {
                 self.unwritten
-                    .ops
-                    .push(WriteOp::Put(Bucket::Meta, key.key().to_vec(), blob));
+                    .buffer
+                    .batch
+                    .put(Bucket::Meta, key.key(), &blob);
                 Ok(Response::Noop {
                     revision: self.st.current_rev,
                 })
@@ -323,28 +328,33 @@ impl<'a> Batch<'a> {
         tw.changes += 1;
         let (create_revision, version) = self.st.index.put(&p.key, rev);
         self.st.leases.attach(lease, &p.key);
-        let kv = KeyValue {
-            key: p.key,
-            create_revision,
-            mod_revision: rev.main,
-            version,
-            value,
-            lease,
-        };
-        let key = rev.to_key(false);
-        self.unwritten.written.push(key);
-        self.unwritten
-            .ops
-            .push(WriteOp::Put(Bucket::Key, key.to_vec(), encode_kv(&kv)));
+        self.unwritten.written.push(rev.to_key(false));
+        // The record is encoded once, into the commit buffer, where reads find it until the
+        // backend has it; the request's key and value are needed only for a watch event.
+        self.unwritten.buffer.put_kv(
+            rev,
+            KvRef {
+                key: &p.key,
+                value: &value,
+                create_revision,
+                mod_revision: rev.main,
+                version,
+                lease,
+            },
+        );
         if self.collect_events {
-            self.pending.insert(rev, kv.clone());
             self.events.push(Event {
                 kind: EventType::Put,
-                kv,
+                kv: KeyValue {
+                    key: p.key,
+                    create_revision,
+                    mod_revision: rev.main,
+                    version,
+                    value,
+                    lease,
+                },
                 prev_kv: None,
             });
-        } else {
-            self.pending.insert(rev, kv);
         }
         Ok(PutResponse {
             revision: tw.begin + 1,
@@ -359,20 +369,16 @@ impl<'a> Batch<'a> {
         }
         tw.changes += 1;
         self.st.leases.detach(key);
-        let kv = KeyValue {
-            key: key.to_vec(),
-            mod_revision: rev.main,
-            ..Default::default()
-        };
-        let k = rev.to_key(true);
-        self.unwritten.written.push(k);
-        self.unwritten
-            .ops
-            .push(WriteOp::Put(Bucket::Key, k.to_vec(), encode_kv(&kv)));
+        self.unwritten.written.push(rev.to_key(true));
+        self.unwritten.buffer.put_tombstone(rev, key);
         if self.collect_events {
             self.events.push(Event {
                 kind: EventType::Delete,
-                kv,
+                kv: KeyValue {
+                    key: key.to_vec(),
+                    mod_revision: rev.main,
+                    ..Default::default()
+                },
                 prev_kv: None,
             });
         }
@@ -546,13 +552,14 @@ impl<'a> Batch<'a> {
         // committed yet (this batch's, or earlier deferred ones'). A revision both in flight
         // and in the read view (the commit landed before this batch took its view) is deleted
         // twice, which is harmless.
-        for list in [&mut *self.in_flight_written, &mut self.unwritten.written] {
+        // Their values stay readable in the commit buffers (nothing looks them up: the index
+        // no longer names them) and leave with their buffer.
+        for list in [&mut self.in_flight.written, &mut self.unwritten.written] {
             let mut still_written = Vec::with_capacity(list.len());
             for k in std::mem::take(list) {
                 let (r, _) = Revision::from_key(&k)?;
                 if r.main <= rev && !keep.contains(&r) {
                     doomed.push(k.to_vec());
-                    self.pending.remove(&r);
                 } else {
                     still_written.push(k);
                 }
@@ -560,14 +567,14 @@ impl<'a> Batch<'a> {
             *list = still_written;
         }
         for k in doomed {
-            self.unwritten.ops.push(WriteOp::Delete(Bucket::Key, k));
+            self.unwritten.buffer.batch.delete(Bucket::Key, &k);
         }
         self.st.compact_rev = rev;
-        self.unwritten.ops.push(WriteOp::Put(
+        self.unwritten.buffer.batch.put(
             Bucket::Meta,
-            META_COMPACT_REV.to_vec(),
-            (rev as u64).to_be_bytes().to_vec(),
-        ));
+            META_COMPACT_REV,
+            &(rev as u64).to_be_bytes(),
+        );
         Ok(CompactionResponse {
             revision: self.st.current_rev,
         })
@@ -596,11 +603,10 @@ impl<'a> Batch<'a> {
         let ttl = g.ttl.max(self.config.min_lease_ttl);
         self.st.leases.leases.insert(id, Lease::new(ttl, 0));
         self.clock.lock().granted(id, ttl);
-        self.unwritten.ops.push(WriteOp::Put(
-            Bucket::Lease,
-            id.to_be_bytes().to_vec(),
-            encode_lease(ttl, 0),
-        ));
+        self.unwritten
+            .buffer
+            .batch
+            .put(Bucket::Lease, &id.to_be_bytes(), &encode_lease(ttl, 0));
         Ok(LeaseGrantResponse {
             revision: self.st.current_rev,
             id,
@@ -623,8 +629,9 @@ impl<'a> Batch<'a> {
         self.finish(&tw);
         self.st.leases.remove(id);
         self.unwritten
-            .ops
-            .push(WriteOp::Delete(Bucket::Lease, id.to_be_bytes().to_vec()));
+            .buffer
+            .batch
+            .delete(Bucket::Lease, &id.to_be_bytes());
         Ok(LeaseRevokeResponse {
             revision: self.st.current_rev,
         })

@@ -36,14 +36,7 @@ impl Bucket {
     }
 }
 
-/// One change of a write batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOp {
-    /// Insert or overwrite.
-    Put(Bucket, Vec<u8>, Vec<u8>),
-    /// Remove (no-op if absent).
-    Delete(Bucket, Vec<u8>),
-}
+pub use crate::write_batch::{WriteBatch, WriteOp};
 
 /// A consistent read view of the backend.
 pub trait BackendRead {
@@ -64,8 +57,8 @@ pub trait BackendRead {
 pub trait Backend: Send + Sync {
     /// A read view of the last committed state.
     fn read(&self) -> Result<Box<dyn BackendRead + '_>, Error>;
-    /// Applies `ops` atomically and durably.
-    fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error>;
+    /// Applies the batch's ops, in order, atomically and durably.
+    fn commit(&self, batch: &WriteBatch) -> Result<(), Error>;
     /// (file size, bytes in use).
     fn size(&self) -> (u64, u64);
     /// Streams a consistent copy of the committed state (a Raft snapshot of the state
@@ -133,16 +126,16 @@ impl Backend for MemBackend {
         }))
     }
 
-    fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error> {
+    fn commit(&self, batch: &WriteBatch) -> Result<(), Error> {
         let mut trees = self.trees.write();
-        for op in ops {
+        for op in batch.iter() {
             match op {
                 WriteOp::Put(b, k, v) => {
-                    trees.entry(b).or_default().insert(k, v);
+                    trees.entry(b).or_default().insert(k.to_vec(), v.to_vec());
                 }
                 WriteOp::Delete(b, k) => {
                     if let Some(t) = trees.get_mut(&b) {
-                        t.remove(&k);
+                        t.remove(k);
                     }
                 }
             }

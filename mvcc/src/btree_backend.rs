@@ -3,7 +3,7 @@
 //! Each store bucket is a btree bucket of the same name. A read view is a btree read
 //! transaction (a snapshot of the last commit); a commit is one btree write transaction.
 
-use crate::backend::{Backend, BackendRead, Bucket, WriteOp};
+use crate::backend::{Backend, BackendRead, Bucket, WriteBatch, WriteOp};
 use crate::error::Error;
 use keel_btree::{Db, Options, ReadTxn};
 use std::ops::Bound;
@@ -104,16 +104,16 @@ impl Backend for BtreeBackend {
         }))
     }
 
-    fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error> {
+    fn commit(&self, batch: &WriteBatch) -> Result<(), Error> {
         let mut tx = self.db.begin_write().map_err(storage_err)?;
         // One bucket handle per bucket; ops keep their order within a bucket (a put then a
         // delete of the same key in one batch must end deleted).
         for bucket in Bucket::ALL {
             let mut bm = tx.bucket_mut(bucket.name()).map_err(storage_err)?;
-            for op in &ops {
+            for op in batch.iter() {
                 match op {
-                    WriteOp::Put(b, k, v) if *b == bucket => bm.put(k, v).map_err(storage_err)?,
-                    WriteOp::Delete(b, k) if *b == bucket => {
+                    WriteOp::Put(b, k, v) if b == bucket => bm.put(k, v).map_err(storage_err)?,
+                    WriteOp::Delete(b, k) if b == bucket => {
                         bm.delete(k).map_err(storage_err)?;
                     }
                     _ => {}

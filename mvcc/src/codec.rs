@@ -15,19 +15,61 @@ use crate::types::KeyValue;
 const KV_FORMAT: u8 = 1;
 const LEASE_FORMAT: u8 = 1;
 
+/// A key-value to encode, borrowing its key and value (so a record can be encoded without
+/// building a [`KeyValue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvRef<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value (empty for a tombstone).
+    pub value: &'a [u8],
+    /// Revision of the key's creation (0 for a tombstone).
+    pub create_revision: i64,
+    /// Revision of this change.
+    pub mod_revision: i64,
+    /// Version of the key (0 for a tombstone).
+    pub version: i64,
+    /// Attached lease (0: none).
+    pub lease: i64,
+}
+
+impl<'a> From<&'a KeyValue> for KvRef<'a> {
+    fn from(kv: &'a KeyValue) -> KvRef<'a> {
+        KvRef {
+            key: &kv.key,
+            value: &kv.value,
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease,
+        }
+    }
+}
+
+/// Length of the record [`encode_kv`] writes for a key and value of these lengths.
+pub fn encoded_kv_len(key_len: usize, value_len: usize) -> usize {
+    1 + 32 + 8 + key_len + value_len
+}
+
 /// Encodes a key-value for the history bucket.
 pub fn encode_kv(kv: &KeyValue) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 32 + 8 + kv.key.len() + kv.value.len());
+    let mut out = Vec::with_capacity(encoded_kv_len(kv.key.len(), kv.value.len()));
+    encode_kv_into(KvRef::from(kv), &mut out);
+    out
+}
+
+/// Appends the [`encode_kv`] record of `kv` to `out`.
+pub fn encode_kv_into(kv: KvRef<'_>, out: &mut Vec<u8>) {
+    out.reserve(encoded_kv_len(kv.key.len(), kv.value.len()));
     out.push(KV_FORMAT);
     out.extend_from_slice(&kv.create_revision.to_be_bytes());
     out.extend_from_slice(&kv.mod_revision.to_be_bytes());
     out.extend_from_slice(&kv.version.to_be_bytes());
     out.extend_from_slice(&kv.lease.to_be_bytes());
     out.extend_from_slice(&(kv.key.len() as u32).to_be_bytes());
-    out.extend_from_slice(&kv.key);
+    out.extend_from_slice(kv.key);
     out.extend_from_slice(&(kv.value.len() as u32).to_be_bytes());
-    out.extend_from_slice(&kv.value);
-    out
+    out.extend_from_slice(kv.value);
 }
 
 struct Reader<'a> {
@@ -133,7 +175,14 @@ mod tests {
                         value in proptest::collection::vec(any::<u8>(), 0..50),
                         c in any::<i64>(), m in any::<i64>(), v in any::<i64>(), l in any::<i64>()) {
             let kv = KeyValue { key, value, create_revision: c, mod_revision: m, version: v, lease: l };
-            prop_assert_eq!(decode_kv(&encode_kv(&kv)).unwrap(), kv);
+            let bytes = encode_kv(&kv);
+            prop_assert_eq!(bytes.len(), encoded_kv_len(kv.key.len(), kv.value.len()));
+            prop_assert_eq!(decode_kv(&bytes).unwrap(), kv.clone());
+            // appending to a buffer that holds something already writes the same bytes
+            let mut out = vec![9u8; 5];
+            encode_kv_into(KvRef::from(&kv), &mut out);
+            prop_assert_eq!(&out[..5], &[9u8; 5][..]);
+            prop_assert_eq!(&out[5..], bytes.as_slice());
         }
 
         #[test]

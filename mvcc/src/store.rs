@@ -2,11 +2,12 @@
 //! batched apply, reads at a revision, watch streams, leases, hashes and status.
 
 use crate::apply::{
-    close_ops, fetch_kv, Batch, InFlight, State, StoreConfig, Unwritten, META_COMPACT_REV,
-    META_CONSISTENT_INDEX, META_CURRENT_REV,
+    fetch_kv, push_close_ops, Batch, InFlight, State, StoreConfig, Unwritten, CLOSE_OPS,
+    META_COMPACT_REV, META_CONSISTENT_INDEX, META_CURRENT_REV,
 };
 use crate::backend::{Backend, BackendRead, Bucket};
 use crate::codec::{decode_kv, decode_lease, decode_lease_id, decode_u64};
+use crate::commit_buffer::{CommitBuffer, Pending};
 use crate::crc32c::Crc32c;
 use crate::error::Error;
 use crate::etcd_hash::KvHasher;
@@ -25,15 +26,17 @@ pub use install::PreparedSnapshot;
 struct Core {
     /// In-memory state: everything applied, committed or not.
     st: State,
-    /// Values of every revision applied but not yet in the backend (deferred batches, and the
-    /// batch being committed): the index already names them, reads fetch them from here.
-    pending: HashMap<Revision, KeyValue>,
     /// Writes applied but not committed (by [`Store::apply_batch_deferred`]), and not yet
-    /// handed to a commit either.
+    /// handed to a commit either, with their values: the index already names them, reads
+    /// fetch them from here (or from `in_flight`) until the backend has them.
     unwritten: Unwritten,
     /// The commit [`Store::commit_pending`] is writing right now without the core lock
-    /// (empty when none): its history keys, entry count and consistent index.
+    /// (empty when none): its buffer (values readable), history keys, entry count and
+    /// consistent index.
     in_flight: InFlight,
+    /// The buffers of the last finished commit, emptied, for the next hand-over to reuse (so
+    /// the queued buffer does not grow from nothing after each commit).
+    spare: Spare,
     /// Consistent index of the last backend commit (<= `st.consistent_index`).
     durable_index: u64,
     poisoned: Option<String>,
@@ -46,11 +49,19 @@ impl Core {
         let durable_index = st.consistent_index;
         Core {
             st,
-            pending: HashMap::new(),
             unwritten: Unwritten::default(),
             in_flight: InFlight::default(),
+            spare: Spare::default(),
             durable_index,
             poisoned: None,
+        }
+    }
+
+    /// The uncommitted values reads must see: queued and in flight.
+    fn pending(&self) -> Pending<'_> {
+        Pending {
+            queued: &self.unwritten.buffer,
+            in_flight: self.in_flight.buffer.as_deref(),
         }
     }
 
@@ -62,6 +73,13 @@ impl Core {
             None => Ok(()),
         }
     }
+}
+
+/// Empty buffers kept from a finished commit for the next one (see [`CommitBuffer::clear`]).
+#[derive(Default)]
+struct Spare {
+    buffer: CommitBuffer,
+    written: Vec<[u8; crate::revision::REV_KEY_LEN]>,
 }
 
 struct Inner {
@@ -113,7 +131,7 @@ fn lookup_prev(core: &Core, reader: &dyn BackendRead, key: &[u8], at: i64) -> Op
         return None;
     }
     let found = core.st.index.get(key, at)?;
-    fetch_kv(reader, &core.pending, found.modified).ok()
+    fetch_kv(reader, core.pending(), found.modified).ok()
 }
 
 /// Rebuilds the in-memory state (key index, leases, revisions, consistent index) from a
@@ -324,7 +342,7 @@ impl Store {
     pub fn commit_pending(&self) -> Result<CommitStats, Error> {
         let _committing = self.inner.commit_lock.lock();
         // 1. Hand the queued writes to the in-flight slot (apply_lock: between two batches).
-        let (ops, stats) = {
+        let (ops, stats): (Arc<CommitBuffer>, CommitStats) = {
             let _applying = self.inner.apply_lock.lock();
             let mut core = self.inner.core.write();
             core.check()?;
@@ -332,25 +350,37 @@ impl Store {
             if entries == 0 {
                 return Ok(CommitStats::default());
             }
-            let mut ops = std::mem::take(&mut core.unwritten.ops);
-            ops.extend(close_ops(&core.st));
+            let core = &mut *core;
+            // The queued buffer goes in flight; the spare one (empty) takes its place.
+            let mut buffer = std::mem::replace(
+                &mut core.unwritten.buffer,
+                std::mem::take(&mut core.spare.buffer),
+            );
+            push_close_ops(&core.st, &mut buffer.batch);
             let consistent_index = core.st.consistent_index;
+            let stats = CommitStats {
+                entries,
+                ops: buffer.batch.len(),
+                consistent_index,
+            };
+            let buffer = Arc::new(buffer);
             core.in_flight = InFlight {
-                written: std::mem::take(&mut core.unwritten.written),
+                buffer: Some(buffer.clone()),
+                written: std::mem::replace(
+                    &mut core.unwritten.written,
+                    std::mem::take(&mut core.spare.written),
+                ),
                 entries,
                 consistent_index,
             };
             core.unwritten.entries = 0;
-            let stats = CommitStats {
-                entries,
-                ops: ops.len(),
-                consistent_index,
-            };
-            (ops, stats)
+            (buffer, stats)
         };
-        // 2. Write and fsync with no store lock held: applies and reads go on.
-        let outcome = self.inner.backend().commit(ops);
-        // 3. Release what the commit wrote (or poison the store).
+        // 2. Write and fsync with no store lock held: applies and reads go on (reads find the
+        // in-flight values in the same buffer, shared).
+        let outcome = self.inner.backend().commit(&ops.batch);
+        // 3. Release what the commit wrote (or poison the store): the in-flight buffer goes
+        // as a whole.
         let mut core = self.inner.core.write();
         let done = std::mem::take(&mut core.in_flight);
         if let Err(e) = outcome {
@@ -358,14 +388,14 @@ impl Store {
             core.poisoned = Some(m.clone());
             return Err(Error::Storage(m));
         }
-        for k in &done.written {
-            if let Ok((rev, _)) = Revision::from_key(k) {
-                core.pending.remove(&rev);
-            }
+        drop(done.buffer); // the store's handle: ours is now the only one
+        if let Ok(mut buffer) = Arc::try_unwrap(ops) {
+            buffer.clear();
+            core.spare.buffer = buffer;
         }
-        if core.pending.is_empty() {
-            core.pending = HashMap::new(); // give the memory back
-        }
+        let mut written = done.written;
+        written.clear();
+        core.spare.written = written;
         core.durable_index = done.consistent_index;
         Ok(stats)
     }
@@ -406,7 +436,7 @@ impl Store {
         if entries == 0 {
             return Ok(CommitStats::default());
         }
-        let ops = guard.unwritten.ops.len() + 2;
+        let ops = guard.unwritten.buffer.batch.len() + CLOSE_OPS;
         let (guard, outcome) = self.commit_unwritten(guard);
         outcome?;
         let consistent_index = guard.st.consistent_index;
@@ -444,9 +474,8 @@ impl Store {
             &*reader,
             &self.inner.config,
             &self.inner.lease_clock,
-            &mut core.pending,
             &mut core.unwritten,
-            &mut core.in_flight.written,
+            &mut core.in_flight,
         );
         // Holding the core write lock, no watcher can be created meanwhile; one created
         // before this batch's events are published starts after them (see `WatchHub::create`),
@@ -485,20 +514,20 @@ impl Store {
     }
 
     /// Commits `unwritten` (plus the meta writes) with the core lock downgraded to read, so
-    /// readers go on during the fsyncs. On failure the store is poisoned and the error
-    /// returned. The caller holds `commit_lock` and `apply_lock` (so nothing is in flight and
-    /// the overlay holds only what this commit writes) and must call `release_committed` after
-    /// dropping the returned guard.
+    /// readers go on during the fsyncs (finding the values in the buffer being committed). On
+    /// failure the store is poisoned and the error returned. The caller holds `commit_lock`
+    /// and `apply_lock` (so nothing is in flight and nothing applies meanwhile) and must call
+    /// `release_committed` after dropping the returned guard.
     fn commit_unwritten<'a>(
         &'a self,
         mut guard: RwLockWriteGuard<'a, Core>,
     ) -> (RwLockReadGuard<'a, Core>, Result<(), Error>) {
-        let mut ops = std::mem::take(&mut guard.unwritten.ops);
-        ops.extend(close_ops(&guard.st));
-        guard.unwritten.written.clear();
-        guard.unwritten.entries = 0;
+        let core = &mut *guard;
+        push_close_ops(&core.st, &mut core.unwritten.buffer.batch);
+        core.unwritten.written.clear();
+        core.unwritten.entries = 0;
         let guard = RwLockWriteGuard::downgrade(guard);
-        match self.inner.backend().commit(ops) {
+        match self.inner.backend().commit(&guard.unwritten.buffer.batch) {
             Ok(()) => (guard, Ok(())),
             Err(e) => {
                 drop(guard);
@@ -510,11 +539,11 @@ impl Store {
     }
 
     /// After an inline commit (`commit_unwritten`, nothing in flight): the backend has every
-    /// applied value, so the overlay is dropped and the durable index catches up (a brief,
-    /// I/O-free write lock).
+    /// applied value, so the committed buffer is emptied (kept for reuse) and the durable index
+    /// catches up (a brief, I/O-free write lock).
     fn release_committed(&self) {
         let mut core = self.inner.core.write();
-        core.pending = HashMap::new();
+        core.unwritten.buffer.clear();
         core.durable_index = core.st.consistent_index;
     }
 
@@ -569,7 +598,7 @@ impl Store {
         core.check()?;
         let backend = self.inner.backend();
         let reader = backend.read()?;
-        let fetch = |rev| fetch_kv(&*reader, &core.pending, rev);
+        let fetch = |rev| fetch_kv(&*reader, core.pending(), rev);
         let cur = core.st.current_rev;
         range(&core.st.index, &fetch, req, cur, core.st.compact_rev, cur)
     }
@@ -599,19 +628,20 @@ impl Store {
             let core = &mut *core;
             let backend = self.inner.backend();
             let reader = backend.read()?;
-            // Reads see uncommitted values through `pending`; nothing is written, so the
-            // scratch buffer stays empty and is thrown away.
-            let mut scratch = Unwritten::default();
+            // Reads see uncommitted values in the commit buffers; the txn writes nothing, so
+            // the queued buffer is left as it was.
+            let queued_ops = core.unwritten.buffer.batch.len();
             let mut batch = Batch::new(
                 &mut core.st,
                 &*reader,
                 &self.inner.config,
                 &self.inner.lease_clock,
-                &mut core.pending,
-                &mut scratch,
-                &mut core.in_flight.written,
+                &mut core.unwritten,
+                &mut core.in_flight,
             );
-            match batch.apply(0, Request::Txn(req.clone()))? {
+            let resp = batch.apply(0, Request::Txn(req.clone()));
+            debug_assert_eq!(batch.unwritten.buffer.batch.len(), queued_ops);
+            match resp? {
                 Response::Txn(t) => Ok(t),
                 _ => unreachable!("txn request yields txn response"),
             }

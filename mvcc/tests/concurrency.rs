@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use keel_mvcc::backend::{BackendRead, WriteOp};
+use keel_mvcc::backend::{BackendRead, WriteBatch};
 use keel_mvcc::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -99,12 +99,12 @@ impl Backend for GatedBackend {
     fn read(&self) -> Result<Box<dyn BackendRead + '_>, Error> {
         self.inner.read()
     }
-    fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error> {
+    fn commit(&self, batch: &WriteBatch) -> Result<(), Error> {
         if self.gate.load(Ordering::SeqCst) {
             self.entered.lock().unwrap().send(()).unwrap();
             self.release.lock().unwrap().recv().unwrap();
         }
-        self.inner.commit(ops)
+        self.inner.commit(batch)
     }
     fn size(&self) -> (u64, u64) {
         self.inner.size()

@@ -21,20 +21,17 @@ fn a_file_that_is_not_a_database_is_a_typed_error() {
 
 #[test]
 fn malformed_records_in_any_bucket_are_typed_errors() {
-    let cases: Vec<WriteOp> = vec![
-        WriteOp::Put(Bucket::Key, b"short".to_vec(), b"x".to_vec()),
-        WriteOp::Put(
-            Bucket::Key,
-            Revision::new(2, 0).to_key(false).to_vec(),
-            vec![1, 2, 3],
-        ),
-        WriteOp::Put(Bucket::Lease, vec![1, 2], vec![1]),
-        WriteOp::Put(Bucket::Meta, b"consistent_index".to_vec(), vec![1, 2, 3]),
-        WriteOp::Put(Bucket::Meta, b"compact_rev".to_vec(), vec![]),
+    let rev_key = Revision::new(2, 0).to_key(false);
+    let cases: Vec<WriteOp<'_>> = vec![
+        WriteOp::Put(Bucket::Key, b"short", b"x"),
+        WriteOp::Put(Bucket::Key, &rev_key, &[1, 2, 3]),
+        WriteOp::Put(Bucket::Lease, &[1, 2], &[1]),
+        WriteOp::Put(Bucket::Meta, b"consistent_index", &[1, 2, 3]),
+        WriteOp::Put(Bucket::Meta, b"compact_rev", &[]),
     ];
     for op in cases {
         let backend = MemBackend::new();
-        backend.commit(vec![op.clone()]).unwrap();
+        backend.commit(&[op].into_iter().collect()).unwrap();
         match Store::open(Box::new(backend), StoreConfig::default()) {
             Err(Error::Corrupt(_)) => {}
             other => panic!("{op:?}: expected Corrupt, got {other:?}"),

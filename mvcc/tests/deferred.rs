@@ -459,11 +459,11 @@ impl Backend for FailingReads {
         }
         self.inner.read()
     }
-    fn commit(&self, ops: Vec<keel_mvcc::backend::WriteOp>) -> Result<(), Error> {
+    fn commit(&self, batch: &keel_mvcc::backend::WriteBatch) -> Result<(), Error> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Storage("injected commit failure".into()));
         }
-        self.inner.commit(ops)
+        self.inner.commit(batch)
     }
     fn size(&self) -> (u64, u64) {
         self.inner.size()

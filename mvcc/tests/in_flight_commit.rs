@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use keel_mvcc::backend::{Backend, BackendRead, MemBackend, WriteOp};
+use keel_mvcc::backend::{Backend, BackendRead, MemBackend, WriteBatch};
 use keel_mvcc::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -58,7 +58,7 @@ impl Backend for Gated {
     fn read(&self) -> Result<Box<dyn BackendRead + '_>, Error> {
         self.inner.read()
     }
-    fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error> {
+    fn commit(&self, batch: &WriteBatch) -> Result<(), Error> {
         self.committing.store(true, Ordering::SeqCst);
         if self.gate.swap(false, Ordering::SeqCst) {
             let entered = self.entered.lock().unwrap().take().unwrap();
@@ -74,7 +74,7 @@ impl Backend for Gated {
             Err(Error::Storage("injected commit failure".into()))
         } else {
             self.commits.fetch_add(1, Ordering::SeqCst);
-            self.inner.commit(ops)
+            self.inner.commit(batch)
         };
         self.committing.store(false, Ordering::SeqCst);
         out

@@ -199,7 +199,7 @@ impl Backend for GatedBackend {
     fn read(&self) -> Result<Box<dyn keel_mvcc::backend::BackendRead + '_>, Error> {
         self.inner.read()
     }
-    fn commit(&self, ops: Vec<keel_mvcc::backend::WriteOp>) -> Result<(), Error> {
+    fn commit(&self, batch: &keel_mvcc::backend::WriteBatch) -> Result<(), Error> {
         let mut s = self.gate.state.lock().unwrap();
         if s.fail {
             return Err(Error::Storage("injected commit failure".into()));
@@ -212,7 +212,7 @@ impl Backend for GatedBackend {
             }
         }
         drop(s);
-        self.inner.commit(ops)
+        self.inner.commit(batch)
     }
     fn size(&self) -> (u64, u64) {
         self.inner.size()

@@ -15,7 +15,7 @@ mod common;
 
 use common::model::Model;
 use common::*;
-use keel_mvcc::backend::{Backend, BackendRead, WriteOp};
+use keel_mvcc::backend::{Backend, BackendRead, WriteBatch};
 use keel_mvcc::btree_backend::BtreeBackend;
 use keel_mvcc::*;
 use proptest::prelude::*;
@@ -34,13 +34,13 @@ impl Backend for HeldBackend {
     fn read(&self) -> Result<Box<dyn BackendRead + '_>, Error> {
         self.inner.read()
     }
-    fn commit(&self, ops: Vec<WriteOp>) -> Result<(), Error> {
+    fn commit(&self, batch: &WriteBatch) -> Result<(), Error> {
         let held = self.hold.lock().unwrap().take();
         if let Some((entered, release)) = held {
             entered.send(()).unwrap();
             release.recv().unwrap();
         }
-        self.inner.commit(ops)
+        self.inner.commit(batch)
     }
     fn size(&self) -> (u64, u64) {
         self.inner.size()

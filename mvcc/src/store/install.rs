@@ -28,7 +28,7 @@
 
 use super::{load_state, Core, Store};
 use crate::apply::{State, META_CONSISTENT_INDEX};
-use crate::backend::{Backend, BackendRead, Bucket, WriteOp};
+use crate::backend::{Backend, BackendRead, Bucket, WriteBatch};
 use crate::btree_backend::{storage_err, BtreeBackend};
 use crate::codec::decode_u64;
 use crate::error::Error;
@@ -153,7 +153,7 @@ impl Backend for Detached {
     fn read(&self) -> Result<Box<dyn BackendRead + '_>, Error> {
         Err(detached())
     }
-    fn commit(&self, _ops: Vec<WriteOp>) -> Result<(), Error> {
+    fn commit(&self, _batch: &WriteBatch) -> Result<(), Error> {
         Err(detached())
     }
     fn size(&self) -> (u64, u64) {
