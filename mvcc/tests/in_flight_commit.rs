@@ -225,6 +225,119 @@ fn applies_and_reads_go_on_while_a_commit_is_in_flight() {
     );
 }
 
+/// Values of uncommitted revisions are read from the commit buffers: the queued one and the
+/// in-flight one, which is reused (emptied) for a later commit once its commit is done. Over
+/// several rounds, with one commit held in flight each time, every revision reads the same as
+/// on a store that applied durably: before, during and after each commit; prev_kv and
+/// compares of the batches applied meanwhile see the in-flight values too.
+#[test]
+fn every_revision_reads_the_same_across_in_flight_commits_and_reused_buffers() {
+    let backend = Gated::new(MemBackend::new());
+    let store = Store::open(Box::new(backend.clone()), StoreConfig::default()).unwrap();
+    let durable = Store::open(Box::new(MemBackend::new()), StoreConfig::default()).unwrap();
+    let mut idx = 0;
+    let val =
+        |round: usize, i: usize| format!("{round}-{i}-{}", "x".repeat((round * 7 + i * 131) % 700));
+    let put_prev = |key: &str, value: &str| {
+        Request::Put(PutRequest {
+            key: key.into(),
+            value: value.into(),
+            prev_kv: true,
+            ..Default::default()
+        })
+    };
+    let same_everywhere = |store: &Store, durable: &Store, when: &str| {
+        let current = durable.current_revision();
+        assert_eq!(store.current_revision(), current, "{when}");
+        for rev in 1..=current {
+            assert_eq!(
+                store.range(&everything(rev)).unwrap(),
+                durable.range(&everything(rev)).unwrap(),
+                "{when}: revision {rev}"
+            );
+        }
+    };
+    for round in 0..5 {
+        // queued, then in flight
+        let mut reqs: Vec<Request> = (0..4)
+            .map(|i| put_prev(&format!("k{i}"), &val(round, i)))
+            .collect();
+        reqs.push(Request::DeleteRange(DeleteRangeRequest {
+            key: format!("k{}", round % 4).into_bytes(),
+            prev_kv: true,
+            ..Default::default()
+        }));
+        let first = numbered(reqs, &mut idx);
+        assert_eq!(
+            store.apply_batch_deferred(&first),
+            durable.apply_batch(&first),
+            "round {round}"
+        );
+        same_everywhere(&store, &durable, "queued");
+        let (entered, release) = backend.arm();
+        let committer = {
+            let store = store.clone();
+            thread::spawn(move || store.commit_pending())
+        };
+        entered.recv_timeout(PATIENCE).unwrap();
+        same_everywhere(&store, &durable, "in flight");
+        // applied while the first batch is in flight: prev values and compares read it
+        let deleted = format!("k{}", round % 4);
+        let overwritten = format!("k{}", (round + 1) % 4);
+        let txn = Request::Txn(TxnRequest {
+            compare: vec![Compare {
+                key: overwritten.clone().into_bytes(),
+                range_end: Vec::new(),
+                target: CompareTarget::Value(val(round, (round + 1) % 4).into_bytes()),
+                result: CompareResult::Equal,
+            }],
+            success: vec![RequestOp::Put(PutRequest {
+                key: b"txn".to_vec(),
+                value: val(round, 9).into_bytes(),
+                prev_kv: true,
+                ..Default::default()
+            })],
+            failure: Vec::new(),
+        });
+        let second = numbered(
+            vec![
+                txn,
+                put_prev(&overwritten, &val(round, 5)),
+                put_prev(&deleted, &val(round, 6)),
+            ],
+            &mut idx,
+        );
+        let s = store.clone();
+        let batch = second.clone();
+        let results = must_finish("apply_batch_deferred", move || {
+            s.apply_batch_deferred(&batch)
+        });
+        assert_eq!(results, durable.apply_batch(&second), "round {round}");
+        match &results[1] {
+            Ok(Response::Put(p)) => {
+                let prev = p
+                    .prev_kv
+                    .as_ref()
+                    .expect("prev_kv from the in-flight batch");
+                assert_eq!(prev.value, val(round, (round + 1) % 4).into_bytes());
+            }
+            other => panic!("{other:?}"),
+        }
+        match &results[0] {
+            Ok(Response::Txn(t)) => assert!(t.succeeded, "the compare read the in-flight value"),
+            other => panic!("{other:?}"),
+        }
+        same_everywhere(&store, &durable, "in flight + queued");
+        release.send(()).unwrap();
+        committer.join().unwrap().unwrap();
+        same_everywhere(&store, &durable, "after the commit");
+    }
+    store.commit_pending().unwrap();
+    same_everywhere(&store, &durable, "all committed");
+    assert_eq!(store.hash_kv(0).unwrap(), durable.hash_kv(0).unwrap());
+    assert_eq!(store.hash().unwrap(), durable.hash().unwrap());
+}
+
 #[test]
 fn a_compaction_during_an_in_flight_commit_drops_its_revisions_too() {
     let mem = MemBackend::new();
