@@ -1,7 +1,7 @@
 //! The write path: applying replicated requests inside one backend batch.
 //!
 //! A `Batch` applies requests in memory. It appends the backend writes to an `Unwritten`
-//! buffer (a [`CommitBuffer`]: ops not yet committed, whose history records later requests and
+//! buffer (a `CommitBuffer`: ops not yet committed, whose history records later requests and
 //! readers find there before the backend has them; and the history keys they write) and
 //! collects the watch events. The in-memory index and lease table are updated as each request
 //! applies. The buffer belongs to the store and outlives one batch: with
@@ -89,9 +89,9 @@ pub(crate) struct Unwritten {
 pub(crate) struct InFlight {
     /// The buffer being committed (None: no commit in flight).
     pub buffer: Option<Arc<CommitBuffer>>,
-    /// History keys the commit puts and that no compaction doomed since: the overlay values
-    /// to drop once it is done, and revisions a compaction applied meanwhile must consider
-    /// (they are neither in the backend's read view nor in `Unwritten::written`).
+    /// History keys the commit puts and that no compaction doomed since: revisions a
+    /// compaction applied meanwhile must consider (they are neither in the backend's read view
+    /// nor in `Unwritten::written`).
     pub written: Vec<[u8; crate::revision::REV_KEY_LEN]>,
     /// Raft entries in the commit (0: no commit in flight).
     pub entries: usize,

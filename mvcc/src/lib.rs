@@ -32,12 +32,14 @@
 //! ## Deferred commits
 //! Waiting for the btree's fsyncs on every batch is not needed for safety: the entries are
 //! already durable in the Raft log. [`Store::apply_batch_deferred`] applies a batch in memory
-//! only (same results as `apply_batch`; the index, leases and consistent index advance, values
-//! are served from an in-memory overlay, watch events go out at once) and
+//! only (same results as `apply_batch`; the index, leases and consistent index advance, each
+//! new history record is encoded once into a commit buffer, from which reads decode the values
+//! the backend does not have yet; watch events go out at once) and
 //! [`Store::commit_pending`] later writes everything accumulated in **one** backend commit, as
 //! etcd's backend commits its write buffer every 100 ms. That commit does not block applies or
 //! reads: the queued writes move to an "in-flight" slot, the backend write and fsyncs run with
-//! no store lock held, and only then are the committed values dropped from the overlay, so the
+//! no store lock held, and only then is the committed buffer released (as a whole, and reused
+//! for a later commit: a put allocates nothing for the commit once the buffers have grown), so the
 //! server calls it from a committer thread of its own (commits are serialized, one in flight).
 //! [`Store::durable_index`] is the consistent index of the last completed commit: after a
 //! crash the store reopens there and the server re-applies the log after it. Calls that read
@@ -62,8 +64,9 @@
 //! ## Module map
 //! [`types`] (etcd-shaped requests and responses), [`error`], [`revision`], [`codec`] (byte
 //! formats), [`key_index`], [`read`] (range semantics), [`validate`] (pre-log request checks),
-//! `apply` (the write path), [`lease`], [`watch`] + [`interval`] (watchers), [`backend`] (the
-//! storage trait and an in-memory backend), [`btree_backend`], `store` ([`Store`]; its
+//! `apply` (the write path), `commit_buffer` (uncommitted writes and their values),
+//! [`write_batch`] (a commit's ops in one byte buffer), [`lease`], [`watch`] + [`interval`]
+//! (watchers), [`backend`] (the storage trait and an in-memory backend), [`btree_backend`], `store` ([`Store`]; its
 //! `install` submodule: snapshot install),
 //! [`etcd_hash`] (HashKV computed over etcd's byte formats, so it equals etcd's).
 

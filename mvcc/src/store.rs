@@ -261,7 +261,8 @@ impl Store {
             return results; // nothing applied, now or before
         }
         // Readers may go on while the batch is written and fsynced: the index already shows
-        // the batch and its values are served from `pending` until the backend has them. (The
+        // the batch and its values are served from the commit buffer until the backend has
+        // them. (The
         // entries are durable in the Raft log already, as in etcd, whose reads see its
         // uncommitted backend buffer.)
         let (guard, outcome) = self.commit_unwritten(guard);
@@ -269,7 +270,7 @@ impl Store {
             return vec![Err(e); count];
         }
         self.publish(&guard, &events);
-        // The backend has the batch now: release the overlay (a brief, I/O-free write lock).
+        // The backend has the batch now: empty the buffer (a brief, I/O-free write lock).
         drop(guard);
         self.release_committed();
         results
@@ -280,7 +281,7 @@ impl Store {
     ///
     /// Everything else happens at once: reads, txns, leases and later batches see the new
     /// state (the key index and lease table are updated, values are served from an in-memory
-    /// overlay), [`Store::consistent_index`] advances, and watch events are published. The
+    /// commit buffer), [`Store::consistent_index`] advances, and watch events are published. The
     /// backend writes accumulate until [`Store::commit_pending`] (or the next
     /// [`Store::apply_batch`], or a call that reads the backend's own state, such as
     /// [`Store::hash_kv`] or [`Store::snapshot_to`]) writes them all in one commit.
@@ -289,7 +290,7 @@ impl Store {
     /// acknowledged write waits for the Raft log's fsync only. It is safe because the entries
     /// are in the Raft log: after a crash, the store reopens at [`Store::durable_index`] and the
     /// server re-applies the log entries after it. **Memory grows with the uncommitted writes
-    /// (their encoded ops and decoded values) until the caller commits**, so call
+    /// (their encoded ops, which hold the values) until the caller commits**, so call
     /// [`Store::commit_pending`] regularly (e.g. every 100 ms or 10,000 entries, like etcd),
     /// and before a clean shutdown: dropping the store does not commit (it behaves like a
     /// crash, which the log replay repairs).
@@ -320,16 +321,18 @@ impl Store {
 
     /// Writes everything applied by [`Store::apply_batch_deferred`] and not yet committed in
     /// **one** backend commit (with the consistent index and current revision), then drops the
-    /// committed values from the in-memory overlay and advances [`Store::durable_index`].
+    /// committed buffer and advances [`Store::durable_index`].
     ///
     /// **Applies and reads go on during the backend write and its fsyncs**, so the server can
     /// call this from a committer thread of its own:
     /// 1. briefly under the locks, the queued writes move to an "in-flight" commit, which ends
     ///    at the current consistent index;
     /// 2. the backend commit runs without the store's locks (batches applied meanwhile queue
-    ///    up for the next commit; reads find the in-flight values in the overlay);
-    /// 3. briefly under the write lock, exactly the values that commit wrote leave the
-    ///    overlay and `durable_index` is set to the index the commit ended at.
+    ///    up for the next commit; reads find the in-flight values in the buffer being
+    ///    committed, shared with this thread);
+    /// 3. briefly under the write lock, the committed buffer is released as a whole (emptied
+    ///    and kept for a later commit; values applied meanwhile are in the queued buffer and
+    ///    stay) and `durable_index` is set to the index the commit ended at.
     ///
     /// Commits are serialized: while one is in flight, a second caller (and
     /// [`Store::apply_batch`], [`Store::hash_kv`], [`Store::snapshot_to`], ...) waits for it,
@@ -450,7 +453,7 @@ impl Store {
     }
 
     /// Applies `entries` in memory (apply_lock held, core write-locked): their writes join
-    /// `unwritten`, their values `pending`. Returns the results and the watch events, or, if
+    /// `unwritten` (which serves their values). Returns the results and the watch events, or, if
     /// the store is (or became) poisoned, the results to return.
     #[allow(clippy::type_complexity)]
     fn apply_in_memory(

@@ -18,7 +18,7 @@
 //!    reader runs), the temporary file is renamed over `path` and the directory fsynced; the
 //!    old backend is closed and the new file opened in its place; the in-memory state is
 //!    replaced by the prepared one, and everything that belonged to the old history (the
-//!    uncommitted overlay, the queued writes) is dropped. [`Store::durable_index`] becomes the
+//!    queued writes and their values) is dropped. [`Store::durable_index`] becomes the
 //!    snapshot's consistent index: the server re-applies its Raft log after it.
 //!
 //! Crash safety: until the rename the file at `path` is the old database, untouched; the
