@@ -621,6 +621,22 @@ impl IndexKey {
         Some(unsafe { self.0.heap })
     }
 
+    /// For an inline key, a number that orders as its bytes do: the 15 key bytes (zero after
+    /// the key) big-endian in the high 120 bits, the length in the low 8. Zero padding sorts
+    /// a key before any longer key it is a prefix of, and when two keys differ only by
+    /// trailing zero bytes the length decides, so comparing these numbers is comparing the
+    /// byte strings (one integer comparison instead of a `memcmp` call).
+    fn inline_order(&self) -> Option<u128> {
+        if self.tag() & INLINE_TAG == 0 {
+            return None;
+        }
+        // SAFETY: a set tag bit means `new` wrote the `inline` layout: all 16 bytes are
+        // initialized (the key, then zeros).
+        let bytes = unsafe { self.0.inline };
+        let len = u128::from(bytes[0] & !INLINE_TAG);
+        Some((u128::from_be_bytes(bytes) << 8) | len)
+    }
+
     /// The key's bytes.
     pub fn as_slice(&self) -> &[u8] {
         match self.heap() {
@@ -683,7 +699,10 @@ impl PartialOrd for IndexKey {
 
 impl Ord for IndexKey {
     fn cmp(&self, other: &IndexKey) -> std::cmp::Ordering {
-        self.as_slice().cmp(other.as_slice())
+        match (self.inline_order(), other.inline_order()) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => self.as_slice().cmp(other.as_slice()),
+        }
     }
 }
 
@@ -773,9 +792,15 @@ impl TreeIndex {
 
     /// Records a put; returns (create revision, version).
     pub fn put(&mut self, key: &[u8], rev: Revision) -> (i64, i64) {
-        let ki = match self.keys.get_mut(key) {
-            Some(ki) => ki,
-            None => self.keys.entry(IndexKey::new(key)).or_default(),
+        // An inline key costs no allocation to build and compares fast: one search. A long
+        // one is searched by bytes first, so an existing key does not allocate a heap copy.
+        let ki = if key.len() <= INLINE_KEY_MAX {
+            self.keys.entry(IndexKey::new(key)).or_default()
+        } else {
+            match self.keys.get_mut(key) {
+                Some(ki) => ki,
+                None => self.keys.entry(IndexKey::new(key)).or_default(),
+            }
         };
         if !ki.is_live() {
             self.live += 1;
@@ -785,9 +810,15 @@ impl TreeIndex {
 
     /// Restores a put on open.
     pub fn restore_put(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
-        let ki = match self.keys.get_mut(key) {
-            Some(ki) => ki,
-            None => self.keys.entry(IndexKey::new(key)).or_default(),
+        // An inline key costs no allocation to build and compares fast: one search. A long
+        // one is searched by bytes first, so an existing key does not allocate a heap copy.
+        let ki = if key.len() <= INLINE_KEY_MAX {
+            self.keys.entry(IndexKey::new(key)).or_default()
+        } else {
+            match self.keys.get_mut(key) {
+                Some(ki) => ki,
+                None => self.keys.entry(IndexKey::new(key)).or_default(),
+            }
         };
         if !ki.is_live() {
             self.live += 1;
@@ -1370,11 +1401,72 @@ mod tests {
             proptest::prop_assert_eq!(kb.as_slice(), &b[..]);
             proptest::prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
             proptest::prop_assert_eq!(ka == kb, a == b);
+            proptest::prop_assert_eq!(ka.partial_cmp(&kb), Some(a.cmp(&b)));
             let hasher = RandomState::new();
             let key_hash = hasher.hash_one(&ka);
             let bytes_hash = hasher.hash_one(&a[..]);
             proptest::prop_assert_eq!(key_hash, bytes_hash);
         }
+    }
+
+    proptest::proptest! {
+        /// The inline comparison (one integer per key) against byte-string order where it is
+        /// easiest to get wrong: few distinct bytes (zeros, which the padding also uses, and
+        /// 0xff), keys that are prefixes of each other, lengths around the 15-byte limit.
+        #[test]
+        fn inline_key_order_is_byte_order(
+            a in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, 0x80, 0xff]), 0..18),
+            b in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, 0x80, 0xff]), 0..18),
+            cut in 0usize..18,
+        ) {
+            // b2: a prefix of a (or a itself), or a with zeros appended
+            let b2: Vec<u8> = if cut <= a.len() {
+                a[..cut].to_vec()
+            } else {
+                a.iter().copied().chain(std::iter::repeat_n(0, cut - a.len())).collect()
+            };
+            for (x, y) in [(&a, &b), (&a, &b2), (&b2, &a)] {
+                let (kx, ky) = (IndexKey::new(x), IndexKey::new(y));
+                proptest::prop_assert_eq!(kx.cmp(&ky), x.cmp(y), "{:?} vs {:?}", x, y);
+                proptest::prop_assert_eq!(kx == ky, x == y);
+            }
+        }
+    }
+
+    #[test]
+    fn inline_order_known_cases() {
+        let order = [
+            &b""[..],
+            b"\0",
+            b"\0\0",
+            b"\0\x01",
+            b"a",
+            b"a\0",
+            b"a\0\0\0\0\0\0\0\0\0\0\0\0\0",   // 15 bytes: inline
+            b"a\0\0\0\0\0\0\0\0\0\0\0\0\0\0", // 16 bytes: heap
+            b"a\x01",
+            b"ab",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        ];
+        for (i, x) in order.iter().enumerate() {
+            for (j, y) in order.iter().enumerate() {
+                assert_eq!(
+                    IndexKey::new(x).cmp(&IndexKey::new(y)),
+                    i.cmp(&j),
+                    "{x:?} vs {y:?}"
+                );
+            }
+        }
+        // and the map finds them all by bytes
+        let mut ix = TreeIndex::new();
+        for (i, k) in order.iter().enumerate() {
+            ix.put(k, r(2 + i as i64));
+        }
+        for (i, k) in order.iter().enumerate() {
+            assert_eq!(ix.get(k, 100).unwrap().modified, r(2 + i as i64), "{k:?}");
+        }
+        assert_eq!(ix.live_keys(), order.len() as u64);
     }
 
     #[test]
