@@ -106,3 +106,70 @@ proptest! {
         prop_assert_eq!(Hello::decode(&hello.encode()).unwrap(), hello);
     }
 }
+
+/// What `read_frame` makes of `bytes`: the frames, then how it ended (None: clean end).
+fn frames_by_reader(bytes: &[u8], cap: u32) -> (Vec<Frame>, Option<String>) {
+    let mut r = bytes;
+    let mut frames = Vec::new();
+    loop {
+        match read_frame(&mut r, cap) {
+            Ok(f) => frames.push(f),
+            Err(FrameError::Closed) => return (frames, None),
+            Err(FrameError::Io(_)) => return (frames, Some("truncated".into())),
+            Err(e) => return (frames, Some(e.to_string())),
+        }
+    }
+}
+
+/// What `parse_frame` makes of `bytes` when they arrive in pieces of `piece` bytes, as a
+/// non-blocking reader sees them: the same frames, and the same verdict.
+fn frames_by_parser(bytes: &[u8], cap: u32, piece: usize) -> (Vec<Frame>, Option<String>) {
+    let mut buffered: Vec<u8> = Vec::new();
+    let mut frames = Vec::new();
+    for chunk in bytes.chunks(piece.max(1)) {
+        buffered.extend_from_slice(chunk);
+        loop {
+            match keel_net::peer::frame::parse_frame(&buffered, cap) {
+                Ok(Some(f)) => {
+                    frames.push(Frame {
+                        kind: f.kind,
+                        payload: buffered[f.payload.clone()].to_vec(),
+                    });
+                    buffered.drain(..f.len);
+                }
+                Ok(None) => break,
+                Err(e) => return (frames, Some(e.to_string())),
+            }
+        }
+    }
+    let end = (!buffered.is_empty()).then(|| "truncated".to_string());
+    (frames, end)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The slice parser (used by the owner's event loop) and the stream reader (used by the
+    /// reader threads) agree on every input: valid frame sequences, corrupted ones, soups.
+    #[test]
+    fn parse_frame_agrees_with_read_frame(
+        frames in proptest::collection::vec((kind(), proptest::collection::vec(any::<u8>(), 0..80)), 0..6),
+        flip in proptest::option::of((any::<prop::sample::Index>(), 1u8..=255)),
+        tail in proptest::collection::vec(any::<u8>(), 0..12),
+        cap in 40u32..100,
+        piece in 1usize..40,
+    ) {
+        let mut wire = Vec::new();
+        for (k, p) in &frames {
+            encode_frame_into(&mut wire, *k, p);
+        }
+        wire.extend_from_slice(&tail);
+        if let Some((at, x)) = flip {
+            if !wire.is_empty() {
+                let i = at.index(wire.len());
+                wire[i] ^= x;
+            }
+        }
+        prop_assert_eq!(frames_by_parser(&wire, cap, piece), frames_by_reader(&wire, cap));
+    }
+}

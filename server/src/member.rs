@@ -14,12 +14,15 @@
 //! threads and come back through the loop's waker. Each client is answered when the entry it
 //! proposed is applied (its request id is in the entry, see [`crate::envelope`]).
 //!
-//! Peers (static `--initial-cluster` with more than one member): the peer transport's threads
-//! wake the loop (`Wake::PeerInbox`), which decodes and steps each Raft message; Ready messages
-//! are encoded and handed to the transport (never blocking); unreachable peers and snapshot
-//! outcomes are reported to Raft. Snapshot catch-up: see `Member::receive_snapshot`.
+//! Peers: the loop reads the other members' message-lane connections itself (the transport
+//! hands each over after its handshake, `PeerEvent::MessageLane`; the loop registers it and
+//! steps each Raft message as it arrives, `on_source_ready`); the transport's threads wake the
+//! loop (`Wake::PeerInbox`) for the rest: new lanes, unreachable peers and snapshot outcomes
+//! (reported to Raft), snapshots. Ready messages are encoded and handed to the transport at
+//! the end of the loop turn (never blocking; one socket write per peer per turn). Snapshot
+//! catch-up: see `Member::receive_snapshot`.
 //!
-//! Status of this wiring (see README): static clusters; no membership changes yet. Served: KV (Range, Put,
+//! Served: KV (Range, Put,
 //! DeleteRange, Txn, Compact), Watch (live, from history, progress, backpressure), Lease (Grant,
 //! Revoke, KeepAlive, TimeToLive, Leases; expiry by the leader), Maintenance (Status, Alarm,
 //! Hash, HashKV, Defragment, Snapshot), Cluster.MemberList, Auth.AuthStatus (disabled),
@@ -36,10 +39,12 @@ use std::time::Instant;
 
 use keel_consensus::{ConfChange, Entry, EntryKind, Role};
 use keel_mvcc as mvcc;
-use keel_net::event_loop::{Ctx, EventLoop, Handler, LoopConfig, LoopWaker, TimerId};
+use keel_net::event_loop::{Ctx, EventLoop, Handler, LoopConfig, LoopWaker, SourceId, TimerId};
 use keel_net::grpc::{CallEvent, CallId, GrpcConfig, Metadata};
 use keel_net::http1::{Http1Request, Http1Response};
-use keel_net::peer::{Inbox, PeerEvent, PeerTransport, PeerTransportConfig};
+use keel_net::peer::{
+    Inbox, LaneStatus, MessageLane, PeerEvent, PeerTransport, PeerTransportConfig,
+};
 use keel_net::proto::etcdserverpb as pb;
 use keel_net::proto::Rpc;
 use keel_net::proto::{v3electionpb, v3lockpb};
@@ -345,6 +350,14 @@ pub struct Member {
     /// Leases whose expiry revoke was proposed, and when (to re-propose after a second).
     revoking: HashMap<i64, Instant>,
     is_leader: bool,
+    /// Other members' message-lane connections, read by this loop.
+    lanes: HashMap<SourceId, MessageLane>,
+    /// Lanes the transport handed over, to register with the loop.
+    new_lanes: Vec<MessageLane>,
+    /// Raft messages read from a lane (reused).
+    lane_messages: Vec<Vec<u8>>,
+    /// Raft was stepped since the last `pump` (it may have messages or entries to hand out).
+    raft_stepped: bool,
     /// Linearizable reads received since the last ReadIndex request.
     read_batch: ReadBatch,
     /// ReadIndex requests in flight: context id → (deadline, reads).
@@ -516,6 +529,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         let mut pcfg = PeerTransportConfig::new(cluster_id, id, addr);
         // Snapshots from the leader are reassembled on disk, not in memory.
         pcfg.snapshot_spool_dir = Some(member_dir.clone());
+        pcfg.message_lanes_to_owner = true;
         pcfg.log = Arc::new(|line: &str| {
             crate::log::log(crate::log::Level::Debug, format_args!("peer: {line}"))
         });
@@ -607,6 +621,10 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         clock: Instant::now(),
         revoking: HashMap::new(),
         is_leader: false,
+        lanes: HashMap::new(),
+        new_lanes: Vec::new(),
+        lane_messages: Vec::new(),
+        raft_stepped: false,
         read_batch: Vec::new(),
         reads_in_flight: HashMap::new(),
         reads_ready: Vec::new(),
@@ -2002,6 +2020,7 @@ impl Member {
     /// Feed Raft's output to the WAL, the apply thread and (later) the peers, until Raft has
     /// nothing more to do or waits for the WAL.
     fn pump(&mut self) {
+        self.raft_stepped = false;
         self.flush_proposals();
         if !self.read_batch.is_empty() {
             // One ReadIndex round for every read that arrived since the last one.
@@ -2357,16 +2376,8 @@ impl Member {
                 return;
             };
             match ev {
-                PeerEvent::Message { from, payload } => {
-                    match keel_consensus::Message::decode(&payload) {
-                        Ok(m) => {
-                            if let Err(e) = self.core.step(m) {
-                                log_debug!("raft message from {from:x} not stepped: {e}");
-                            }
-                        }
-                        Err(e) => log_warn!("undecodable raft message from {from:x}: {e}"),
-                    }
-                }
+                PeerEvent::Message { from, payload } => self.step_peer_message(from, &payload),
+                PeerEvent::MessageLane(lane) => self.new_lanes.push(lane),
                 PeerEvent::Unreachable { peer } => self.core.report_unreachable(peer),
                 PeerEvent::SnapshotStatus { to, result, .. } => {
                     self.core.report_snapshot(to, result.is_ok())
@@ -2379,6 +2390,55 @@ impl Member {
                 }
             }
         }
+    }
+
+    /// Decodes a Raft message from another member and steps it.
+    fn step_peer_message(&mut self, from: u64, payload: &[u8]) {
+        match keel_consensus::Message::decode(payload) {
+            Ok(m) => {
+                if let Err(e) = self.core.step(m) {
+                    log_debug!("raft message from {from:x} not stepped: {e}");
+                }
+            }
+            Err(e) => log_warn!("undecodable raft message from {from:x}: {e}"),
+        }
+        self.raft_stepped = true;
+    }
+
+    /// Registers the lanes the transport handed over, and reads what they hold already.
+    fn adopt_lanes(&mut self, ctx: &mut Ctx<Wake>) {
+        for mut lane in std::mem::take(&mut self.new_lanes) {
+            match ctx.register_source(&mut lane) {
+                Ok(id) => {
+                    self.lanes.insert(id, lane);
+                    self.read_lane(ctx, id);
+                }
+                Err(e) => log_warn!(
+                    "cannot watch the connection from member {:x}: {e}; closing it",
+                    lane.from()
+                ),
+            }
+        }
+    }
+
+    /// Steps every Raft message a lane holds; drops the lane once its connection ended (the
+    /// member reconnects with a new one).
+    fn read_lane(&mut self, ctx: &mut Ctx<Wake>, id: SourceId) {
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return;
+        };
+        let from = lane.from();
+        let mut messages = std::mem::take(&mut self.lane_messages);
+        let status = lane.read_messages(&mut messages);
+        if status == LaneStatus::Closed {
+            if let Some(mut lane) = self.lanes.remove(&id) {
+                let _ = ctx.deregister_source(&mut lane);
+            }
+        }
+        for payload in messages.drain(..) {
+            self.step_peer_message(from, &payload);
+        }
+        self.lane_messages = messages;
     }
 
     fn finish_call(ctx: &mut Ctx<Wake>, call: CallId, result: Result<Vec<u8>, Status>) {
@@ -2977,6 +3037,7 @@ impl Handler<Wake> for Member {
             Wake::SnapshotPrepared(p) => self.install_snapshot(*p),
             Wake::PeerInbox => {
                 self.drain_peers();
+                self.adopt_lanes(ctx);
                 self.pump();
             }
             Wake::Membership(ev) => self.on_membership_event(ev),
@@ -2984,8 +3045,12 @@ impl Handler<Wake> for Member {
         }
     }
 
+    fn on_source_ready(&mut self, ctx: &mut Ctx<Wake>, source: SourceId) {
+        self.read_lane(ctx, source);
+    }
+
     fn on_batch_end(&mut self, _ctx: &mut Ctx<Wake>) {
-        if !self.proposals.is_empty() || !self.read_batch.is_empty() {
+        if self.raft_stepped || !self.proposals.is_empty() || !self.read_batch.is_empty() {
             self.pump();
         }
         if let Some((transport, _)) = &self.peers {

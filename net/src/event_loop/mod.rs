@@ -36,6 +36,13 @@ const WAKE_TOKEN: Token = Token(0);
 const LISTENER_BASE: usize = 1;
 const MAX_LISTENERS: usize = 64;
 const CONN_BASE: usize = LISTENER_BASE + MAX_LISTENERS;
+/// Tokens from here on are sources the handler registered ([`Ctx::register_source`]).
+const SOURCE_BASE: usize = 1 << 40;
+
+/// A socket (any mio source) the handler registered with [`Ctx::register_source`]: its
+/// readiness is delivered to [`Handler::on_source_ready`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(pub u64);
 
 /// The server's side of the loop: callbacks for everything that happens.
 ///
@@ -59,6 +66,12 @@ pub trait Handler<W> {
     /// propose every request that arrived in this batch as one Raft append.
     fn on_batch_end(&mut self, ctx: &mut Ctx<W>) {
         let _ = ctx;
+    }
+
+    /// A source registered with [`Ctx::register_source`] became readable (or closed). The
+    /// registration is edge-triggered: read it until it would block.
+    fn on_source_ready(&mut self, ctx: &mut Ctx<W>, source: SourceId) {
+        let _ = (ctx, source);
     }
 
     /// An HTTP/1.1 request on the gRPC port (`GET /health`, `/version`, `/metrics`, ...).
@@ -131,6 +144,10 @@ pub struct Ctx<W> {
     scratch_events: Vec<CallEvent>,
     /// One read buffer shared by all connections (allocated once, never re-zeroed).
     read_buf: Vec<u8>,
+    /// The last [`SourceId`] handed out.
+    last_source: u64,
+    /// Sources found ready by the current poll (kept for its capacity).
+    ready_sources: Vec<SourceId>,
 }
 
 impl<W> std::fmt::Debug for Ctx<W> {
@@ -179,6 +196,8 @@ impl<W> EventLoop<W> {
                 stop: false,
                 scratch_events: Vec::new(),
                 read_buf: vec![0; 64 * 1024],
+                last_source: 0,
+                ready_sources: Vec::new(),
             },
         })
     }
@@ -247,6 +266,10 @@ impl<W> EventLoop<W> {
             let t = ev.token().0;
             if t == WAKE_TOKEN.0 {
                 continue; // the queue is drained below in any case
+            } else if t >= SOURCE_BASE {
+                self.ctx
+                    .ready_sources
+                    .push(SourceId((t - SOURCE_BASE) as u64));
             } else if t < CONN_BASE {
                 self.ctx.accept(t - LISTENER_BASE);
             } else {
@@ -263,6 +286,11 @@ impl<W> EventLoop<W> {
                 }
             }
         }
+        let mut ready = std::mem::take(&mut self.ctx.ready_sources);
+        for source in ready.drain(..) {
+            handler.on_source_ready(&mut self.ctx, source);
+        }
+        self.ctx.ready_sources = ready;
         // Swap the queue with an empty one that keeps its capacity (no allocation per wake-up
         // batch on either side).
         let mut woken = std::mem::take(&mut self.ctx.spare_wake_queue);
@@ -278,6 +306,28 @@ impl<W> EventLoop<W> {
 }
 
 impl<W> Ctx<W> {
+    /// Registers a socket the handler owns (edge-triggered, readable): its readiness then
+    /// arrives at [`Handler::on_source_ready`] with the returned id. Deregister it with
+    /// [`Ctx::deregister_source`] before dropping it.
+    pub fn register_source(
+        &mut self,
+        source: &mut impl mio::event::Source,
+    ) -> io::Result<SourceId> {
+        self.last_source += 1;
+        let id = SourceId(self.last_source);
+        self.registry.register(
+            source,
+            Token(SOURCE_BASE + id.0 as usize),
+            Interest::READABLE,
+        )?;
+        Ok(id)
+    }
+
+    /// Removes a source registered with [`Ctx::register_source`].
+    pub fn deregister_source(&mut self, source: &mut impl mio::event::Source) -> io::Result<()> {
+        self.registry.deregister(source)
+    }
+
     /// A handle other threads use to send payloads to [`Handler::on_wake`].
     pub fn waker(&self) -> LoopWaker<W> {
         LoopWaker {

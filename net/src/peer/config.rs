@@ -42,6 +42,10 @@ pub struct PeerTransportConfig {
     /// Capacity of the inbox (events waiting for the owner). When full, connection reader
     /// threads wait, which pushes back on the senders through TCP.
     pub inbox_capacity: usize,
+    /// Hand accepted message-lane connections to the owner as
+    /// [`crate::peer::PeerEvent::MessageLane`] (read on its event loop) instead of reading
+    /// them on a thread that feeds the inbox. Default `false`.
+    pub message_lanes_to_owner: bool,
     /// Maximum simultaneous inbound connections; more are closed at once.
     pub max_inbound_connections: usize,
     /// Timeout of one TCP connect attempt.
@@ -86,6 +90,7 @@ impl PeerTransportConfig {
             snapshot_spool_dir: None,
             snapshot_rate_limit: None,
             inbox_capacity: 4096,
+            message_lanes_to_owner: false,
             max_inbound_connections: 256,
             connect_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(2),

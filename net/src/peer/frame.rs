@@ -141,6 +141,49 @@ pub fn frame_header(kind: FrameKind, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     header
 }
 
+/// A frame found at the start of a byte slice by [`parse_frame`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedFrame {
+    /// What the payload is.
+    pub kind: FrameKind,
+    /// Where the payload is in the slice (CRC verified).
+    pub payload: std::ops::Range<usize>,
+    /// Bytes the whole frame takes (header and payload).
+    pub len: usize,
+}
+
+/// Decodes the frame at the start of `bytes` without copying, for readers that buffer a
+/// non-blocking socket: `Ok(None)` if `bytes` does not hold a whole frame yet. Checks the
+/// same things, in the same order, as [`read_frame`]: the length against `max_payload`
+/// (before waiting for the payload), the kind, the CRC.
+pub fn parse_frame(bytes: &[u8], max_payload: u32) -> Result<Option<ParsedFrame>, FrameError> {
+    let Some(header) = bytes.get(..FRAME_HEADER_LEN) else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    if len > max_payload {
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_payload,
+        });
+    }
+    let kind = FrameKind::from_byte(header[4]).ok_or(FrameError::UnknownKind(header[4]))?;
+    let expected = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
+    let payload = FRAME_HEADER_LEN..FRAME_HEADER_LEN + len as usize;
+    let Some(body) = bytes.get(payload.clone()) else {
+        return Ok(None);
+    };
+    let actual = crc_of(kind, body);
+    if actual != expected {
+        return Err(FrameError::BadCrc { expected, actual });
+    }
+    Ok(Some(ParsedFrame {
+        kind,
+        len: payload.end,
+        payload,
+    }))
+}
+
 /// Appends one encoded frame to `out`.
 pub fn encode_frame_into(out: &mut Vec<u8>, kind: FrameKind, payload: &[u8]) {
     out.extend_from_slice(&frame_header(kind, payload));

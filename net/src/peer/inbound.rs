@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
-use super::core::Core;
+use super::core::{Core, SocketGuard};
 use super::frame::{read_frame, FrameError, FrameKind, FRAME_HEADER_LEN};
 use super::handshake::{HandshakeError, Hello, Lane, Reply, Verdict, HELLO_LEN};
 use super::http::{
     encode_response, read_request_path_io, DeadlineReader, HttpReply, RequestHeadError,
 };
 use super::inbox::PeerEvent;
+use super::lane::MessageLane;
 use super::snapshot::receive_snapshots;
 use super::stats::add;
 
@@ -72,8 +73,9 @@ fn accept_one(core: &Arc<Core>, stream: TcpStream, remote: SocketAddr) {
     }
     let conn_core = core.clone();
     let spawned = core.spawn(format!("keel-peer-in-{remote}"), move || {
-        serve_connection(&conn_core, stream, remote);
-        conn_core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+        if serve_connection(&conn_core, stream, remote) == Served::HereAndDone {
+            conn_core.inbound_active.fetch_sub(1, Ordering::AcqRel);
+        }
     });
     if let Err(e) = spawned {
         core.inbound_active.fetch_sub(1, Ordering::AcqRel);
@@ -97,11 +99,63 @@ fn refuse_busy(core: &Core, mut stream: TcpStream, remote: SocketAddr) {
     ));
 }
 
-/// Handshake, then read frames until the connection ends or misbehaves.
-fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr) {
+/// What became of an inbound connection.
+#[derive(PartialEq, Eq)]
+enum Served {
+    /// Served on this thread, and closed.
+    HereAndDone,
+    /// Handed to the owner as a [`MessageLane`], which gives the connection slot back when
+    /// dropped.
+    ToOwner,
+}
+
+/// Handshake, then read frames until the connection ends or misbehaves (or hand a message
+/// lane to the owner).
+fn serve_connection(core: &Arc<Core>, stream: TcpStream, remote: SocketAddr) -> Served {
     let Ok(guard) = core.register_socket(&stream, None) else {
-        return;
+        return Served::HereAndDone;
     };
+    let Some((stream, from, lane)) = handshake(core, stream, remote, &guard) else {
+        return Served::HereAndDone;
+    };
+    match lane {
+        Lane::Messages if core.config.message_lanes_to_owner => {
+            match MessageLane::new(core.clone(), guard, stream, from, remote) {
+                Ok(lane) => {
+                    let stop = || core.stopping();
+                    // On failure (the owner is gone) the lane is dropped here, which gives
+                    // the slot back.
+                    let _ = core.events.deliver(PeerEvent::MessageLane(lane), &stop);
+                }
+                Err(e) => {
+                    core.note_protocol_error(format!(
+                        "connection from member {from:#x} at {remote}: {e}"
+                    ));
+                    // `new` consumed the guard and stream; the slot is still ours to return.
+                    return Served::HereAndDone;
+                }
+            }
+            Served::ToOwner
+        }
+        Lane::Messages => {
+            read_messages(core, stream, from, remote);
+            Served::HereAndDone
+        }
+        Lane::Snapshots => {
+            receive_snapshots(core, stream, from, remote);
+            Served::HereAndDone
+        }
+    }
+}
+
+/// Reads and answers the hello. Returns the connection, the authenticated sender and the
+/// lane once accepted; `None` when it was refused or answered otherwise (plain HTTP).
+fn handshake(
+    core: &Arc<Core>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    guard: &SocketGuard,
+) -> Option<(TcpStream, u64, Lane)> {
     let cfg = &core.config;
     let reply = |verdict| {
         Reply {
@@ -132,7 +186,7 @@ fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr)
         });
     if is_http {
         serve_http(core, &stream, remote, deadline);
-        return;
+        return None;
     }
     if let Err(e) = setup {
         if !core.stopping() {
@@ -147,7 +201,7 @@ fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr)
                 "closed connection from {remote}: no complete handshake: {why}"
             ));
         }
-        return;
+        return None;
     }
     let hello = match Hello::decode(&hello_bytes) {
         Ok(hello) => hello,
@@ -156,28 +210,28 @@ fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr)
             core.note_rejected(format!(
                 "closed connection from {remote}: not a keel peer (bad magic)"
             ));
-            return;
+            return None;
         }
         Err(e) => {
             let _ = stream.write_all(&reply(Verdict::Malformed));
             core.note_rejected(format!("closed connection from {remote}: {e}"));
-            return;
+            return None;
         }
     };
     let known = core.peers.read().contains_key(&hello.from);
     let verdict = hello.verdict(cfg.cluster_id, cfg.local_id, known);
     if stream.write_all(&reply(verdict)).is_err() {
-        return;
+        return None;
     }
     if verdict != Verdict::Accepted {
         core.note_rejected(format!(
             "refused connection from {remote} (member {:#x}, cluster {:#x}, for member {:#x}): {verdict}",
             hello.from, hello.cluster_id, hello.to
         ));
-        return;
+        return None;
     }
     add(&core.counters.inbound_accepted, 1);
-    let replaced = core.set_inbound_peer(&guard, hello.from, hello.lane == Lane::Messages);
+    let replaced = core.set_inbound_peer(guard, hello.from, hello.lane == Lane::Messages);
     if replaced > 0 {
         core.log(&format!(
             "member {:#x} reconnected from {remote}; closed {replaced} older connection(s) from it",
@@ -192,12 +246,9 @@ fn serve_connection(core: &Arc<Core>, mut stream: TcpStream, remote: SocketAddr)
             "connection from member {:#x} at {remote}: {e}",
             hello.from
         ));
-        return;
+        return None;
     }
-    match hello.lane {
-        Lane::Messages => read_messages(core, stream, hello.from, remote),
-        Lane::Snapshots => receive_snapshots(core, stream, hello.from, remote),
-    }
+    Some((stream, hello.from, hello.lane))
 }
 
 /// First bytes of a plain HTTP `GET` request (the hello starts with `KEELPEER` instead).

@@ -52,6 +52,10 @@ pub enum PeerEvent {
         /// The peer.
         peer: u64,
     },
+    /// A member's message-lane connection, handshake done, for the owner to read itself
+    /// (only with [`crate::peer::PeerTransportConfig::message_lanes_to_owner`]; see
+    /// [`crate::peer::MessageLane`]). Messages on it do not come as `Message` events.
+    MessageLane(super::lane::MessageLane),
     /// Outcome of a `send_snapshot`. The owner should call Raft's `report_snapshot(to, ..)`.
     SnapshotStatus {
         /// The peer the snapshot was for.

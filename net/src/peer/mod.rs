@@ -37,6 +37,12 @@
 //!   fail fast with [`SendError::QueueFull`] while other peers are unaffected;
 //! - one short-lived **snapshot** thread per snapshot being sent.
 //!
+//! Two shortcuts save thread hand-offs on the hot path: a sender writes its frames to the
+//! socket itself while the peer's writer thread is idle (see `outbound`), and with
+//! [`PeerTransportConfig::message_lanes_to_owner`] an accepted message-lane connection is
+//! handed to the owner ([`PeerEvent::MessageLane`]), which reads it on its own event loop
+//! ([`MessageLane`]) instead of a reader thread feeding the inbox.
+//!
 //! The owner (the server's event loop) never blocks on the transport: [`PeerTransport::send`]
 //! only appends to a queue under a mutex. Incoming traffic and reports arrive in the
 //! [`Inbox`], a bounded queue; the transport calls the owner's wake function (e.g. a closure
@@ -48,6 +54,7 @@
 //! - `Message { from, payload }`: decode and step Raft.
 //! - `Snapshot { from, snapshot_id, data }`: the complete snapshot, CRC-verified.
 //! - `Unreachable { peer }`: call Raft's `report_unreachable(peer)`.
+//! - `MessageLane(lane)`: register it with the owner's poll and read it when readable.
 //! - `SnapshotStatus { to, snapshot_id, result }`: call Raft's `report_snapshot(to, ok)`.
 //!
 //! # Example
@@ -84,6 +91,7 @@ pub mod handshake;
 pub mod http;
 mod inbound;
 mod inbox;
+mod lane;
 mod outbound;
 mod snapshot;
 mod stats;
@@ -94,5 +102,6 @@ pub use config::{LogFn, PeerTransportConfig};
 pub use error::{SendError, TransportError};
 pub use http::{http_get, HttpHandler, HttpReply};
 pub use inbox::{Inbox, PeerEvent};
+pub use lane::{LaneStatus, MessageLane};
 pub use stats::{PeerStats, TransportStats};
 pub use transport::PeerTransport;
