@@ -23,8 +23,8 @@ use std::ops::Range;
 
 /// A buffer whose capacity is above these after a commit is dropped instead of reused (so a
 /// burst of big values does not keep its memory forever).
-const MAX_REUSED_BYTES: usize = 16 << 20;
-const MAX_REUSED_OPS: usize = 256 << 10;
+pub(crate) const MAX_REUSED_BYTES: usize = 16 << 20;
+pub(crate) const MAX_REUSED_OPS: usize = 256 << 10;
 
 /// Writes queued for one backend commit and the values they put (see the module doc).
 #[derive(Debug, Default)]
@@ -99,6 +99,17 @@ impl CommitBuffer {
             self.values.clear();
             self.unsorted = false;
         }
+    }
+}
+
+/// Empties a list of history keys (`Unwritten::written`, `InFlight::written`) for reuse, or
+/// frees it if it grew past [`MAX_REUSED_OPS`] keys, as [`CommitBuffer::clear`] does with a
+/// buffer: a burst of writes between two commits does not keep its memory once committed.
+pub(crate) fn clear_written(list: &mut Vec<[u8; crate::revision::REV_KEY_LEN]>) {
+    if list.capacity() > MAX_REUSED_OPS {
+        *list = Vec::new();
+    } else {
+        list.clear();
     }
 }
 

@@ -7,7 +7,7 @@ use crate::apply::{
 };
 use crate::backend::{Backend, BackendRead, Bucket};
 use crate::codec::{decode_kv, decode_lease, decode_lease_id, decode_u64};
-use crate::commit_buffer::{CommitBuffer, Pending};
+use crate::commit_buffer::{clear_written, CommitBuffer, Pending};
 use crate::crc32c::Crc32c;
 use crate::error::Error;
 use crate::etcd_hash::KvHasher;
@@ -397,7 +397,7 @@ impl Store {
             core.spare.buffer = buffer;
         }
         let mut written = done.written;
-        written.clear();
+        clear_written(&mut written);
         core.spare.written = written;
         core.durable_index = done.consistent_index;
         Ok(stats)
@@ -527,7 +527,7 @@ impl Store {
     ) -> (RwLockReadGuard<'a, Core>, Result<(), Error>) {
         let core = &mut *guard;
         push_close_ops(&core.st, &mut core.unwritten.buffer.batch);
-        core.unwritten.written.clear();
+        clear_written(&mut core.unwritten.written);
         core.unwritten.entries = 0;
         let guard = RwLockWriteGuard::downgrade(guard);
         match self.inner.backend().commit(&guard.unwritten.buffer.batch) {
@@ -1144,5 +1144,77 @@ impl WatchStream {
 impl Drop for WatchStream {
     fn drop(&mut self) {
         self.store.inner.hub.lock().remove_stream(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MemBackend;
+    use crate::commit_buffer::MAX_REUSED_OPS;
+
+    fn puts(first_index: u64, n: usize) -> Vec<(u64, Request)> {
+        (0..n as u64)
+            .map(|i| {
+                let req = Request::Put(PutRequest {
+                    key: format!("k{}", i % 64).into_bytes(),
+                    value: b"v".to_vec(),
+                    ..Default::default()
+                });
+                (first_index + i, req)
+            })
+            .collect()
+    }
+
+    /// The capacity (in history keys) of every list of history keys the store keeps.
+    fn written_capacities(store: &Store) -> [usize; 3] {
+        let core = store.inner.core.read();
+        [
+            core.unwritten.written.capacity(),
+            core.in_flight.written.capacity(),
+            core.spare.written.capacity(),
+        ]
+    }
+
+    /// A burst of writes between two commits (a stalled committer, a big replay) must not
+    /// keep its memory once committed: the lists of history keys are bounded like the commit
+    /// buffers (freed past `MAX_REUSED_OPS`), on the deferred path and on the inline one.
+    #[test]
+    fn a_burst_does_not_keep_its_history_key_lists() {
+        let store = Store::open(Box::new(MemBackend::new()), StoreConfig::default()).unwrap();
+        let burst = MAX_REUSED_OPS + MAX_REUSED_OPS / 2;
+        let mut index = 1;
+        while index <= burst as u64 {
+            for r in store.apply_batch_deferred_owned(puts(index, 1000)) {
+                r.unwrap();
+            }
+            index += 1000;
+        }
+        assert!(written_capacities(&store)[0] > MAX_REUSED_OPS);
+        let stats = store.commit_pending().unwrap();
+        assert!(stats.entries > MAX_REUSED_OPS);
+        for cap in written_capacities(&store) {
+            assert!(
+                cap <= MAX_REUSED_OPS,
+                "kept {cap} history keys after the commit"
+            );
+        }
+        // the next commit still works from the freed lists
+        store.apply_batch_deferred_owned(puts(index, 10));
+        index += 10;
+        assert_eq!(store.commit_pending().unwrap().entries, 10);
+
+        // inline: one big apply_batch
+        for r in store.apply_batch_owned(puts(index, burst)) {
+            r.unwrap();
+        }
+        for cap in written_capacities(&store) {
+            assert!(
+                cap <= MAX_REUSED_OPS,
+                "kept {cap} history keys after apply_batch"
+            );
+        }
+        assert_eq!(store.pending_entries(), 0);
+        assert_eq!(store.durable_index(), store.consistent_index());
     }
 }
