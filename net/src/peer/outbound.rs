@@ -504,6 +504,37 @@ struct WriterBuffers {
     last_write: Instant,
 }
 
+impl WriterBuffers {
+    /// Forgets the rest of a partial direct write: its connection is gone, and the rest of a
+    /// frame belongs to that connection's byte stream only. Returns how many messages it
+    /// carried (they are lost).
+    fn discard_unsent(&mut self) -> u64 {
+        if self.unsent.is_empty() {
+            return 0;
+        }
+        self.unsent.clear();
+        self.unsent_payload = 0;
+        // Reset, or the next write on the new connection would count them again as sent.
+        std::mem::take(&mut self.unsent_messages)
+    }
+
+    /// Fills `wire` with `unsent`, then the batch's frames (both are emptied). Returns the
+    /// messages and payload bytes the wire carries.
+    fn compose_wire(&mut self) -> (u64, u64) {
+        self.wire.clear();
+        self.wire.append(&mut self.unsent);
+        let mut payload_bytes = std::mem::take(&mut self.unsent_payload);
+        let mut count = std::mem::take(&mut self.unsent_messages);
+        for message in &self.batch {
+            encode_frame_into(&mut self.wire, FrameKind::Message, message);
+            payload_bytes += message.len() as u64;
+        }
+        count += self.batch.len() as u64;
+        self.batch.clear();
+        (count, payload_bytes)
+    }
+}
+
 /// The writer's message-lane connection: the non-blocking socket, registered for
 /// writability with the writer's own `Poll`, and its registry guard.
 struct Connection {
@@ -576,12 +607,7 @@ pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
     // Closes the connection: no more direct writes to it, and its poll registration goes.
     let drop_conn = |conn: &mut Option<Connection>, poll: &mio::Poll, buf: &mut WriterBuffers| {
         link.detach_direct();
-        if !buf.unsent.is_empty() {
-            // The rest of a frame belongs to this connection's byte stream only.
-            buf.unsent.clear();
-            buf.unsent_payload = 0;
-            add(&link.counters.dropped_on_failure, buf.unsent_messages);
-        }
+        add(&link.counters.dropped_on_failure, buf.discard_unsent());
         if let Some(mut c) = conn.take() {
             let _ = poll.registry().deregister(&mut c.stream);
         }
@@ -656,7 +682,7 @@ pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
                     link.fail(
                         &core,
                         format!(
-                            "lost connection to peer {:#x}: {e}; 1 message dropped",
+                            "lost connection to peer {:#x}: {e} (a direct write failed; its messages were dropped)",
                             link.id
                         ),
                     );
@@ -678,16 +704,7 @@ pub(crate) fn run_writer(core: Arc<Core>, link: Arc<PeerLink>) {
             ));
             continue;
         }
-        buf.wire.clear();
-        buf.wire.append(&mut buf.unsent);
-        let mut payload_bytes = std::mem::take(&mut buf.unsent_payload);
-        let mut count = std::mem::take(&mut buf.unsent_messages);
-        for message in &buf.batch {
-            encode_frame_into(&mut buf.wire, FrameKind::Message, message);
-            payload_bytes += message.len() as u64;
-        }
-        count += buf.batch.len() as u64;
-        buf.batch.clear();
+        let (count, payload_bytes) = buf.compose_wire();
         buf.last_write = Instant::now();
         match write_all_waiting(
             &mut c.stream,
@@ -802,6 +819,29 @@ mod tests {
         got.extend_from_slice(&rest);
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "bytes differ");
+    }
+
+    /// The writer found the connection closed by the peer while holding the rest of a
+    /// partial direct write (3 messages) and a batch (1 message): the rest is discarded and
+    /// counted as dropped; on the next connection only the batch is written — and only its
+    /// one message may be counted as sent.
+    #[test]
+    fn a_discarded_rest_is_not_counted_again_with_the_next_write() {
+        let mut buf = WriterBuffers {
+            batch: vec![vec![9; 5]],
+            unsent: vec![1, 2, 3],
+            unsent_messages: 3,
+            unsent_payload: 100,
+            wire: Vec::new(),
+            last_write: Instant::now(),
+        };
+        assert_eq!(buf.discard_unsent(), 3);
+        assert_eq!(buf.discard_unsent(), 0, "already discarded");
+        assert_eq!(buf.compose_wire(), (1, 5));
+        let mut expected = Vec::new();
+        encode_frame_into(&mut expected, FrameKind::Message, &[9; 5]);
+        assert_eq!(buf.wire, expected);
+        assert!(buf.batch.is_empty() && buf.unsent.is_empty());
     }
 
     #[test]
