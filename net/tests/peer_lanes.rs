@@ -333,3 +333,78 @@ fn removal_or_a_newer_connection_closes_the_lane_and_dropped_lanes_free_their_sl
     }
     assert_eq!(b.transport.stats().inbound_rejected, 0);
 }
+
+/// A lane waiting in the inbox when the owner drops the inbox (e.g. it stops) is closed and
+/// gives its connection slot back, like a lane handed over after the drop. (It used to stay
+/// in the dead inbox: its connection open, its slot taken, and — the lane holding the
+/// transport's state, which holds the inbox — never freed.)
+#[test]
+fn a_lane_pending_in_a_dropped_inbox_is_closed_and_frees_its_slot() {
+    let mut cfg = PeerTransportConfig::new(CLUSTER, 2, "127.0.0.1:0".parse().unwrap());
+    cfg.message_lanes_to_owner = true;
+    cfg.max_inbound_connections = 1;
+    // Our dial to member 1 waits for its handshake reply for a minute: no `Unreachable`
+    // event, so the lane is the only event the inbox can hold.
+    cfg.handshake_timeout = Duration::from_secs(60);
+    cfg.log = Arc::new(|_: &str| {});
+    let (transport, inbox) = PeerTransport::start(cfg, || {}).unwrap();
+    let silent_member = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    transport
+        .add_peer(1, silent_member.local_addr().unwrap())
+        .unwrap();
+    let dial = || {
+        let mut s = TcpStream::connect(transport.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            lane: Lane::Messages,
+            cluster_id: CLUSTER,
+            from: 1,
+            to: 2,
+        };
+        s.write_all(&hello.encode()).unwrap();
+        let mut reply = [0u8; REPLY_LEN];
+        // A busy refusal closes the connection right after its reply (maybe with a reset).
+        let reply = match s.read_exact(&mut reply) {
+            Ok(()) => Reply::decode(&reply).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        (s, reply)
+    };
+    let (mut pending, reply) = dial();
+    reply.expect("first lane accepted");
+    let deadline = Instant::now() + PATIENCE;
+    while inbox.len() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the lane never reached the inbox"
+        );
+        assert_eq!(transport.peer_stats(1).unwrap().connect_failures, 0);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(inbox);
+    assert!(
+        closed_by_peer(&mut pending),
+        "the lane left in the dropped inbox stays open"
+    );
+    // Its slot (the only one) is free again: the next connection is not refused as busy.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (mut s, reply) = dial();
+        if reply.is_ok() {
+            // Handed over to an owner that is gone: closed at once.
+            assert!(closed_by_peer(&mut s));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot of the dropped lane was never given back: {reply:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        transport.stats().inbound_rejected <= 1,
+        "{:?}",
+        transport.stats()
+    );
+}

@@ -247,8 +247,17 @@ impl Inbox {
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        self.shared.queue.lock().receiver_alive = false;
+        let undelivered = {
+            let mut q = self.shared.queue.lock();
+            q.receiver_alive = false;
+            std::mem::take(&mut q.events)
+        };
         self.shared.not_full.notify_all();
+        // Nobody will take these. Dropping them now (outside the lock: a lane's drop takes
+        // the transport's registry lock) closes the message lanes among them and gives their
+        // connection slots back. Left in the queue, a lane would also keep the transport's
+        // shared state alive, which keeps the queue alive: a cycle never freed.
+        drop(undelivered);
     }
 }
 

@@ -299,3 +299,59 @@ impl std::fmt::Debug for PeerTransport {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::handshake::{Hello, Lane, Reply, PROTOCOL_VERSION, REPLY_LEN};
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    /// A message lane still waiting in the inbox holds the transport's shared state, which
+    /// holds the inbox's queue. Dropping the transport and then the inbox (the owner's
+    /// shutdown) must free that state all the same.
+    #[test]
+    fn a_lane_left_in_the_inbox_does_not_keep_the_transport_alive() {
+        let mut cfg = PeerTransportConfig::new(7, 2, "127.0.0.1:0".parse().unwrap());
+        cfg.message_lanes_to_owner = true;
+        cfg.handshake_timeout = Duration::from_secs(60); // no `Unreachable` for member 1
+        cfg.log = Arc::new(|_: &str| {});
+        let (transport, inbox) = PeerTransport::start(cfg, || {}).unwrap();
+        let silent_member = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        transport
+            .add_peer(1, silent_member.local_addr().unwrap())
+            .unwrap();
+        let mut s = std::net::TcpStream::connect(transport.local_addr()).unwrap();
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            lane: Lane::Messages,
+            cluster_id: 7,
+            from: 1,
+            to: 2,
+        };
+        s.write_all(&hello.encode()).unwrap();
+        let mut reply = [0u8; REPLY_LEN];
+        s.read_exact(&mut reply).unwrap();
+        Reply::decode(&reply).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while inbox.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the lane never reached the inbox"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let core = Arc::downgrade(&transport.core);
+        drop(transport);
+        drop(inbox);
+        // Threads that ended on their own may drop their handle a moment after shutdown.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while core.upgrade().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the transport's state is never freed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
