@@ -374,7 +374,7 @@ fn a_lane_pending_in_a_dropped_inbox_is_closed_and_frees_its_slot() {
     let (mut pending, reply) = dial();
     reply.expect("first lane accepted");
     let deadline = Instant::now() + PATIENCE;
-    while inbox.len() < 1 {
+    while inbox.is_empty() {
         assert!(
             Instant::now() < deadline,
             "the lane never reached the inbox"

@@ -1067,21 +1067,20 @@ fn racing_senders(redial: bool) {
             let mut got = std::collections::HashSet::new();
             let mut k = 0u64;
             while !accounted.load(Ordering::SeqCst) || !b.inbox.is_empty() {
-                match b.inbox.recv_timeout(Duration::from_millis(50)) {
-                    Some(PeerEvent::Message { from: 1, payload }) => {
-                        let sender = payload[0];
-                        let seq = u32::from_be_bytes(payload[1..5].try_into().unwrap());
-                        assert!(
-                            payload == message(sender, seq),
-                            "message {sender}/{seq} altered"
-                        );
-                        assert!(got.insert((sender, seq)), "message {sender}/{seq} twice");
-                        k += 1;
-                        if k % 500 == 0 {
-                            std::thread::sleep(Duration::from_millis(20)); // the socket fills
-                        }
+                if let Some(PeerEvent::Message { from: 1, payload }) =
+                    b.inbox.recv_timeout(Duration::from_millis(50))
+                {
+                    let sender = payload[0];
+                    let seq = u32::from_be_bytes(payload[1..5].try_into().unwrap());
+                    assert!(
+                        payload == message(sender, seq),
+                        "message {sender}/{seq} altered"
+                    );
+                    assert!(got.insert((sender, seq)), "message {sender}/{seq} twice");
+                    k += 1;
+                    if k % 500 == 0 {
+                        std::thread::sleep(Duration::from_millis(20)); // the socket fills
                     }
-                    _ => {}
                 }
             }
             got.len() as u64
