@@ -1062,11 +1062,22 @@ fn racing_senders(redial: bool) {
     };
     let done = AtomicBool::new(false);
     let accounted = AtomicBool::new(false);
+    // Messages the receiver must have before it stops (set with `accounted`).
+    let expected = std::sync::atomic::AtomicU64::new(0);
     let received = std::thread::scope(|s| {
         let receiver = s.spawn(|| {
             let mut got = std::collections::HashSet::new();
             let mut k = 0u64;
-            while !accounted.load(Ordering::SeqCst) || !b.inbox.is_empty() {
+            let mut deadline = None;
+            while !accounted.load(Ordering::SeqCst)
+                || !b.inbox.is_empty()
+                || (got.len() as u64) < expected.load(Ordering::SeqCst)
+            {
+                if accounted.load(Ordering::SeqCst)
+                    && *deadline.get_or_insert_with(|| Instant::now() + PATIENCE) < Instant::now()
+                {
+                    break; // the caller's assertion says what is missing
+                }
                 if let Some(PeerEvent::Message { from: 1, payload }) =
                     b.inbox.recv_timeout(Duration::from_millis(50))
                 {
@@ -1136,8 +1147,15 @@ fn racing_senders(redial: bool) {
             assert!(Instant::now() < deadline, "not all accounted for: {st:?}");
             std::thread::sleep(Duration::from_millis(5));
         }
-        // Whatever the writer counted as sent is in b's socket buffers or inbox by now.
-        std::thread::sleep(Duration::from_millis(200));
+        if !redial {
+            // On one connection, everything counted as sent is on its way to b's inbox.
+            let sent = a.transport.peer_stats(2).unwrap().sent_messages;
+            expected.store(sent, Ordering::SeqCst);
+        } else {
+            // What the writer counted as sent is in b's socket buffers or inbox by now, or lost
+            // with a replaced connection.
+            std::thread::sleep(Duration::from_millis(200));
+        }
         accounted.store(true, Ordering::SeqCst);
         receiver.join().unwrap()
     });
