@@ -37,7 +37,7 @@ const LISTENER_BASE: usize = 1;
 const MAX_LISTENERS: usize = 64;
 const CONN_BASE: usize = LISTENER_BASE + MAX_LISTENERS;
 /// Tokens from here on are sources the handler registered ([`Ctx::register_source`]).
-const SOURCE_BASE: usize = 1 << 40;
+const SOURCE_BASE: usize = 1 << (usize::BITS - 2);
 
 /// A socket (any mio source) the handler registered with [`Ctx::register_source`]: its
 /// readiness is delivered to [`Handler::on_source_ready`].
