@@ -141,6 +141,24 @@ pub fn frame_header(kind: FrameKind, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     header
 }
 
+/// Checks a frame header: the payload length against the cap (before anything is allocated or
+/// waited for), then the kind. Returns the length, the kind and the CRC the header announces.
+fn decode_header(
+    header: &[u8; FRAME_HEADER_LEN],
+    max_payload: u32,
+) -> Result<(u32, FrameKind, u32), FrameError> {
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    if len > max_payload {
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_payload,
+        });
+    }
+    let kind = FrameKind::from_byte(header[4]).ok_or(FrameError::UnknownKind(header[4]))?;
+    let crc = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
+    Ok((len, kind, crc))
+}
+
 /// A frame found at the start of a byte slice by [`parse_frame`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsedFrame {
@@ -157,18 +175,10 @@ pub struct ParsedFrame {
 /// same things, in the same order, as [`read_frame`]: the length against `max_payload`
 /// (before waiting for the payload), the kind, the CRC.
 pub fn parse_frame(bytes: &[u8], max_payload: u32) -> Result<Option<ParsedFrame>, FrameError> {
-    let Some(header) = bytes.get(..FRAME_HEADER_LEN) else {
+    let Some(header) = bytes.first_chunk::<FRAME_HEADER_LEN>() else {
         return Ok(None);
     };
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    if len > max_payload {
-        return Err(FrameError::TooLarge {
-            len,
-            max: max_payload,
-        });
-    }
-    let kind = FrameKind::from_byte(header[4]).ok_or(FrameError::UnknownKind(header[4]))?;
-    let expected = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
+    let (len, kind, expected) = decode_header(header, max_payload)?;
     let payload = FRAME_HEADER_LEN..FRAME_HEADER_LEN + len as usize;
     let Some(body) = bytes.get(payload.clone()) else {
         return Ok(None);
@@ -213,15 +223,7 @@ pub fn read_frame<R: Read>(r: &mut R, max_payload: u32) -> Result<Frame, FrameEr
         return Err(FrameError::Closed);
     }
     r.read_exact(&mut header[first..])?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    if len > max_payload {
-        return Err(FrameError::TooLarge {
-            len,
-            max: max_payload,
-        });
-    }
-    let kind = FrameKind::from_byte(header[4]).ok_or(FrameError::UnknownKind(header[4]))?;
-    let expected = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
+    let (len, kind, expected) = decode_header(&header, max_payload)?;
     let mut payload = vec![0u8; len as usize];
     r.read_exact(&mut payload)?;
     let actual = crc_of(kind, &payload);
