@@ -29,6 +29,8 @@ struct Seen {
     messages: Vec<(u64, Vec<u8>)>,
     lanes_opened: usize,
     lanes_closed: usize,
+    /// Reads that stopped at the read budget (resumed from a zero-delay timer).
+    pending_reads: usize,
 }
 
 /// The owner: a real `EventLoop` whose handler adopts lanes and reads them.
@@ -49,10 +51,18 @@ impl Owner {
         let mut seen = self.seen.lock().unwrap();
         seen.messages
             .extend(self.scratch.drain(..).map(|m| (from, m)));
-        if status == LaneStatus::Closed {
-            let mut lane = self.lanes.remove(&id).unwrap();
-            ctx.deregister_source(&mut lane).unwrap();
-            seen.lanes_closed += 1;
+        match status {
+            LaneStatus::Open => {}
+            // As the server does: read the rest after other work, from a zero-delay timer.
+            LaneStatus::Pending => {
+                seen.pending_reads += 1;
+                ctx.add_timer_after(Duration::ZERO, id.0);
+            }
+            LaneStatus::Closed => {
+                let mut lane = self.lanes.remove(&id).unwrap();
+                ctx.deregister_source(&mut lane).unwrap();
+                seen.lanes_closed += 1;
+            }
         }
     }
 }
@@ -80,6 +90,10 @@ impl Handler<()> for Owner {
     fn on_source_ready(&mut self, ctx: &mut Ctx<()>, source: SourceId) {
         self.read(ctx, source);
     }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<()>, _timer: keel_net::event_loop::TimerId, tag: u64) {
+        self.read(ctx, SourceId(tag));
+    }
 }
 
 /// A member whose message lanes are read by an event loop on its own thread.
@@ -87,6 +101,8 @@ struct Member {
     transport: Arc<PeerTransport>,
     seen: Arc<Mutex<Seen>>,
     stop: Arc<AtomicBool>,
+    /// While set, the owner's loop does not run (its sockets fill up).
+    paused: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -106,7 +122,8 @@ impl Member {
         .unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let paused = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2, paused2) = (seen.clone(), stop.clone(), paused.clone());
         let thread = std::thread::spawn(move || {
             let mut owner = Owner {
                 inbox,
@@ -115,6 +132,10 @@ impl Member {
                 scratch: Vec::new(),
             };
             while !stop2.load(Ordering::SeqCst) {
+                if paused2.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 event_loop
                     .run_once(&mut owner, Some(Duration::from_millis(20)))
                     .unwrap();
@@ -124,6 +145,7 @@ impl Member {
             transport: Arc::new(transport),
             seen,
             stop,
+            paused,
             thread: Some(thread),
         }
     }
@@ -406,5 +428,38 @@ fn a_lane_pending_in_a_dropped_inbox_is_closed_and_frees_its_slot() {
         transport.stats().inbound_rejected <= 1,
         "{:?}",
         transport.stats()
+    );
+}
+
+/// A burst larger than one call's read budget (the owner's loop was paused while it was
+/// sent) is read over several calls — each returning `Pending`, resumed from a timer — and
+/// arrives whole and in order. If the owner did not resume a pending lane, what the socket
+/// still holds after the sender is done would wait for a readiness edge that never comes, and
+/// this test would time out.
+#[test]
+fn a_burst_beyond_the_read_budget_is_read_over_several_calls() {
+    let a = Member::start(1, |_| {});
+    let b = Member::start(2, |cfg| cfg.lane_read_budget = 8 << 10);
+    a.transport.add_peer(2, b.addr()).unwrap();
+    b.transport.add_peer(1, a.addr()).unwrap();
+    a.transport.send(2, b"hello".to_vec()).unwrap();
+    b.wait("first message", |s| s.messages.len() == 1);
+    b.paused.store(true, Ordering::SeqCst);
+    let message = |i: u32| -> Vec<u8> { vec![(i % 251) as u8; 1000 + i as usize] };
+    let n = 200u32;
+    for i in 0..n {
+        a.transport.send(2, message(i)).unwrap();
+    }
+    // Let everything reach the sockets.
+    std::thread::sleep(Duration::from_millis(300));
+    b.paused.store(false, Ordering::SeqCst);
+    b.wait("the burst", |s| s.messages.len() == 1 + n as usize);
+    let got = b.messages_from(1);
+    for (i, m) in got[1..].iter().enumerate() {
+        assert!(*m == message(i as u32), "message {i} differs");
+    }
+    assert!(
+        b.seen.lock().unwrap().pending_reads >= 1,
+        "no read stopped at the budget"
     );
 }

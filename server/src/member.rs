@@ -88,6 +88,9 @@ const MAX_LOG_ENTRIES_IN_MEMORY: u64 = 10_000;
 /// The backend size used by the quota check is sampled every this many ticks.
 const DB_SIZE_SAMPLE_TICKS: u64 = 10;
 const PROGRESS_TIMER: u64 = 2;
+/// Tag bit of the zero-delay timers that resume reading a peer lane that stopped at its read
+/// budget (`LaneStatus::Pending`); the other bits are the lane's `SourceId`.
+const LANE_TIMER: u64 = 1 << 63;
 /// How often a leaderless member checks whether the others still count it as a member.
 const REMOVAL_CHECK_TICKS: u64 = 10;
 /// Consecutive such checks after which it concludes it was removed.
@@ -2429,10 +2432,16 @@ impl Member {
         };
         let from = lane.from();
         let mut messages = std::mem::take(&mut self.lane_messages);
-        let status = lane.read_messages(&mut messages);
-        if status == LaneStatus::Closed {
-            if let Some(mut lane) = self.lanes.remove(&id) {
-                let _ = ctx.deregister_source(&mut lane);
+        match lane.read_messages(&mut messages) {
+            LaneStatus::Open => {}
+            // More may be waiting; read it after this turn's other work.
+            LaneStatus::Pending => {
+                ctx.add_timer_after(std::time::Duration::ZERO, LANE_TIMER | id.0);
+            }
+            LaneStatus::Closed => {
+                if let Some(mut lane) = self.lanes.remove(&id) {
+                    let _ = ctx.deregister_source(&mut lane);
+                }
             }
         }
         for payload in messages.drain(..) {
@@ -2942,6 +2951,10 @@ impl Handler<Wake> for Member {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<Wake>, _timer: TimerId, tag: u64) {
+        if tag & LANE_TIMER != 0 {
+            self.read_lane(ctx, SourceId(tag & !LANE_TIMER));
+            return;
+        }
         if tag == PROGRESS_TIMER {
             for s in self.streams.values() {
                 if let Stream::Watch(ws) = s {

@@ -46,6 +46,9 @@ pub struct PeerTransportConfig {
     /// [`crate::peer::PeerEvent::MessageLane`] (read on its event loop) instead of reading
     /// them on a thread that feeds the inbox. Default `false`.
     pub message_lanes_to_owner: bool,
+    /// Bytes one `MessageLane::read_messages` call reads at most before it returns
+    /// `LaneStatus::Pending` (default 4 MiB).
+    pub lane_read_budget: usize,
     /// Maximum simultaneous inbound connections; more are closed at once.
     pub max_inbound_connections: usize,
     /// Timeout of one TCP connect attempt.
@@ -91,6 +94,7 @@ impl PeerTransportConfig {
             snapshot_rate_limit: None,
             inbox_capacity: 4096,
             message_lanes_to_owner: false,
+            lane_read_budget: 4 << 20,
             max_inbound_connections: 256,
             connect_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(2),

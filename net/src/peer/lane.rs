@@ -46,6 +46,12 @@ pub struct MessageLane {
 pub enum LaneStatus {
     /// Everything the socket had was read; wait for it to become readable again.
     Open,
+    /// The call stopped after its read budget
+    /// ([`PeerTransportConfig::lane_read_budget`](super::PeerTransportConfig)) and the socket
+    /// may hold more. No new
+    /// readiness is reported for what is already there (edge-triggered), so call
+    /// `read_messages` again soon — e.g. from a zero-delay timer, after serving other work.
+    Pending,
     /// The connection ended (closed by the peer or the transport, broken, or it sent a bad
     /// frame — recorded in the transport's stats and log). Deregister and drop the lane.
     Closed,
@@ -78,15 +84,22 @@ impl MessageLane {
         self.from
     }
 
-    /// Reads everything the socket has now (until it would block — the socket is
-    /// edge-triggered) and appends each complete message's payload to `out`, in order.
+    /// Reads what the socket has now — until it would block (the socket is edge-triggered),
+    /// or `lane_read_budget` bytes (then [`LaneStatus::Pending`], so a member that keeps its
+    /// socket full cannot hold the owner's loop, and the clients it serves, in one call) —
+    /// and appends each complete message's payload to `out`, in order.
     pub fn read_messages(&mut self, out: &mut Vec<Vec<u8>>) -> LaneStatus {
         let max = self.core.config.max_message_bytes as u32;
+        let budget = self.core.config.lane_read_budget.max(1);
         let before = out.len();
+        let mut read_now = 0;
         let status = loop {
             if let Err(reason) = self.parse(max, out) {
                 self.protocol_error(&reason);
                 break LaneStatus::Closed;
+            }
+            if read_now >= budget {
+                break LaneStatus::Pending;
             }
             self.make_room();
             match self.stream.read(&mut self.buf[self.end..]) {
@@ -96,7 +109,10 @@ impl MessageLane {
                     }
                     break LaneStatus::Closed;
                 }
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.end += n;
+                    read_now += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break LaneStatus::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
