@@ -87,6 +87,27 @@ fn key(i: usize) -> Vec<u8> {
 /// Puts/s and mean time per apply call (what a client's acknowledgement waits for) with 100
 /// entries per call: durable apply_batch vs apply_batch_deferred + commit_pending every 1,000
 /// entries (the final commit included in the time).
+/// Put requests of `value` under `keys`, numbered as Raft entries on from `*idx`.
+fn put_entries(
+    idx: &mut u64,
+    keys: impl IntoIterator<Item = Vec<u8>>,
+    value: &[u8],
+) -> Vec<(u64, Request)> {
+    keys.into_iter()
+        .map(|key| {
+            *idx += 1;
+            (
+                *idx,
+                Request::Put(PutRequest {
+                    key,
+                    value: value.to_vec(),
+                    ..Default::default()
+                }),
+            )
+        })
+        .collect()
+}
+
 fn deferred_vs_durable(n: usize, value: &[u8]) {
     let mut rates = [0f64; 2];
     let mut per_call = [0f64; 2];
@@ -99,20 +120,7 @@ fn deferred_vs_durable(n: usize, value: &[u8]) {
         let mut commits = 0u32;
         let t = Instant::now();
         for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
-            let entries: Vec<(u64, Request)> = chunk
-                .iter()
-                .map(|i| {
-                    idx += 1;
-                    (
-                        idx,
-                        Request::Put(PutRequest {
-                            key: key(*i),
-                            value: value.to_vec(),
-                            ..Default::default()
-                        }),
-                    )
-                })
-                .collect();
+            let entries = put_entries(&mut idx, chunk.iter().map(|i| key(*i)), value);
             let call = Instant::now();
             let results = if deferred {
                 store.apply_batch_deferred(&entries)
@@ -196,19 +204,8 @@ fn apply_latency_with_commits(
     let start = Instant::now();
     let mut last_commit = start;
     for b in 0..batches {
-        let entries: Vec<(u64, Request)> = (0..per_batch)
-            .map(|j| {
-                idx += 1;
-                (
-                    idx,
-                    Request::Put(PutRequest {
-                        key: key((b * per_batch + j) % 50_000),
-                        value: value.to_vec(),
-                        ..Default::default()
-                    }),
-                )
-            })
-            .collect();
+        let keys = (0..per_batch).map(|j| key((b * per_batch + j) % 50_000));
+        let entries = put_entries(&mut idx, keys, value);
         let arrival = start + period * b as u32;
         let now = Instant::now();
         if now < arrival {
@@ -349,19 +346,9 @@ fn server_like(puts: usize, rate: Option<f64>) {
                 std::thread::sleep(due - now);
             }
         }
-        let entries: Vec<(u64, Request)> = (0..10)
-            .map(|_| {
-                idx += 1;
-                (
-                    idx,
-                    Request::Put(PutRequest {
-                        key: format!("{:08}", idx % 100_000_000).into_bytes(),
-                        value: value.clone(),
-                        ..Default::default()
-                    }),
-                )
-            })
-            .collect();
+        let first = idx + 1;
+        let keys = (first..first + 10).map(|i| format!("{:08}", i % 100_000_000).into_bytes());
+        let entries = put_entries(&mut idx, keys, &value);
         let before = thread_allocs();
         let results = store.apply_batch_deferred_owned(entries);
         let after = thread_allocs();
@@ -445,20 +432,7 @@ fn main() {
             let t = Instant::now();
             let mut idx = 0u64;
             for chunk in (0..total).collect::<Vec<_>>().chunks(batch) {
-                let entries: Vec<(u64, Request)> = chunk
-                    .iter()
-                    .map(|i| {
-                        idx += 1;
-                        (
-                            idx,
-                            Request::Put(PutRequest {
-                                key: key(*i),
-                                value: value.clone(),
-                                ..Default::default()
-                            }),
-                        )
-                    })
-                    .collect();
+                let entries = put_entries(&mut idx, chunk.iter().map(|i| key(*i)), &value);
                 for r in store.apply_batch(&entries) {
                     r.unwrap();
                 }
@@ -675,20 +649,8 @@ fn main() {
     let t = Instant::now();
     let mut delivered = 0;
     for b in 0..20 {
-        let entries: Vec<(u64, Request)> = (0..1000)
-            .map(|j| {
-                idx += 1;
-                let k = format!("d/{:05}", (b * 1000 + j) * 7 % 10_000);
-                (
-                    idx,
-                    Request::Put(PutRequest {
-                        key: k.into_bytes(),
-                        value: value.clone(),
-                        ..Default::default()
-                    }),
-                )
-            })
-            .collect();
+        let keys = (0..1000).map(|j| format!("d/{:05}", (b * 1000 + j) * 7 % 10_000).into_bytes());
+        let entries = put_entries(&mut idx, keys, &value);
         store.apply_batch(&entries);
         v.clear();
         stream.drain_into(&mut v);
