@@ -3143,6 +3143,8 @@ mod tests {
                 .unwrap();
         assert_eq!(restored.consistent_index(), 1);
         assert_eq!(restored.hash_kv(0).unwrap(), store.hash_kv(0).unwrap());
+        drop((restored, store, image));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -3163,5 +3165,6 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["db", "snapshot-notes.txt"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
