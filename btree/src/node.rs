@@ -124,6 +124,15 @@ pub(crate) enum RootRef<'a> {
 }
 
 impl<'a> RootRef<'a> {
+    /// The root stored on disk as a page id, where 0 means an empty tree.
+    pub(crate) fn of_page(id: PageId) -> RootRef<'a> {
+        if id == 0 {
+            RootRef::Empty
+        } else {
+            RootRef::Page(id)
+        }
+    }
+
     pub(crate) fn of_child(c: Option<&'a Child>) -> RootRef<'a> {
         match c {
             None => RootRef::Empty,

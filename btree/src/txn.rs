@@ -43,26 +43,32 @@ fn lookup_bucket<'a>(
     catalog_root: PageId,
     name: &[u8],
 ) -> Result<Option<(PageId, u64)>> {
-    let root = if catalog_root == 0 {
-        RootRef::Empty
-    } else {
-        RootRef::Page(catalog_root)
-    };
-    match node::get(root, src, name)? {
+    match node::get(RootRef::of_page(catalog_root), src, name)? {
         None => Ok(None),
         Some(rec) => decode_record(rec).map(Some),
     }
 }
 
+/// Read view of the bucket `name` as the committed catalog at `catalog_root` records it.
+fn committed_bucket<'a>(
+    src: PageSource<'a>,
+    catalog_root: PageId,
+    name: &[u8],
+) -> Result<Bucket<'a>> {
+    match lookup_bucket(&src, catalog_root, name)? {
+        None => Err(Error::BucketNotFound(name.to_vec())),
+        Some((root, count)) => Ok(Bucket {
+            src,
+            root: RootRef::of_page(root),
+            count,
+        }),
+    }
+}
+
 fn list_buckets(src: &PageSource<'_>, catalog_root: PageId) -> Result<Vec<Vec<u8>>> {
-    let root = if catalog_root == 0 {
-        RootRef::Empty
-    } else {
-        RootRef::Page(catalog_root)
-    };
     let b = Bucket {
         src: *src,
-        root,
+        root: RootRef::of_page(catalog_root),
         count: 0,
     };
     b.iter().map(|r| r.map(|(k, _)| k.to_vec())).collect()
@@ -90,19 +96,7 @@ impl ReadTxn {
 
     /// Read view of the bucket `name`, or [`Error::BucketNotFound`].
     pub fn bucket(&self, name: &[u8]) -> Result<Bucket<'_>> {
-        let src = self.src();
-        match lookup_bucket(&src, self.meta.catalog_root, name)? {
-            None => Err(Error::BucketNotFound(name.to_vec())),
-            Some((root, count)) => Ok(Bucket {
-                src,
-                root: if root == 0 {
-                    RootRef::Empty
-                } else {
-                    RootRef::Page(root)
-                },
-                count,
-            }),
-        }
+        committed_bucket(self.src(), self.meta.catalog_root, name)
     }
 
     /// Names of all buckets, sorted.
@@ -227,18 +221,7 @@ impl WriteTxn {
                 root: RootRef::of_child(t.root.as_ref()),
                 count: t.count,
             }),
-            None => match lookup_bucket(&src, self.base.catalog_root, name)? {
-                None => Err(Error::BucketNotFound(name.to_vec())),
-                Some((root, count)) => Ok(Bucket {
-                    src,
-                    root: if root == 0 {
-                        RootRef::Empty
-                    } else {
-                        RootRef::Page(root)
-                    },
-                    count,
-                }),
-            },
+            None => committed_bucket(src, self.base.catalog_root, name),
         }
     }
 

@@ -118,6 +118,15 @@ impl std::fmt::Debug for Wal {
 
 /// Delete leftover `.tmp` files (segments that were being prepared; recovery never reads them),
 /// then fsync the directory if any were removed.
+/// Queues a request with `submit` and blocks until the writer thread reports its outcome.
+fn wait_for(submit: impl FnOnce(Callback) -> Result<(), WalError>) -> Result<(), WalError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    submit(Box::new(move |r| {
+        let _ = tx.send(r);
+    }))?;
+    rx.recv().unwrap_or(Err(WalError::Closed))
+}
+
 fn remove_tmp_files(dir: &Path, disk: &Disk) -> Result<(), WalError> {
     let rd = std::fs::read_dir(dir).map_err(|e| WalError::io("read directory", dir, &e))?;
     let mut removed = false;
@@ -384,14 +393,7 @@ impl Wal {
 
     /// Queue `batch` and block until it is durable.
     pub fn append_sync(&self, batch: Batch) -> Result<(), WalError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(
-            batch,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        )?;
-        rx.recv().unwrap_or(Err(WalError::Closed))
+        wait_for(|done| self.submit(batch, done))
     }
 
     /// Queue a release (see [`Wal::release_to`]) without blocking; `done` reports its outcome.
@@ -403,14 +405,7 @@ impl Wal {
     /// Only segments wholly covered by a durable snapshot marker are deleted, so write the
     /// marker for `index` first. The current segment is never deleted. Blocks until done.
     pub fn release_to(&self, index: u64) -> Result<(), WalError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit_release(
-            index,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        )?;
-        rx.recv().unwrap_or(Err(WalError::Closed))
+        wait_for(|done| self.submit_release(index, done))
     }
 
     /// Counters for monitoring and tests.
