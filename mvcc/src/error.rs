@@ -93,6 +93,15 @@ impl Error {
         }
     }
 
+    /// What a failed backend call says, for the [`Error::Storage`] that poisons the store: the
+    /// inner message of a storage error (so it is not wrapped twice), else the whole message.
+    pub(crate) fn storage_message(self) -> String {
+        match self {
+            Error::Storage(m) => m,
+            other => other.to_string(),
+        }
+    }
+
     /// The gRPC status code etcd uses for this error.
     pub fn grpc_code(&self) -> GrpcCode {
         match self {

@@ -387,7 +387,7 @@ impl Store {
         let mut core = self.inner.core.write();
         let done = std::mem::take(&mut core.in_flight);
         if let Err(e) = outcome {
-            let m = e.to_string();
+            let m = e.storage_message();
             core.poisoned = Some(m.clone());
             return Err(Error::Storage(m));
         }
@@ -534,7 +534,7 @@ impl Store {
             Ok(()) => (guard, Ok(())),
             Err(e) => {
                 drop(guard);
-                let m = e.to_string();
+                let m = e.storage_message();
                 self.inner.core.write().poisoned = Some(m.clone());
                 (self.inner.core.read(), Err(Error::Storage(m)))
             }

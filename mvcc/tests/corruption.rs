@@ -52,6 +52,12 @@ fn a_failing_disk_poisons_the_store_with_storage_errors() {
     storage.fail_at_op(Some(storage.ops())); // the disk dies now
     let r = store.apply(2, put("b", "1"));
     assert!(matches!(r, Err(Error::Storage(_))), "{r:?}");
+    let said = r.unwrap_err().etcd_message();
+    assert_eq!(
+        said.matches("storage error").count(),
+        1,
+        "said once: {said}"
+    );
     // every later call reports the failure instead of serving state the disk does not have
     assert!(matches!(
         store.apply(3, put("c", "1")),

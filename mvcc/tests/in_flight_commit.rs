@@ -420,7 +420,14 @@ fn a_failed_in_flight_commit_poisons_the_store() {
         .clone()
         .unwrap();
     release.send(()).unwrap();
-    assert!(matches!(committer.join().unwrap(), Err(Error::Storage(_))));
+    let failed = committer.join().unwrap();
+    assert!(matches!(failed, Err(Error::Storage(_))), "{failed:?}");
+    let said = failed.unwrap_err().etcd_message();
+    assert_eq!(
+        said.matches("storage error").count(),
+        1,
+        "said once: {said}"
+    );
     backend.fail.store(false, Ordering::SeqCst);
     assert!(matches!(
         store.apply_batch_deferred(&[(4, put("d", "4"))])[0],
