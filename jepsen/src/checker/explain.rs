@@ -1,0 +1,198 @@
+//! Turning "key 3 is not linearizable" into a handful of operations a human can read.
+//!
+//! A failing key may have thousands of operations. The explanation keeps only what the
+//! contradiction needs, in two steps, each confirmed by re-running the search:
+//!
+//! 1. **Shortest failing prefix.** Linearizability is prefix-closed: if a history can be
+//!    linearized, so can the history cut at any time `T` (operations invoked after `T`
+//!    dropped, those still running at `T` made indeterminate). A binary search over the return
+//!    times finds the first return after which the history is impossible.
+//! 2. **Weakening.** Within that prefix, results are given up while the history stays
+//!    impossible: an ok read or a Cas that did not swap is dropped (it only constrains), an ok
+//!    write, delete or swapping Cas is made indeterminate (it may now happen anywhere after its
+//!    invocation, or not at all). Both changes only allow more orders, so whatever stays
+//!    impossible proves the original impossible too. Weakened writes that nobody observes then
+//!    disappear by the rule in `prune.rs`. Candidates are tried in halving chunks
+//!    (as in delta debugging), then one by one, so the result is 1-minimal: giving up any one
+//!    more result would make it linearizable.
+//!
+//! Every step is sound on its own, so when the time budget runs out the explanation is simply
+//! less reduced, never wrong.
+
+use std::time::Instant;
+
+use super::history::{describe_op, describe_outcome, Event, OkValue, Op, Outcome};
+use super::model::Operation;
+use super::wgl::SearchResult;
+use super::{check_key, Anomaly};
+
+/// Builds the anomaly for `key`, whose `operations` (from `history`) the search found not
+/// linearizable. Reduction stops at `deadline`.
+pub(crate) fn explain(
+    history: &[Event],
+    key: u64,
+    operations: &[Operation],
+    deadline: Instant,
+) -> Anomaly {
+    let proven_impossible = |candidate: &[Operation]| {
+        Instant::now() < deadline && check_key(candidate, deadline) == SearchResult::NotLinearizable
+    };
+
+    // 1. The first return time at which the cut history is impossible.
+    let mut return_times: Vec<u64> = operations.iter().filter_map(|o| o.returned).collect();
+    return_times.sort_unstable();
+    return_times.dedup();
+    let mut complete = true;
+    let (mut lo, mut hi) = (0, return_times.len().saturating_sub(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if proven_impossible(&cut_at(operations, return_times[mid])) {
+            hi = mid;
+        } else {
+            if Instant::now() >= deadline {
+                complete = false;
+            }
+            lo = mid + 1;
+        }
+    }
+    let cut_time = return_times.get(hi).copied().unwrap_or(u64::MAX);
+    let prefix = cut_at(operations, cut_time);
+
+    // 2. Give up results, in halving chunks, while the prefix stays impossible.
+    let mut weakened = vec![false; prefix.len()];
+    let candidates: Vec<usize> = (0..prefix.len())
+        .filter(|&i| prefix[i].result.is_some())
+        .collect();
+    let mut chunk = candidates.len().div_ceil(2).max(1);
+    loop {
+        for group in candidates.chunks(chunk) {
+            if group.iter().all(|&i| weakened[i]) {
+                continue;
+            }
+            let mut trial = weakened.clone();
+            for &i in group {
+                trial[i] = true;
+            }
+            if proven_impossible(&weaken(&prefix, &trial)) {
+                weakened = trial;
+            } else if Instant::now() >= deadline {
+                complete = false;
+            }
+        }
+        if chunk == 1 || candidates.is_empty() {
+            break;
+        }
+        chunk = chunk.div_ceil(2);
+    }
+    let mut kept = weaken(&prefix, &weakened);
+    super::prune::drop_unobserved_indeterminate(&mut kept);
+    kept.sort_by_key(|o| (o.invoked, o.event));
+
+    let trigger = prefix
+        .iter()
+        .filter(|o| o.returned == Some(cut_time))
+        .min_by_key(|o| o.event)
+        .map(|o| history[o.event]);
+    let explanation = describe(history, key, &kept, trigger, operations.len(), complete);
+    Anomaly {
+        key,
+        ops: kept.iter().map(|o| history[o.event]).collect(),
+        explanation,
+    }
+}
+
+/// The history as it stood at time `cut`: operations invoked after it are gone, those still
+/// running then have an unknown result (and running reads, which change nothing, are gone).
+fn cut_at(operations: &[Operation], cut: u64) -> Vec<Operation> {
+    operations
+        .iter()
+        .filter(|o| o.invoked <= cut)
+        .filter_map(|o| match o.returned {
+            Some(returned) if returned <= cut => Some(*o),
+            _ if o.op == Op::Read => None,
+            _ => Some(Operation {
+                result: None,
+                returned: None,
+                ..*o
+            }),
+        })
+        .collect()
+}
+
+/// `operations` with the results marked in `weakened` given up: reads and Cas calls that did
+/// not swap are dropped, mutations become indeterminate.
+fn weaken(operations: &[Operation], weakened: &[bool]) -> Vec<Operation> {
+    operations
+        .iter()
+        .zip(weakened)
+        .filter_map(|(o, &weak)| {
+            if !weak {
+                return Some(*o);
+            }
+            match (o.op, o.result) {
+                (Op::Read, _) | (Op::Cas { .. }, Some(OkValue::Cas(false))) => None,
+                _ => Some(Operation {
+                    result: None,
+                    returned: None,
+                    ..*o
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The human-readable text of an anomaly.
+fn describe(
+    history: &[Event],
+    key: u64,
+    kept: &[Operation],
+    trigger: Option<Event>,
+    total: usize,
+    complete: bool,
+) -> String {
+    let origin = kept.iter().map(|o| o.invoked).min().unwrap_or(0);
+    let at = |t: u64| format!("+{:.6} ms", t.saturating_sub(origin) as f64 / 1e6);
+    let mut text = format!(
+        "key {key}: these {} operations cannot be linearized: no order of them that respects \
+         real time (an operation that returned before another was invoked comes first) lets a \
+         register that starts absent give every result shown.",
+        kept.len()
+    );
+    if let Some(event) = trigger {
+        text.push_str(&format!(
+            " The history of this key first becomes impossible when client {}'s {} returns ({}) at {}.",
+            event.client,
+            describe_op(&event.op),
+            describe_outcome(&event.outcome),
+            at(event.returned)
+        ));
+    }
+    text.push_str(&format!(" Reduced from {total} operations on this key"));
+    if !complete {
+        text.push_str(" (the time limit stopped the reduction early)");
+    }
+    text.push_str(".\n");
+    for operation in kept {
+        let event = &history[operation.event];
+        let returned = match event.outcome {
+            Outcome::Indeterminate => "never returned".to_string(),
+            _ => at(event.returned),
+        };
+        text.push_str(&format!(
+            "  [{}, {}] client {}: {} {}",
+            at(event.invoked),
+            returned,
+            event.client,
+            describe_op(&event.op),
+            describe_outcome(&event.outcome)
+        ));
+        if operation.result.is_none() && event.outcome != Outcome::Indeterminate {
+            text.push_str("  (result not needed: treated as unknown)");
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "Times are relative to the first invocation shown ({origin} ns)."
+    ));
+    text
+}
