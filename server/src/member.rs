@@ -75,6 +75,9 @@ const BACKEND_COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_m
 const BACKEND_COMMIT_ENTRIES: usize = 10_000;
 /// etcd's quota cost overheads (`storage/quota.go`): per put, and per lease grant.
 const KV_OVERHEAD: usize = 256;
+/// `AuthStatusResponse.auth_revision`: etcd's auth store starts at 1 and keel's auth (always
+/// disabled, no users or roles) never changes.
+const AUTH_REVISION: u64 = 1;
 const LEASE_OVERHEAD: usize = 64;
 /// Most response bytes a watch stream may have waiting in its connection before the member stops
 /// draining mvcc's queue for it.
@@ -263,7 +266,16 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// Linearizable reads waiting for their read index (thesis §6.4).
-type ReadBatch = Vec<(CallId, mvcc::RangeRequest)>;
+type ReadBatch = Vec<(CallId, PendingRead)>;
+
+/// A read served once a ReadIndex confirmed this member is up to date (thesis §6.4).
+enum PendingRead {
+    /// A linearizable `Range`.
+    Range(mvcc::RangeRequest),
+    /// A `MemberList` with `linearizable` set (etcd 3.5's client sets it:
+    /// `LinearizableReadNotify` first, then the local list).
+    MemberList,
+}
 
 /// An open streaming call.
 enum Stream {
@@ -365,6 +377,9 @@ pub struct Member {
     read_batch: ReadBatch,
     /// ReadIndex requests in flight: context id → (deadline, reads).
     reads_in_flight: HashMap<u64, (Instant, ReadBatch)>,
+    /// Reads that arrived while no leader was known, with their deadlines: like etcd's read
+    /// loop they wait for one (until the request timeout) instead of failing at once.
+    reads_awaiting_leader: Vec<(Instant, ReadBatch)>,
     /// Reads whose read index is known, waiting for the apply thread to reach it.
     reads_ready: Vec<(u64, Instant, ReadBatch)>,
     /// Highest index handed to the apply thread.
@@ -630,6 +645,7 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         raft_stepped: false,
         read_batch: Vec::new(),
         reads_in_flight: HashMap::new(),
+        reads_awaiting_leader: Vec::new(),
         reads_ready: Vec::new(),
         committed: 0,
         db_size: 0,
@@ -1318,6 +1334,15 @@ impl Member {
         if self.proposals.is_empty() {
             return;
         }
+        if self.core.leader() == 0 {
+            // Held until a leader is known; those whose client gave up (timed out) are dropped.
+            let waiters = &self.waiters;
+            // Internal ones (id 0: lease expiry, checkpoints) are dropped as before: the next
+            // leader proposes its own.
+            self.proposals
+                .retain(|(id, _)| *id != 0 && waiters.contains(*id));
+            return;
+        }
         let (ids, data): (Vec<u64>, Vec<Vec<u8>>) =
             std::mem::take(&mut self.proposals).into_iter().unzip();
         self.metrics.proposal_appends.inc();
@@ -1333,6 +1358,22 @@ impl Member {
                 self.metrics.proposals_failed.inc();
                 self.waiters.trigger(id, Err(status.clone()));
             }
+        }
+    }
+
+    /// Fail the proposals held for want of a leader (see [`Self::flush_proposals`]) whose
+    /// deadline passed. etcd's raft node never took them (`Propose` blocks while there is no
+    /// leader) and its request context expires: the client gets that context's error, code
+    /// Unknown "context deadline exceeded", not "request timed out".
+    fn expire_held_proposals(&mut self, now: Instant) {
+        if self.proposals.is_empty() || self.core.leader() != 0 {
+            return;
+        }
+        let held: Vec<u64> = self.proposals.iter().map(|(id, _)| *id).collect();
+        let status = Status::new(Code::Unknown, "context deadline exceeded");
+        if self.waiters.expire_with(now, &held, &status) > 0 {
+            let waiters = &self.waiters;
+            self.proposals.retain(|(id, _)| waiters.contains(*id));
         }
     }
 
@@ -1454,6 +1495,25 @@ impl Member {
         }
     }
 
+    /// `StatusResponse.errors`, as etcd's maintenance server fills it: "etcdserver: no leader"
+    /// while the member knows no leader, then `AlarmMember.String()` of every raised alarm, of
+    /// every member.
+    fn status_errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.core.leader() == 0 {
+            errors.push(EtcdError::NoLeader.message().to_string());
+        }
+        errors.extend(
+            self.shared
+                .alarms
+                .lock()
+                .list(None)
+                .into_iter()
+                .map(|(member, a)| format!("memberID:{member} alarm:{} ", a.name())),
+        );
+        errors
+    }
+
     /// Serve the linearizable reads whose read index the apply thread has reached.
     fn serve_reads(&mut self) {
         if self.reads_ready.is_empty() {
@@ -1466,12 +1526,19 @@ impl Member {
         self.reads_ready = waiting;
         let h = self.shared.header();
         for (_, _, batch) in ready {
-            for (call, req) in batch {
-                let result = self
-                    .store
-                    .range(&req)
-                    .map(|r| convert::range_response(r, &h).encode_to_vec())
-                    .map_err(|e| convert::store_error(&e));
+            for (call, read) in batch {
+                let result = match read {
+                    PendingRead::Range(req) => self
+                        .store
+                        .range(&req)
+                        .map(|r| convert::range_response(r, &h).encode_to_vec())
+                        .map_err(|e| convert::store_error(&e)),
+                    PendingRead::MemberList => Ok(pb::MemberListResponse {
+                        header: Some(h.header(0)),
+                        members: self.shared.membership.lock().list(),
+                    }
+                    .encode_to_vec()),
+                };
                 let _ = self.waker.wake(Wake::Reply(call, result));
             }
         }
@@ -1492,6 +1559,17 @@ impl Member {
                         .waker
                         .wake(Wake::Reply(call, Err(EtcdError::Timeout.status())));
                 }
+            }
+        }
+        let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_leader)
+            .into_iter()
+            .partition(|(d, _)| *d <= now);
+        self.reads_awaiting_leader = keep;
+        for (_, batch) in late {
+            for (call, _) in batch {
+                let _ = self
+                    .waker
+                    .wake(Wake::Reply(call, Err(EtcdError::Timeout.status())));
             }
         }
         let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_ready)
@@ -2028,18 +2106,21 @@ impl Member {
         if !self.read_batch.is_empty() {
             // One ReadIndex round for every read that arrived since the last one.
             let batch = std::mem::take(&mut self.read_batch);
-            let ctx_id = self.ids.next();
-            match self.core.read_index(ctx_id.to_le_bytes().to_vec()) {
-                Ok(()) => {
-                    let deadline = Instant::now() + self.cfg.request_timeout();
-                    self.reads_in_flight.insert(ctx_id, (deadline, batch));
-                }
-                Err(e) => {
-                    log_debug!("read index refused: {e}");
-                    for (call, _) in batch {
-                        let _ = self
-                            .waker
-                            .wake(Wake::Reply(call, Err(EtcdError::NoLeader.status())));
+            let deadline = Instant::now() + self.cfg.request_timeout();
+            self.reads_awaiting_leader.push((deadline, batch));
+        }
+        if !self.reads_awaiting_leader.is_empty() && self.core.leader() != 0 {
+            for (deadline, batch) in std::mem::take(&mut self.reads_awaiting_leader) {
+                let ctx_id = self.ids.next();
+                match self.core.read_index(ctx_id.to_le_bytes().to_vec()) {
+                    Ok(()) => {
+                        self.reads_in_flight.insert(ctx_id, (deadline, batch));
+                    }
+                    Err(e) => {
+                        // Retried when Raft next steps, until the deadline (etcd's read loop
+                        // retries its ReadIndex the same way).
+                        log_debug!("read index refused: {e}");
+                        self.reads_awaiting_leader.push((deadline, batch));
                     }
                 }
             }
@@ -2485,9 +2566,8 @@ impl Member {
         if data.len() > self.max_request_bytes {
             return Err(EtcdError::RequestTooLarge.status());
         }
-        if self.core.leader() == 0 {
-            return Err(EtcdError::NoLeader.status());
-        }
+        // No leader: the proposal waits for one in `proposals` (etcd's raft node does not take
+        // proposals without a leader, and the request waits until its timeout).
         let applied = self.shared.applied.load(Ordering::Relaxed);
         if self.committed.saturating_sub(applied) > MAX_APPLY_LAG {
             return Err(EtcdError::TooManyRequests.status());
@@ -2553,11 +2633,9 @@ impl Member {
                 }
                 self.metrics.ranges.inc();
                 // Linearizable: wait for a ReadIndex confirmed by a quorum, then for the apply
-                // thread to reach it, then read locally (thesis §6.4).
-                if self.core.leader() == 0 {
-                    return Some(Err(EtcdError::NoLeader.status()));
-                }
-                self.read_batch.push((call, m));
+                // thread to reach it, then read locally (thesis §6.4). Without a leader the
+                // read waits for one, as etcd's does.
+                self.read_batch.push((call, PendingRead::Range(m)));
                 None
             }
             Rpc::Put => {
@@ -2667,15 +2745,7 @@ impl Member {
                     raft_index: rs.last_index,
                     raft_term: rs.hard_state.term,
                     raft_applied_index: self.shared.applied.load(Ordering::Relaxed),
-                    // etcd: `AlarmMember.String()` of every raised alarm, of every member.
-                    errors: self
-                        .shared
-                        .alarms
-                        .lock()
-                        .list(None)
-                        .into_iter()
-                        .map(|(member, a)| format!("memberID:{member} alarm:{} ", a.name()))
-                        .collect(),
+                    errors: self.status_errors(),
                     db_size_in_use: st.db_size_in_use as i64,
                     is_learner: self.shared.membership.lock().is_learner(self.id),
                     storage_version: String::new(),
@@ -2828,19 +2898,29 @@ impl Member {
                 let r: pb::AlarmRequest = try_s!(decode(msg));
                 self.alarm_call(call, r)
             }
-            Rpc::MemberList => Some(Ok(pb::MemberListResponse {
-                header: Some(h.header(0)),
-                members: self.shared.membership.lock().list(),
+            Rpc::MemberList => {
+                let r: pb::MemberListRequest = try_s!(decode(msg));
+                if r.linearizable {
+                    self.read_batch.push((call, PendingRead::MemberList));
+                    return None;
+                }
+                Some(Ok(pb::MemberListResponse {
+                    header: Some(h.header(0)),
+                    members: self.shared.membership.lock().list(),
+                }
+                .encode_to_vec()))
             }
-            .encode_to_vec())),
             Rpc::MemberAdd | Rpc::MemberRemove | Rpc::MemberPromote | Rpc::MemberUpdate => {
                 self.membership_call(call, rpc, msg)
             }
             Rpc::MoveLeader => self.move_leader(call, msg),
+            // etcd's auth store starts at revision 1 (`commitRevision` on a fresh backend) and
+            // keel's never changes (auth stays disabled); etcd answers after applying, with the
+            // KV revision in the header.
             Rpc::AuthStatus => Some(Ok(pb::AuthStatusResponse {
-                header: Some(h.header(0)),
+                header: Some(h.header(self.store.current_revision())),
                 enabled: false,
-                auth_revision: 0,
+                auth_revision: AUTH_REVISION,
             }
             .encode_to_vec())),
             other => Some(Err(Status::unimplemented(other.path()))),
@@ -3005,6 +3085,7 @@ impl Handler<Wake> for Member {
                     self.drain_watch(ctx, call);
                 }
             }
+            self.expire_held_proposals(Instant::now());
             self.waiters.expire(Instant::now());
             self.expire_reads(Instant::now());
             self.check_transfer();

@@ -88,12 +88,39 @@ impl<T> Waiters<T> {
         n
     }
 
+    /// Fail the waiters among `ids` whose deadline is at or before `now` with `status`.
+    /// Returns how many were failed.
+    pub fn expire_with(&self, now: Instant, ids: &[u64], status: &Status) -> usize {
+        let expired: Vec<Reply<T>> = {
+            let mut map = self.map.lock();
+            let due: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|id| map.get(id).is_some_and(|(d, _)| *d <= now))
+                .collect();
+            due.iter()
+                .filter_map(|id| map.remove(id))
+                .map(|(_, r)| r)
+                .collect()
+        };
+        let n = expired.len();
+        for reply in expired {
+            reply(Err(status.clone()));
+        }
+        n
+    }
+
     /// Fail every waiter with `status` (shutdown: "server stopped").
     pub fn fail_all(&self, status: Status) {
         let all: Vec<Reply<T>> = self.map.lock().drain().map(|(_, (_, r))| r).collect();
         for reply in all {
             reply(Err(status.clone()));
         }
+    }
+
+    /// Whether a client still waits for `id` (not triggered, not expired).
+    pub fn contains(&self, id: u64) -> bool {
+        self.map.lock().contains_key(&id)
     }
 
     /// Number of waiting clients.
@@ -110,6 +137,7 @@ impl<T> Waiters<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::Code;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -131,6 +159,22 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), (1, Ok(7)));
         assert!(rx.try_recv().is_err());
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn expire_with_fails_only_the_named_overdue_waiters() {
+        let (tx, rx) = mpsc::channel();
+        let w = Waiters::new();
+        let now = Instant::now();
+        let far = now + Duration::from_secs(60);
+        w.register(1, now, reply(&tx, 1)); // overdue, named
+        w.register(2, now, reply(&tx, 2)); // overdue, not named
+        w.register(3, far, reply(&tx, 3)); // named, not due
+        let status = Status::new(Code::Unknown, "context deadline exceeded");
+        assert_eq!(w.expire_with(now, &[1, 3, 4], &status), 1);
+        assert_eq!(rx.try_recv().unwrap(), (1, Err(status)));
+        assert!(rx.try_recv().is_err());
+        assert!(!w.contains(1) && w.contains(2) && w.contains(3));
     }
 
     #[test]

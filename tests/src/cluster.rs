@@ -23,6 +23,8 @@ pub enum Flavor {
     Keel,
     /// The real etcd, as the reference to compare with.
     Etcd,
+    /// The real etcd 3.5.1 (see [`crate::binary::etcd35`]), the reference for etcdctl 3.5.
+    Etcd35,
 }
 
 impl Flavor {
@@ -30,6 +32,7 @@ impl Flavor {
         match self {
             Flavor::Keel => crate::binary::keel(),
             Flavor::Etcd => crate::binary::etcd(),
+            Flavor::Etcd35 => crate::binary::etcd35(),
         }
     }
 }
@@ -147,6 +150,7 @@ impl Cluster {
         let tag = match flavor {
             Flavor::Keel => "keel",
             Flavor::Etcd => "etcd",
+            Flavor::Etcd35 => "etcd35",
         };
         let mut c = Cluster {
             flavor,
@@ -253,7 +257,7 @@ impl Cluster {
             .arg(format!("--heartbeat-interval={}", o.heartbeat_ms))
             .arg(format!("--election-timeout={}", o.election_ms))
             .args(&o.extra_args);
-        if self.flavor == Flavor::Etcd {
+        if self.flavor != Flavor::Keel {
             cmd.arg("--logger=zap");
         }
         for (k, _) in std::env::vars() {

@@ -24,6 +24,8 @@ pub struct Etcdctl {
     pub endpoints: Vec<String>,
     /// Working directory of the command (relative snapshot paths land here).
     pub cwd: Option<std::path::PathBuf>,
+    /// The etcdctl executable: Debian's 3.4.23 unless made with [`Etcdctl::v35`].
+    pub binary: std::path::PathBuf,
 }
 
 impl Etcdctl {
@@ -32,11 +34,21 @@ impl Etcdctl {
         Etcdctl {
             endpoints,
             cwd: None,
+            binary: crate::binary::etcdctl(),
+        }
+    }
+
+    /// etcdctl 3.5.1 (see [`crate::binary::etcdctl35`]) talking to `endpoints`.
+    pub fn v35(endpoints: Vec<String>) -> Etcdctl {
+        Etcdctl {
+            endpoints,
+            cwd: None,
+            binary: crate::binary::etcdctl35(),
         }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(crate::binary::etcdctl());
+        let mut cmd = Command::new(&self.binary);
         for (k, _) in std::env::vars() {
             if k.starts_with("ETCDCTL_") {
                 cmd.env_remove(k);

@@ -103,6 +103,12 @@ fn json_int(json: &str, name: &str) -> i64 {
 /// normalised transcript. Panics only on harness failures (e.g. a lease ID that cannot be
 /// parsed); differences in behaviour show up in the transcript.
 pub fn run_session(cluster: &mut Cluster) -> String {
+    run_session_with(cluster, Etcdctl::new(Vec::new()))
+}
+
+/// [`run_session`] driven by the etcdctl executable of `ctl` (e.g. [`Etcdctl::v35`]); its
+/// endpoints are ignored (the cluster's are used).
+pub fn run_session_with(cluster: &mut Cluster, ctl: Etcdctl) -> String {
     let all: Vec<usize> = (0..cluster.members.len()).collect();
     let endpoints = cluster.endpoints_of(&all);
     let members: Vec<(u16, u16, String)> = cluster
@@ -114,8 +120,12 @@ pub fn run_session(cluster: &mut Cluster) -> String {
     // Ordinary steps talk to the first member only, so that the member ID in response headers
     // is always the same one (with three members that one may be a follower: its writes are
     // forwarded to the leader). Cluster-wide steps (member list, endpoint *) use all members.
+    let one = Etcdctl {
+        endpoints: vec![endpoints[0].clone()],
+        ..ctl
+    };
     let mut t = Transcript {
-        ctl: Etcdctl::new(vec![endpoints[0].clone()]),
+        ctl: one.clone(),
         norm: Normalizer::new(&members, &dir.display().to_string()),
         text: String::new(),
     };
@@ -350,7 +360,6 @@ pub fn run_session(cluster: &mut Cluster) -> String {
     t.step_sorted(&["defrag"]);
     let snap = dir.join("snap.db");
     let snap_arg = snap.display().to_string();
-    let one = Etcdctl::new(vec![endpoints[0].clone()]);
     let o = one.run(&["snapshot", "save", &snap_arg]);
     t.record(&["snapshot", "save", &snap_arg], &o);
     let size = std::fs::metadata(&snap).map(|m| m.len()).unwrap_or(0);
@@ -453,4 +462,110 @@ pub fn run_restart_session(cluster: &mut Cluster) -> String {
     t.step(&["lease", "revoke", &lease]);
     t.step(&["get", "", "--from-key"]);
     t.text
+}
+
+/// Panics with a readable report of the first differing lines unless `keel` equals `etcd`.
+pub fn assert_same_transcript(keel: &str, etcd: &str) {
+    if keel == etcd {
+        return;
+    }
+    let k: Vec<&str> = keel.lines().collect();
+    let e: Vec<&str> = etcd.lines().collect();
+    let mut report = String::new();
+    let mut shown = 0;
+    for i in 0..k.len().max(e.len()) {
+        let (a, b) = (k.get(i).copied(), e.get(i).copied());
+        if a != b && shown < 15 {
+            report.push_str(&format!("line {}:\n  keel: {a:?}\n  etcd: {b:?}\n", i + 1));
+            shown += 1;
+        }
+    }
+    panic!("keel's transcript differs from etcd's:\n{report}\n=== keel ===\n{keel}\n=== etcd ===\n{etcd}");
+}
+
+/// A transcript of etcdctl steps against one cluster, for tests outside this module: every
+/// step's command, exit, normalised stdout and stderr (see [`crate::normalize`]).
+pub struct Steps {
+    t: Transcript,
+}
+
+impl Steps {
+    /// Steps run by `ctl`'s executable against member `i` of `cluster`; the members' IDs and
+    /// ports are normalised.
+    pub fn new(cluster: &Cluster, ctl: &Etcdctl, i: usize) -> Steps {
+        let members: Vec<(u16, u16, String)> = cluster
+            .members
+            .iter()
+            .map(|m| (m.client_port, m.peer_port, m.name.clone()))
+            .collect();
+        let mut t = Transcript {
+            ctl: Etcdctl {
+                endpoints: cluster.endpoints_of(&[i]),
+                ..ctl.clone()
+            },
+            norm: Normalizer::new(&members, &cluster.dir().display().to_string()),
+            text: String::new(),
+        };
+        for m in &cluster.members {
+            let s = crate::grpc::status(&m.endpoint())
+                .unwrap_or_else(|e| panic!("status of {}: {e}", m.name));
+            let h = s.header.unwrap_or_default();
+            t.norm.name_id(h.member_id, &format!("<member:{}>", m.name));
+            t.norm.name_id(h.cluster_id, "<cluster>");
+        }
+        Steps { t }
+    }
+
+    /// Runs `etcdctl <args>` and records it.
+    pub fn step(&mut self, args: &[&str]) -> CtlOutput {
+        self.t.step(args)
+    }
+
+    /// Runs `etcdctl <args>` with `stdin` and records it.
+    pub fn step_stdin(&mut self, args: &[&str], stdin: &str) -> CtlOutput {
+        self.t.step_stdin(args, stdin)
+    }
+
+    /// Runs `etcdctl <args>`, lets `shape` reduce its output to what must agree, records that.
+    pub fn step_shaped(&mut self, args: &[&str], shape: impl Fn(CtlOutput) -> CtlOutput) {
+        let o = shape(self.t.ctl.run(args));
+        self.t.record(args, &o);
+    }
+
+    /// Records an already obtained output under `args`.
+    pub fn record(&mut self, args: &[&str], o: &CtlOutput) {
+        self.t.record(args, o);
+    }
+
+    /// Appends a free-form line.
+    pub fn note(&mut self, line: &str) {
+        let _ = writeln!(self.t.text, "{line}");
+    }
+
+    /// The etcdctl the steps run.
+    pub fn ctl(&self) -> &Etcdctl {
+        &self.t.ctl
+    }
+
+    /// The transcript so far.
+    pub fn text(&self) -> &str {
+        &self.t.text
+    }
+}
+
+/// The names of the JSON object members in `json` (`"name":`), in order, without duplicates:
+/// the shape of a response whose values legitimately differ.
+pub fn json_field_names(json: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut rest = json;
+    while let Some(start) = rest.find('"') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('"') else { break };
+        let name = &after[..end];
+        rest = &after[end + 1..];
+        if rest.starts_with(':') && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
 }

@@ -63,7 +63,7 @@ pub fn kill_leader(cluster: &mut Cluster) {
     // ran out (observed: 2.35 s with a 1 s timeout); it gets three.
     let budget = match cluster.flavor {
         crate::Flavor::Keel => 2,
-        crate::Flavor::Etcd => 3,
+        crate::Flavor::Etcd | crate::Flavor::Etcd35 => 3,
     };
     assert!(
         elapsed <= budget * election,
