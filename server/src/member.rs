@@ -1301,10 +1301,11 @@ fn to_local_status(s: &keel_net::grpc::Status) -> Status {
     Status::new(Code::from_u32(s.code as i32 as u32), s.message.clone())
 }
 
-/// etcd's `isRPCSupportedForLearner`: a learner answers Status and serializable ranges only.
+/// etcd's `isRPCSupportedForLearner`: a learner answers Status and serializable ranges only;
+/// plus the Snapshot stream, which etcd's stream interceptor lets through on a learner.
 fn learner_serves(rpc: Rpc, msg: &[u8]) -> bool {
     match rpc {
-        Rpc::Status => true,
+        Rpc::Status | Rpc::Snapshot => true,
         Rpc::Range => pb::RangeRequest::decode(msg).is_ok_and(|r| r.serializable),
         _ => false,
     }
@@ -2941,8 +2942,9 @@ impl Handler<Wake> for Member {
                 let streaming = rpc.is_some_and(|r| {
                     r.method().kind.client_streams() || r.method().kind.server_streams()
                 });
-                if streaming && self.is_learner() {
-                    // etcd's stream interceptor: a learner serves no streams.
+                if streaming && rpc != Some(Rpc::Snapshot) && self.is_learner() {
+                    // etcd's stream interceptor: a learner serves no streams except Snapshot
+                    // ("learner does not support stream RPC except Snapshot").
                     return Self::finish_call(
                         ctx,
                         call,
