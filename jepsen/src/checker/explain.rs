@@ -19,7 +19,7 @@
 //! Every step is sound on its own, so when the time budget runs out the explanation is simply
 //! less reduced, never wrong.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::history::{describe_op, describe_outcome, Event, OkValue, Op, Outcome};
 use super::model::Operation;
@@ -34,55 +34,77 @@ pub(crate) fn explain(
     operations: &[Operation],
     deadline: Instant,
 ) -> Anomaly {
-    let proven_impossible = |candidate: &[Operation]| {
-        Instant::now() < deadline && check_key(candidate, deadline) == SearchResult::NotLinearizable
+    let mut complete = true;
+    // A trial that runs out of time proves nothing and is not applied. Each trial gets 20 times
+    // the longest decided trial so far (at least 20 ms) and at most a quarter of what is left,
+    // so a few hard trials cannot eat the whole budget.
+    let mut longest_decided = Duration::ZERO;
+    let mut proven_impossible = |candidate: &[Operation]| {
+        let now = Instant::now();
+        if now >= deadline {
+            complete = false;
+            return false;
+        }
+        let budget = (longest_decided * 20)
+            .max(Duration::from_millis(20))
+            .min((deadline - now) / 4);
+        let result = check_key(candidate, now + budget);
+        if result != SearchResult::TimedOut {
+            longest_decided = longest_decided.max(now.elapsed());
+        }
+        match result {
+            SearchResult::NotLinearizable => true,
+            SearchResult::Linearizable => false,
+            SearchResult::TimedOut => {
+                complete = false;
+                false
+            }
+        }
     };
 
     // 1. The first return time at which the cut history is impossible.
     let mut return_times: Vec<u64> = operations.iter().filter_map(|o| o.returned).collect();
     return_times.sort_unstable();
     return_times.dedup();
-    let mut complete = true;
     let (mut lo, mut hi) = (0, return_times.len().saturating_sub(1));
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if proven_impossible(&cut_at(operations, return_times[mid])) {
             hi = mid;
         } else {
-            if Instant::now() >= deadline {
-                complete = false;
-            }
             lo = mid + 1;
         }
     }
     let cut_time = return_times.get(hi).copied().unwrap_or(u64::MAX);
     let prefix = cut_at(operations, cut_time);
 
-    // 2. Give up results, in halving chunks, while the prefix stays impossible.
+    // 2. Give up results while the prefix stays impossible: first the observations (dropping
+    // failed Cas calls lets `prune.rs` remove the indeterminate writes they kept alive, which
+    // keeps the later trials fast), then the mutations.
     let mut weakened = vec![false; prefix.len()];
-    let candidates: Vec<usize> = (0..prefix.len())
-        .filter(|&i| prefix[i].result.is_some())
-        .collect();
-    let mut chunk = candidates.len().div_ceil(2).max(1);
-    loop {
-        for group in candidates.chunks(chunk) {
-            if group.iter().all(|&i| weakened[i]) {
-                continue;
+    for observations in [true, false] {
+        let candidates: Vec<usize> = (0..prefix.len())
+            .filter(|&i| prefix[i].result.is_some() && prefix[i].may_change_state() != observations)
+            .collect();
+        let mut chunk = candidates.len().div_ceil(2).max(1);
+        while !candidates.is_empty() {
+            for group in candidates.chunks(chunk) {
+                if group.iter().all(|&i| weakened[i]) {
+                    continue;
+                }
+                let mut trial = weakened.clone();
+                for &i in group {
+                    trial[i] = true;
+                }
+                if proven_impossible(&weaken(&prefix, &trial)) {
+                    weakened = trial;
+                }
             }
-            let mut trial = weakened.clone();
-            for &i in group {
-                trial[i] = true;
+            if chunk == 1 {
+                break;
             }
-            if proven_impossible(&weaken(&prefix, &trial)) {
-                weakened = trial;
-            } else if Instant::now() >= deadline {
-                complete = false;
-            }
+            chunk = chunk.div_ceil(2);
         }
-        if chunk == 1 || candidates.is_empty() {
-            break;
-        }
-        chunk = chunk.div_ceil(2);
     }
     let mut kept = weaken(&prefix, &weakened);
     super::prune::drop_unobserved_indeterminate(&mut kept);
@@ -152,11 +174,13 @@ fn describe(
 ) -> String {
     let origin = kept.iter().map(|o| o.invoked).min().unwrap_or(0);
     let at = |t: u64| format!("+{:.6} ms", t.saturating_sub(origin) as f64 / 1e6);
+    let what = match kept.len() {
+        1 => "this operation cannot be linearized: no order of it".to_string(),
+        n => format!("these {n} operations cannot be linearized: no order of them"),
+    };
     let mut text = format!(
-        "key {key}: these {} operations cannot be linearized: no order of them that respects \
-         real time (an operation that returned before another was invoked comes first) lets a \
-         register that starts absent give every result shown.",
-        kept.len()
+        "key {key}: {what} that respects real time (an operation that returned before another \
+         was invoked comes first) lets a register that starts absent give every result shown."
     );
     if let Some(event) = trigger {
         text.push_str(&format!(

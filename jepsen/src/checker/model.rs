@@ -56,6 +56,14 @@ impl Operation {
         }
     }
 
+    /// False for operations that only observe: reads, and Cas calls known not to have swapped.
+    pub(crate) fn may_change_state(&self) -> bool {
+        !matches!(
+            (self.op, self.result),
+            (Op::Read, _) | (Op::Cas { .. }, Some(OkValue::Cas(false)))
+        )
+    }
+
     /// The state this operation leaves behind if it takes effect and changes the key
     /// (`Write(v)`/`Cas` → `Some(v)`, `Delete` → `None`); `None` for reads.
     pub(crate) fn written_state(&self) -> Option<State> {

@@ -6,69 +6,97 @@
 //! matter, though: a write of a unique value that no later operation ever reads changes nothing
 //! anyone saw.
 //!
-//! **Rule.** An indeterminate mutation `m` that would leave state `x` (`Write(v)`/`Cas` →
-//! `Some(v)`, `Delete` → `None`) is removed if
-//! 1. every operation that could observe `x` (an ok read of `x`, a swapping or unknown Cas
-//!    expecting `x`) returned strictly before `m` was invoked, and
-//! 2. every Cas known not to have swapped returned strictly before `m` was invoked.
+//! **Rule.** Say an indeterminate mutation `m` *writes* `x` (`Write(v)`/`Cas` → `Some(v)`,
+//! `Delete` → `None`). `m` is *needed* if
+//! 1. a call with a known result that observes `x` (an ok read of `x`, a swapped Cas expecting
+//!    `x`) returned at or after `m`'s invocation, or
+//! 2. a Cas known not to have swapped returned at or after `m`'s invocation (`m` may be why it
+//!    failed), or
+//! 3. a *needed* indeterminate Cas expects `x` (it never returns, so it can always come later).
 //!
-//! **Why removing it keeps the verdict.** A linearization without `m` is still one with `m`
-//! (an indeterminate call may never take effect), so removal never turns "impossible" into
-//! "possible" wrongly in that direction. Conversely, take a linearization `L` that places `m`.
-//! Between `m` and the next operation that changes the key, the key holds `x`. Nothing placed
-//! there observes `x` (rule 1: such ops finished before `m` started), and no failed Cas is
-//! placed there (rule 2). An unknown Cas placed there that did not swap changed nothing and can
-//! be left out as well. The next change is a write or delete (which does not care what it
-//! overwrote) or a Cas that swapped, and a swap would have observed `x`. So `L` without `m` (and
-//! without those no-op Cas calls) is a valid linearization too, with every later state
-//! unchanged. Removing `m` never hides a violation.
+//! Every indeterminate mutation that is not needed (the least set closed under 1-3) is removed.
 //!
-//! Removing one call can make another unobserved (an unknown Cas stops "observing" its
-//! `expect`), so the rule is applied until nothing changes.
+//! **Why removing them keeps the verdict.** A linearization without them is still one with
+//! them (an indeterminate call may never take effect), so removal never hides a valid order.
+//! Conversely, take a linearization `L` of the full history and delete from it the removed
+//! calls, and every indeterminate Cas that did not swap (a no-op). A kept call `o` now sees a
+//! different state only if the last mutation `p` before it in `L` was removed. But `o` was
+//! placed after `p`, so `o` returned at or after `p`'s invocation: if `o` observed `p`'s value
+//! (a read or a swapped Cas, known or indeterminate and kept) or was a failed Cas, `p` would be
+//! needed. So `o` is a write or delete, which does not care what it overwrote. Every kept call
+//! sees the same state as in `L`: the shorter order is valid too, and removal never hides a
+//! violation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::history::{OkValue, Op};
 use super::model::{Operation, State};
 
-/// Removes, until none is left, every indeterminate mutation no remaining operation could
-/// have observed (see the module doc for the rule and why it is sound).
+/// Removes every indeterminate mutation that is not needed (see the module doc for the rule
+/// and why it is sound).
 pub(crate) fn drop_unobserved_indeterminate(operations: &mut Vec<Operation>) {
-    loop {
-        // For each state, the latest return time of an operation that observes it (u64::MAX if
-        // the observer never returns), and the latest return of a Cas known not to have swapped.
-        let mut latest_observer: HashMap<State, u64> = HashMap::new();
-        let mut latest_failed_cas = None::<u64>;
-        for operation in operations.iter() {
-            let returned = operation.returned.unwrap_or(u64::MAX);
-            if let Some(seen) = operation.observed_state() {
-                let latest = latest_observer.entry(seen).or_insert(returned);
-                *latest = (*latest).max(returned);
-            }
-            if matches!(
-                (operation.op, operation.result),
-                (Op::Cas { .. }, Some(OkValue::Cas(false)))
-            ) {
-                // It swapped nothing and shows only "the value was not `expect`".
-                latest_failed_cas = Some(latest_failed_cas.map_or(returned, |t| t.max(returned)));
-            }
+    // For each state, the latest return of a call with a known result that observed it; and
+    // the latest return of a Cas known not to have swapped.
+    let mut latest_observer: HashMap<State, u64> = HashMap::new();
+    let mut latest_failed_cas = None::<u64>;
+    for operation in operations.iter() {
+        let Some(returned) = operation.returned else {
+            continue;
+        };
+        if let Some(seen) = operation.observed_state() {
+            let latest = latest_observer.entry(seen).or_insert(returned);
+            *latest = (*latest).max(returned);
         }
-        let observable_after = |operation: &Operation| -> bool {
-            let written = operation
-                .written_state()
-                .expect("indeterminate calls mutate");
+        if matches!(
+            (operation.op, operation.result),
+            (Op::Cas { .. }, Some(OkValue::Cas(false)))
+        ) {
+            latest_failed_cas = Some(latest_failed_cas.map_or(returned, |t| t.max(returned)));
+        }
+    }
+    // Rules 1 and 2, then rule 3 until nothing changes.
+    let mut needed: Vec<bool> = operations
+        .iter()
+        .map(|operation| {
+            let Some(written) = operation.written_state() else {
+                return false; // an indeterminate read changes nothing
+            };
             let observed = latest_observer
                 .get(&written)
                 .is_some_and(|&t| t >= operation.invoked);
             let failed_cas = latest_failed_cas.is_some_and(|t| t >= operation.invoked);
-            observed || failed_cas
-        };
-        let before = operations.len();
-        operations.retain(|operation| operation.returned.is_some() || observable_after(operation));
-        if operations.len() == before {
-            return;
+            operation.returned.is_none() && (observed || failed_cas)
+        })
+        .collect();
+    let mut expected_by_needed_cas: HashSet<State> = HashSet::new();
+    loop {
+        for (operation, &is_needed) in operations.iter().zip(&needed) {
+            if let (true, Op::Cas { expect, .. }) = (is_needed, operation.op) {
+                expected_by_needed_cas.insert(Some(expect));
+            }
+        }
+        let mut changed = false;
+        for (operation, is_needed) in operations.iter().zip(needed.iter_mut()) {
+            let newly = !*is_needed
+                && operation.returned.is_none()
+                && operation
+                    .written_state()
+                    .is_some_and(|written| expected_by_needed_cas.contains(&written));
+            if newly {
+                *is_needed = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
         }
     }
+    let mut index = 0;
+    operations.retain(|operation| {
+        let keep = operation.returned.is_some() || needed[index];
+        index += 1;
+        keep
+    });
 }
 
 #[cfg(test)]
@@ -105,6 +133,25 @@ mod tests {
         drop_unobserved_indeterminate(&mut ops);
         assert_eq!(ops.len(), 2);
         assert!(ops.iter().all(|o| o.returned.is_some()));
+    }
+
+    #[test]
+    fn indeterminate_calls_that_only_observe_each_other_are_dropped() {
+        // A cycle of unknown Cas calls keeps nothing alive unless a known result observes it.
+        let cycle = vec![
+            unknown(Op::Write(0), 0),
+            unknown(Op::Cas { expect: 0, new: 1 }, 1),
+            unknown(Op::Cas { expect: 1, new: 0 }, 2),
+            ok(Op::Read, OkValue::Read(Some(7)), 3, 4),
+        ];
+        let mut ops = cycle.clone();
+        drop_unobserved_indeterminate(&mut ops);
+        assert_eq!(ops.len(), 1);
+        // Once a read sees 1, the Cas writing 1 is needed, so is the write of 0 it expects.
+        let mut ops = cycle;
+        ops.push(ok(Op::Read, OkValue::Read(Some(1)), 5, 6));
+        drop_unobserved_indeterminate(&mut ops);
+        assert_eq!(ops.len(), 5);
     }
 
     #[test]
