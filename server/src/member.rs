@@ -275,6 +275,9 @@ enum PendingRead {
     /// A `MemberList` with `linearizable` set (etcd 3.5's client sets it:
     /// `LinearizableReadNotify` first, then the local list).
     MemberList,
+    /// v3election `Leader`: the oldest key under the election's prefix (etcd's
+    /// `Election.Leader` is a linearizable Get).
+    ElectionLeader(mvcc::RangeRequest),
 }
 
 /// An open streaming call.
@@ -1539,6 +1542,18 @@ impl Member {
                         members: self.shared.membership.lock().list(),
                     }
                     .encode_to_vec()),
+                    PendingRead::ElectionLeader(req) => self
+                        .store
+                        .range(&req)
+                        .map_err(|e| convert::store_error(&e))
+                        .and_then(|resp| match resp.kvs.first() {
+                            None => Err(Status::unknown("election: no leader")),
+                            Some(kv) => Ok(v3electionpb::LeaderResponse {
+                                header: Some(h.header(resp.revision)),
+                                kv: Some(convert::key_value(kv)),
+                            }
+                            .encode_to_vec()),
+                        }),
                 };
                 let _ = self.waker.wake(Wake::Reply(call, result));
             }
@@ -2844,15 +2859,11 @@ impl Member {
                     sort_target: mvcc::SortTarget::Create,
                     ..Default::default()
                 };
-                let resp = try_s!(self.store.range(&req).map_err(|e| convert::store_error(&e)));
-                let Some(kv) = resp.kvs.first() else {
-                    return Some(Err(Status::unknown("election: no leader")));
-                };
-                let out = v3electionpb::LeaderResponse {
-                    header: Some(h.header(resp.revision)),
-                    kv: Some(convert::key_value(kv)),
-                };
-                Some(Ok(out.encode_to_vec()))
+                // Linearizable, like etcd's: a follower must not answer from a state older
+                // than a Proclaim or Resign the client saw acknowledged.
+                self.read_batch
+                    .push((call, PendingRead::ElectionLeader(req)));
+                None
             }
             Rpc::Unlock => {
                 let r: v3lockpb::UnlockRequest = try_s!(decode(msg));
