@@ -569,7 +569,9 @@ fn shape_strategy() -> impl Strategy<Value = Shape> {
         3u64..=6,
         1u64..=12,
         1u64..=2,
-        0u64..=20,
+        // Up to 10% timeouts: dense small-value histories with ~20% timeouts on one key can
+        // take seconds (see src/checker/README.md, "not done yet").
+        0u64..=10,
         0u64..=10,
         any::<bool>(),
         1u64..=30,

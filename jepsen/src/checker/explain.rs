@@ -19,40 +19,36 @@
 //! Every step is sound on its own, so when the time budget runs out the explanation is simply
 //! less reduced, never wrong.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::history::{describe_op, describe_outcome, Event, OkValue, Op, Outcome};
-use super::model::Operation;
+use super::model::{Operation, State};
 use super::wgl::SearchResult;
 use super::{check_key, Anomaly};
 
 /// Builds the anomaly for `key`, whose `operations` (from `history`) the search found not
-/// linearizable. Reduction stops at `deadline`.
+/// linearizable in `search_time`. Reduction stops at `deadline`.
 pub(crate) fn explain(
     history: &[Event],
     key: u64,
     operations: &[Operation],
+    search_time: Duration,
     deadline: Instant,
 ) -> Anomaly {
     let mut complete = true;
-    // A trial that runs out of time proves nothing and is not applied. Each trial gets 20 times
-    // the longest decided trial so far (at least 20 ms) and at most a quarter of what is left,
-    // so a few hard trials cannot eat the whole budget.
-    let mut longest_decided = Duration::ZERO;
+    // A trial that runs out of time proves nothing and is not applied. Each trial gets twice
+    // what the search of the whole key took (at least 10 ms) and at most a quarter of what is
+    // left, so a few hard trials cannot eat the whole budget.
+    let trial_budget = (search_time * 2).max(Duration::from_millis(10));
     let mut proven_impossible = |candidate: &[Operation]| {
         let now = Instant::now();
         if now >= deadline {
             complete = false;
             return false;
         }
-        let budget = (longest_decided * 20)
-            .max(Duration::from_millis(20))
-            .min((deadline - now) / 4);
-        let result = check_key(candidate, now + budget);
-        if result != SearchResult::TimedOut {
-            longest_decided = longest_decided.max(now.elapsed());
-        }
-        match result {
+        let budget = trial_budget.min((deadline - now) / 4);
+        match check_key(candidate, now + budget) {
             SearchResult::NotLinearizable => true,
             SearchResult::Linearizable => false,
             SearchResult::TimedOut => {
@@ -79,12 +75,29 @@ pub(crate) fn explain(
     let prefix = cut_at(operations, cut_time);
 
     // 2. Give up results while the prefix stays impossible: first the observations (dropping
-    // failed Cas calls lets `prune.rs` remove the indeterminate writes they kept alive, which
-    // keeps the later trials fast), then the mutations.
+    // failed Cas calls lets `prune.rs` remove the indeterminate writes they kept alive), then
+    // the mutations whose value no remaining result observes (made indeterminate, they
+    // vanish), then the others (each kept indeterminate call makes later trials slower).
     let mut weakened = vec![false; prefix.len()];
-    for observations in [true, false] {
+    for phase in [
+        Phase::Observations,
+        Phase::UnobservedMutations,
+        Phase::ObservedMutations,
+    ] {
+        let observed: HashSet<State> = weaken(&prefix, &weakened)
+            .iter()
+            .filter(|o| o.returned.is_some())
+            .filter_map(Operation::observed_state)
+            .collect();
+        let in_phase = |o: &Operation| match phase {
+            Phase::Observations => !o.may_change_state(),
+            Phase::UnobservedMutations => {
+                o.may_change_state() && !o.written_state().is_some_and(|x| observed.contains(&x))
+            }
+            Phase::ObservedMutations => o.may_change_state(),
+        };
         let candidates: Vec<usize> = (0..prefix.len())
-            .filter(|&i| prefix[i].result.is_some() && prefix[i].may_change_state() != observations)
+            .filter(|&i| prefix[i].result.is_some() && !weakened[i] && in_phase(&prefix[i]))
             .collect();
         let mut chunk = candidates.len().div_ceil(2).max(1);
         while !candidates.is_empty() {
@@ -121,6 +134,17 @@ pub(crate) fn explain(
         ops: kept.iter().map(|o| history[o.event]).collect(),
         explanation,
     }
+}
+
+/// The order in which results are given up.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Ok reads and Cas calls that did not swap.
+    Observations,
+    /// Ok mutations whose value no remaining known result observes.
+    UnobservedMutations,
+    /// The remaining ok mutations.
+    ObservedMutations,
 }
 
 /// The history as it stood at time `cut`: operations invoked after it are gone, those still

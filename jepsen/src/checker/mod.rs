@@ -53,6 +53,10 @@ pub use history::{validate, Event, HistoryError, OkValue, Op, Outcome};
 use model::Operation;
 use wgl::SearchResult;
 
+/// Reducing a violation to an [`Anomaly`] may take at least this long (if the time limit
+/// allows), or 20 times what finding it took, whichever is longer.
+const EXPLAIN_AT_LEAST: Duration = Duration::from_secs(1);
+
 /// What [`check`] concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -84,8 +88,9 @@ pub struct Anomaly {
 /// absent.
 ///
 /// Gives up with [`Verdict::Unknown`] once `time_limit` has passed. When a violation is found,
-/// reducing it to a readable [`Anomaly`] gets whatever remains of the limit, and at least a
-/// tenth of it. A malformed history (see [`validate`]) is reported as an anomaly naming the bad
+/// reducing it to a readable [`Anomaly`] takes at most 20 times as long as finding it, at least
+/// one second, and never more than `time_limit` (a reduction cut short is less reduced, never
+/// wrong). A malformed history (see [`validate`]) is reported as an anomaly naming the bad
 /// event; call [`validate`] first to tell a broken harness from a broken store.
 pub fn check(history: &[Event], time_limit: Duration) -> Verdict {
     let start = Instant::now();
@@ -114,15 +119,17 @@ pub fn check(history: &[Event], time_limit: Duration) -> Verdict {
     }
     let mut timed_out = false;
     for (key, operations) in by_key {
+        let search_start = Instant::now();
         match check_key(&operations, deadline) {
             SearchResult::Linearizable => {}
-            // Keep going: a later, smaller key may still be decided (and fail) quickly.
+            // Keep going: a later key may still be decided (and fail) quickly.
             SearchResult::TimedOut => timed_out = true,
             SearchResult::NotLinearizable => {
-                let now = Instant::now();
-                let explain_deadline =
-                    deadline.max(now.checked_add(time_limit / 10).unwrap_or(far_future));
-                let anomaly = explain::explain(history, key, &operations, explain_deadline);
+                let search_time = search_start.elapsed();
+                let budget = (search_time * 20).max(EXPLAIN_AT_LEAST).min(time_limit);
+                let explain_deadline = Instant::now().checked_add(budget).unwrap_or(far_future);
+                let anomaly =
+                    explain::explain(history, key, &operations, search_time, explain_deadline);
                 return Verdict::NotLinearizable(anomaly);
             }
         }
