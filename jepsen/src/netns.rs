@@ -127,44 +127,37 @@ impl Network {
     /// Installs `grudge` (healing whatever was installed before).
     pub fn partition(&mut self, grudge: &Grudge) -> io::Result<()> {
         self.heal()?;
-        for (node, sources) in grudge.drops.iter().enumerate() {
-            for &src in sources {
-                let from = self.ip(src).to_string();
-                ip(&[
-                    "-n",
-                    &self.namespace(node),
-                    "rule",
-                    "add",
-                    "pref",
-                    "10",
-                    "from",
-                    &from,
-                    "blackhole",
-                ])?;
-            }
-        }
+        self.drop_rules("add", grudge)?;
         self.installed = Some(grudge.clone());
         Ok(())
     }
 
     /// Removes the installed partition, if any.
     pub fn heal(&mut self) -> io::Result<()> {
-        if let Some(g) = self.installed.take() {
-            for (node, sources) in g.drops.iter().enumerate() {
-                for &src in sources {
-                    let from = self.ip(src).to_string();
-                    ip(&[
-                        "-n",
-                        &self.namespace(node),
-                        "rule",
-                        "del",
-                        "pref",
-                        "10",
-                        "from",
-                        &from,
-                        "blackhole",
-                    ])?;
-                }
+        match self.installed.take() {
+            Some(g) => self.drop_rules("del", &g),
+            None => Ok(()),
+        }
+    }
+
+    /// `ip rule add|del pref 10 from <source> blackhole` in each node's namespace, for every
+    /// source its grudge names.
+    fn drop_rules(&self, action: &str, grudge: &Grudge) -> io::Result<()> {
+        for (node, sources) in grudge.drops.iter().enumerate() {
+            for &src in sources {
+                let from = self.ip(src).to_string();
+                let ns = self.namespace(node);
+                ip(&[
+                    "-n",
+                    &ns,
+                    "rule",
+                    action,
+                    "pref",
+                    "10",
+                    "from",
+                    &from,
+                    "blackhole",
+                ])?;
             }
         }
         Ok(())
