@@ -13,8 +13,9 @@
 //!    invocation, or not at all). Both changes only allow more orders, so whatever stays
 //!    impossible proves the original impossible too. Weakened writes that nobody observes then
 //!    disappear by the rule in `prune.rs`. Candidates are tried in halving chunks
-//!    (as in delta debugging), then one by one, so the result is 1-minimal: giving up any one
-//!    more result would make it linearizable.
+//!    (as in delta debugging), observations first, then mutations, down to one by one, so
+//!    unless a trial ran out of time the result is 1-minimal: giving up any one more result
+//!    would make it linearizable.
 //!
 //! Every step is sound on its own, so when the time budget runs out the explanation is simply
 //! less reduced, never wrong.
