@@ -30,7 +30,7 @@
 //! Linearizable ranges use ReadIndex (thesis §6.4) then wait for the apply index; serializable
 //! ranges are served locally. Everything else answers Unimplemented.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -380,6 +380,11 @@ pub struct Member {
     read_batch: ReadBatch,
     /// ReadIndex requests in flight: context id → (deadline, reads).
     reads_in_flight: HashMap<u64, (Instant, ReadBatch)>,
+    /// Leader: keep-alives waiting for the apply thread to reach the commit index they arrived
+    /// at (commit index, stream, request).
+    keep_alives_awaiting_apply: Vec<(u64, CallId, pb::LeaseKeepAliveRequest)>,
+    /// Keep-alive streams the client half-closed while one of theirs waited (finished after).
+    keep_alives_half_closed: HashSet<CallId>,
     /// Reads that arrived while no leader was known, with their deadlines: like etcd's read
     /// loop they wait for one (until the request timeout) instead of failing at once.
     reads_awaiting_leader: Vec<(Instant, ReadBatch)>,
@@ -649,6 +654,8 @@ pub fn start(cfg: Config, metrics: Arc<ServerMetrics>) -> Result<RunningMember, 
         read_batch: Vec::new(),
         reads_in_flight: HashMap::new(),
         reads_awaiting_leader: Vec::new(),
+        keep_alives_awaiting_apply: Vec::new(),
+        keep_alives_half_closed: HashSet::new(),
         reads_ready: Vec::new(),
         committed: 0,
         db_size: 0,
@@ -2005,35 +2012,88 @@ impl Member {
                     self.streams.remove(&call);
                     return Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
                 }
-                // etcd: a lease that is gone (or expired) answers TTL 0, not an error.
-                let ttl = match self.store.lease_renew(req.id, self.now_ms()) {
-                    Ok(renewal) => {
-                        if renewal.clear_checkpoint {
-                            let cp = pb::LeaseCheckpoint {
-                                id: req.id,
-                                remaining_ttl: 0,
-                            };
-                            self.propose_internal(Request::LeaseCheckpoint(
-                                pb::LeaseCheckpointRequest {
-                                    checkpoints: vec![cp],
-                                },
-                            ));
-                        }
-                        renewal.ttl
-                    }
-                    Err(_) => 0,
-                };
-                let h = self.shared.header();
-                let resp = pb::LeaseKeepAliveResponse {
-                    header: Some(h.header(self.store.current_revision())),
-                    id: req.id,
-                    ttl,
-                };
-                if ctx.send_message(call, &resp.encode_to_vec()).is_err() {
-                    self.streams.remove(&call);
+                // etcd 3.5's leader waits until it applied everything committed before renewing
+                // (`waitAppliedIndex`): a lease granted through a follower may be committed and
+                // applied there but not yet here, and "not found" would answer TTL 0, which
+                // ends the client's session ("elect: session expired").
+                // Raft's commit index, not `self.committed` (what was handed to the apply
+                // thread): followers learn a commit before the leader's own WAL write of the
+                // entry is durable, and only then does the leader hand it to its apply thread.
+                let commit = self.core.status().hard_state.commit;
+                let applied = self.shared.applied.load(Ordering::Acquire);
+                if applied < commit {
+                    self.keep_alives_awaiting_apply.push((commit, call, req));
+                    return;
                 }
+                self.renew_lease(ctx, call, req);
             }
             None => {}
+        }
+    }
+
+    /// Answer the keep-alives that waited for the apply thread to reach their commit index
+    /// (see the `Stream::KeepAlive` case of `on_message`).
+    fn renew_waiting_keep_alives(&mut self, ctx: &mut Ctx<Wake>) {
+        if self.keep_alives_awaiting_apply.is_empty() {
+            return;
+        }
+        let applied = self.shared.applied.load(Ordering::Acquire);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.keep_alives_awaiting_apply)
+                .into_iter()
+                .partition(|(index, _, _)| *index <= applied);
+        self.keep_alives_awaiting_apply = waiting;
+        for (_, call, req) in ready {
+            if !self.streams.contains_key(&call) {
+                self.keep_alives_half_closed.remove(&call);
+                continue;
+            }
+            if !self.is_leader {
+                self.keep_alives_half_closed.remove(&call);
+                self.streams.remove(&call);
+                Self::finish_call(ctx, call, Err(EtcdError::NoLeader.status()));
+                continue;
+            }
+            self.renew_lease(ctx, call, req);
+            let still_waiting = self
+                .keep_alives_awaiting_apply
+                .iter()
+                .any(|(_, c, _)| *c == call);
+            if !still_waiting && self.keep_alives_half_closed.remove(&call) {
+                self.streams.remove(&call);
+                if let Err(e) = ctx.finish(call, keel_net::grpc::Status::ok()) {
+                    log_debug!("answer dropped: {e}");
+                }
+            }
+        }
+    }
+
+    /// Leader: renew `req`'s lease and answer on the keep-alive stream `call`.
+    fn renew_lease(&mut self, ctx: &mut Ctx<Wake>, call: CallId, req: pb::LeaseKeepAliveRequest) {
+        // etcd: a lease that is gone (or expired) answers TTL 0, not an error.
+        let ttl = match self.store.lease_renew(req.id, self.now_ms()) {
+            Ok(renewal) => {
+                if renewal.clear_checkpoint {
+                    let cp = pb::LeaseCheckpoint {
+                        id: req.id,
+                        remaining_ttl: 0,
+                    };
+                    self.propose_internal(Request::LeaseCheckpoint(pb::LeaseCheckpointRequest {
+                        checkpoints: vec![cp],
+                    }));
+                }
+                renewal.ttl
+            }
+            Err(_) => 0,
+        };
+        let h = self.shared.header();
+        let resp = pb::LeaseKeepAliveResponse {
+            header: Some(h.header(self.store.current_revision())),
+            id: req.id,
+            ttl,
+        };
+        if ctx.send_message(call, &resp.encode_to_vec()).is_err() {
+            self.streams.remove(&call);
         }
     }
 
@@ -3018,9 +3078,18 @@ impl Handler<Wake> for Member {
                 // etcd keeps a watch stream open after the client stops sending; a keep-alive
                 // stream ends with OK.
                 if let Some(Stream::KeepAlive) = self.streams.get(&call) {
-                    self.streams.remove(&call);
-                    if let Err(e) = ctx.finish(call, keel_net::grpc::Status::ok()) {
-                        log_debug!("answer dropped: {e}");
+                    if self
+                        .keep_alives_awaiting_apply
+                        .iter()
+                        .any(|(_, c, _)| *c == call)
+                    {
+                        // Its last keep-alive waits for the apply thread: finish after it.
+                        self.keep_alives_half_closed.insert(call);
+                    } else {
+                        self.streams.remove(&call);
+                        if let Err(e) = ctx.finish(call, keel_net::grpc::Status::ok()) {
+                            log_debug!("answer dropped: {e}");
+                        }
                     }
                 }
                 if let Some(pc) = self.calls.remove(&call) {
@@ -3031,6 +3100,7 @@ impl Handler<Wake> for Member {
             CallEvent::Cancelled { call, .. } => {
                 self.calls.remove(&call);
                 self.streams.remove(&call);
+                self.keep_alives_half_closed.remove(&call);
                 if let Some(w) = self.locks.remove(&call) {
                     // etcd's Mutex deletes its key when the caller gives up waiting.
                     self.propose_internal(Request::DeleteRange(pb::DeleteRangeRequest {
@@ -3130,6 +3200,7 @@ impl Handler<Wake> for Member {
             Wake::WatchReady(call) => self.drain_watch(ctx, call),
             Wake::Applied(_) => {
                 self.serve_reads();
+                self.renew_waiting_keep_alives(ctx);
                 self.check_locks();
                 self.check_observers(ctx);
             }
