@@ -20,6 +20,29 @@ struct Transcript {
 }
 
 impl Transcript {
+    /// An empty transcript of `ctl` against `cluster`, normalising the cluster's ports, temp dir
+    /// and its members' and cluster's IDs (asked of each member).
+    fn new(cluster: &Cluster, ctl: Etcdctl) -> Transcript {
+        let members: Vec<(u16, u16, String)> = cluster
+            .members
+            .iter()
+            .map(|m| (m.client_port, m.peer_port, m.name.clone()))
+            .collect();
+        let mut t = Transcript {
+            ctl,
+            norm: Normalizer::new(&members, &cluster.dir().display().to_string()),
+            text: String::new(),
+        };
+        for m in &cluster.members {
+            let s = crate::grpc::status(&m.endpoint())
+                .unwrap_or_else(|e| panic!("status of {}: {e}", m.name));
+            let h = s.header.unwrap_or_default();
+            t.norm.name_id(h.member_id, &format!("<member:{}>", m.name));
+            t.norm.name_id(h.cluster_id, "<cluster>");
+        }
+        t
+    }
+
     fn record(&mut self, args: &[&str], o: &CtlOutput) {
         let _ = writeln!(self.text, "$ etcdctl {}", self.norm.apply(&args.join(" ")));
         let _ = writeln!(self.text, "[{}]", if o.success { "ok" } else { "failed" });
@@ -111,11 +134,6 @@ pub fn run_session(cluster: &mut Cluster) -> String {
 pub fn run_session_with(cluster: &mut Cluster, ctl: Etcdctl) -> String {
     let all: Vec<usize> = (0..cluster.members.len()).collect();
     let endpoints = cluster.endpoints_of(&all);
-    let members: Vec<(u16, u16, String)> = cluster
-        .members
-        .iter()
-        .map(|m| (m.client_port, m.peer_port, m.name.clone()))
-        .collect();
     let dir = cluster.dir().to_path_buf();
     // Ordinary steps talk to the first member only, so that the member ID in response headers
     // is always the same one (with three members that one may be a follower: its writes are
@@ -124,18 +142,7 @@ pub fn run_session_with(cluster: &mut Cluster, ctl: Etcdctl) -> String {
         endpoints: vec![endpoints[0].clone()],
         ..ctl
     };
-    let mut t = Transcript {
-        ctl: one.clone(),
-        norm: Normalizer::new(&members, &dir.display().to_string()),
-        text: String::new(),
-    };
-    for m in &cluster.members {
-        let s = crate::grpc::status(&m.endpoint())
-            .unwrap_or_else(|e| panic!("status of {}: {e}", m.name));
-        let h = s.header.unwrap_or_default();
-        t.norm.name_id(h.member_id, &format!("<member:{}>", m.name));
-        t.norm.name_id(h.cluster_id, "<cluster>");
-    }
+    let mut t = Transcript::new(cluster, one.clone());
 
     // --- KV: put, get with ranges / limits / sorting / revisions, del.
     for (k, v) in [
@@ -413,21 +420,7 @@ fn endpoint_status(t: &mut Transcript, n: usize) {
 /// sequence. Returns the normalised transcript.
 pub fn run_restart_session(cluster: &mut Cluster) -> String {
     let endpoints = cluster.endpoints_of(&[0]);
-    let members: Vec<(u16, u16, String)> = cluster
-        .members
-        .iter()
-        .map(|m| (m.client_port, m.peer_port, m.name.clone()))
-        .collect();
-    let dir = cluster.dir().display().to_string();
-    let mut t = Transcript {
-        ctl: Etcdctl::new(endpoints),
-        norm: Normalizer::new(&members, &dir),
-        text: String::new(),
-    };
-    let s = crate::grpc::status(&cluster.members[0].endpoint()).expect("status");
-    let h = s.header.unwrap_or_default();
-    t.norm.name_id(h.member_id, "<member:m1>");
-    t.norm.name_id(h.cluster_id, "<cluster>");
+    let mut t = Transcript::new(cluster, Etcdctl::new(endpoints));
 
     for (k, v) in [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4"), ("a", "5")] {
         t.step(&["put", k, v]);
@@ -493,27 +486,13 @@ impl Steps {
     /// Steps run by `ctl`'s executable against member `i` of `cluster`; the members' IDs and
     /// ports are normalised.
     pub fn new(cluster: &Cluster, ctl: &Etcdctl, i: usize) -> Steps {
-        let members: Vec<(u16, u16, String)> = cluster
-            .members
-            .iter()
-            .map(|m| (m.client_port, m.peer_port, m.name.clone()))
-            .collect();
-        let mut t = Transcript {
-            ctl: Etcdctl {
-                endpoints: cluster.endpoints_of(&[i]),
-                ..ctl.clone()
-            },
-            norm: Normalizer::new(&members, &cluster.dir().display().to_string()),
-            text: String::new(),
+        let ctl = Etcdctl {
+            endpoints: cluster.endpoints_of(&[i]),
+            ..ctl.clone()
         };
-        for m in &cluster.members {
-            let s = crate::grpc::status(&m.endpoint())
-                .unwrap_or_else(|e| panic!("status of {}: {e}", m.name));
-            let h = s.header.unwrap_or_default();
-            t.norm.name_id(h.member_id, &format!("<member:{}>", m.name));
-            t.norm.name_id(h.cluster_id, "<cluster>");
+        Steps {
+            t: Transcript::new(cluster, ctl),
         }
-        Steps { t }
     }
 
     /// Runs `etcdctl <args>` and records it.
