@@ -7,7 +7,9 @@
 //! network, kills members with SIGKILL and pauses them with SIGSTOP on a seeded schedule
 //! ([`nemesis`], [`partition`]); and a checker that decides whether the recorded history is
 //! linearizable ([`checker`], the Wing & Gong / Lowe search that Porcupine and Knossos use,
-//! one register at a time).
+//! one register at a time). Meanwhile one watcher per member follows every register, and
+//! [`watch`] checks that the watchers saw the same revisions, in order, none skipped, with every
+//! acknowledged write among them.
 //!
 //! Partitions are Jepsen's: every node silently drops inbound packets from the nodes its
 //! "grudge" names (here with policy-routing `blackhole` rules inside the namespace instead of
@@ -27,3 +29,4 @@ pub mod netns;
 pub mod partition;
 pub mod rng;
 pub mod runner;
+pub mod watch;

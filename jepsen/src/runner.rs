@@ -8,10 +8,11 @@ use crate::db::{Db, DbConfig};
 use crate::nemesis::{inject, undo, Fault};
 use crate::netns::Network;
 use crate::rng::Rng;
+use crate::watch::{check_watches, current_revision, follow, WatchLog};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A test's settings.
@@ -104,6 +105,12 @@ pub struct Report {
     pub indeterminate: usize,
     /// Answers that could not be understood (should be none).
     pub garbled: Vec<String>,
+    /// What the watch check found wrong (should be nothing; see [`crate::watch`]).
+    pub watch_problems: Vec<String>,
+    /// Changes the watchers received in all, and how often their streams were resumed.
+    pub watch_changes: usize,
+    /// See `watch_changes`.
+    pub watch_resumes: usize,
     /// What the nemesis did, with times from the start of the workload.
     pub nemesis: Vec<String>,
     /// Where the history, the nemesis log and the member logs are.
@@ -114,7 +121,7 @@ impl Report {
     /// One paragraph for a person.
     pub fn summary(&self) -> String {
         format!(
-            "seed {}: {} operations ({} ok, {} failed, {} indeterminate), {} faults, verdict {:?}; files in {}",
+            "seed {}: {} operations ({} ok, {} failed, {} indeterminate), {} faults, verdict {:?}; watches: {} changes, {} resumes, {} problems; files in {}",
             self.seed,
             self.history.len(),
             self.ok,
@@ -122,6 +129,9 @@ impl Report {
             self.indeterminate,
             self.nemesis.iter().filter(|l| !l.contains("heal") && !l.contains("restart") && !l.contains("resume") && !l.contains("recover")).count(),
             self.verdict,
+            self.watch_changes,
+            self.watch_resumes,
+            self.watch_problems.len(),
             self.dir.display()
         )
     }
@@ -149,7 +159,25 @@ pub fn run(cfg: &TestConfig) -> io::Result<Report> {
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let mut nemesis_log = Vec::new();
-    let results = std::thread::scope(|s| -> io::Result<Vec<(Vec<Event>, Vec<String>)>> {
+    let watch_stop = AtomicBool::new(false);
+    let final_revision = AtomicI64::new(i64::MAX);
+    type Gathered = (Vec<(Vec<Event>, Vec<String>)>, Vec<WatchLog>);
+    let (results, watch_logs) = std::thread::scope(|s| -> io::Result<Gathered> {
+        let watchers: Vec<_> = (0..cfg.nodes)
+            .map(|home| {
+                let (endpoints, watch_stop, final_revision) =
+                    (endpoints.clone(), &watch_stop, &final_revision);
+                s.spawn(move || {
+                    follow(
+                        home,
+                        endpoints,
+                        watch_stop,
+                        final_revision,
+                        Duration::from_secs(15),
+                    )
+                })
+            })
+            .collect();
         let workers: Vec<_> = (0..cfg.clients)
             .map(|id| {
                 let mut mine = endpoints.clone();
@@ -165,7 +193,17 @@ pub fn run(cfg: &TestConfig) -> io::Result<Report> {
             .into_iter()
             .map(|w| w.join().expect("a client thread panicked"))
             .collect();
-        outcome.map(|()| results)
+        // The watchers stop once they reached the store's revision (or 15 s after this).
+        match current_revision(&endpoints) {
+            Ok(r) => final_revision.store(r, Ordering::SeqCst),
+            Err(e) => nemesis_log.push(format!("could not read the final revision: {e}")),
+        }
+        watch_stop.store(true, Ordering::SeqCst);
+        let logs = watchers
+            .into_iter()
+            .map(|w| w.join().expect("a watcher thread panicked"))
+            .collect();
+        outcome.map(|()| (results, logs))
     })?;
 
     let mut history = Vec::new();
@@ -191,6 +229,12 @@ pub fn run(cfg: &TestConfig) -> io::Result<Report> {
     file.flush()?;
     std::fs::write(cfg.dir.join("nemesis.txt"), nemesis_log.join("\n") + "\n")?;
     let verdict = check(&history, cfg.check_limit);
+    let final_revision = final_revision.load(Ordering::SeqCst);
+    let watch_problems = if final_revision == i64::MAX {
+        vec!["the final revision could not be read".to_string()]
+    } else {
+        check_watches(&watch_logs, final_revision, &history)
+    };
     Ok(Report {
         seed: cfg.seed,
         verdict,
@@ -199,6 +243,9 @@ pub fn run(cfg: &TestConfig) -> io::Result<Report> {
         failed,
         indeterminate,
         garbled,
+        watch_problems,
+        watch_changes: watch_logs.iter().map(|l| l.changes.len()).sum(),
+        watch_resumes: watch_logs.iter().map(|l| l.resumes).sum(),
         nemesis: nemesis_log,
         dir: cfg.dir.clone(),
     })

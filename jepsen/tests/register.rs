@@ -1,7 +1,8 @@
 //! Jepsen-style tests in CI: a 3-member keel cluster in network namespaces, eight clients doing
 //! reads, writes, compare-and-sets and deletes on rotating registers, while the nemesis
 //! partitions the network (every partition kind) or kills and pauses members. The history must
-//! be linearizable and every answer readable.
+//! be linearizable, every answer readable, and the watchers (one per member, following every
+//! register) must agree, in order, with nothing skipped and every acknowledged write seen.
 //!
 //! Needs root (network namespaces). Without it the tests say so and pass, unless
 //! `KEEL_REQUIRE_TOOLS` is set (as `scripts/test` does), when they fail. Longer runs:

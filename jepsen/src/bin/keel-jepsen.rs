@@ -5,8 +5,8 @@
 //! keel-jepsen [--faults partition,kill,pause] [--duration 60] [--interval 5] [--nodes 3]
 //!             [--clients 8] [--keys 4] [--seed N] [--dir DIR] [--keel PATH]
 //! ```
-//! Exit status: 0 linearizable, 1 not linearizable (or unreadable answers), 2 the checker gave
-//! up (time limit) or the harness failed.
+//! Exit status: 0 linearizable with consistent watches, 1 not linearizable (or unreadable
+//! answers, or a watch problem), 2 the checker gave up (time limit) or the harness failed.
 
 use keel_jepsen::checker::Verdict;
 use keel_jepsen::nemesis::Fault;
@@ -97,8 +97,18 @@ fn main() {
             for g in &report.garbled {
                 println!("garbled answer: {g}");
             }
+            for p in &report.watch_problems {
+                println!("watch: {p}");
+            }
+            if let Verdict::NotLinearizable(a) = &report.verdict {
+                println!("{}", a.explanation);
+            }
             let code = match report.verdict {
-                Verdict::Linearizable if report.garbled.is_empty() => 0,
+                Verdict::Linearizable
+                    if report.garbled.is_empty() && report.watch_problems.is_empty() =>
+                {
+                    0
+                }
                 Verdict::Unknown => 2,
                 _ => 1,
             };
