@@ -2,36 +2,31 @@
 //! operations is chosen from one seed that the report prints. (Real time and the servers are not
 //! deterministic, so a seed reproduces the *schedule*, not the history.)
 
-/// SplitMix64: 64 bits of state, statistically good enough for choosing faults and operations.
+use keel_consensus::SplitMix64;
+
+/// The consensus crate's SplitMix64 (the same generator the Raft simulator uses), with the
+/// few extra draws a test schedule needs.
 #[derive(Clone, Debug)]
 pub struct Rng {
-    state: u64,
+    inner: SplitMix64,
 }
 
 impl Rng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng { state: seed }
+        Rng {
+            inner: SplitMix64::new(seed),
+        }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.inner.next_u64()
     }
 
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "Rng::below(0)");
-        self.next_u64() % n
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
+        self.inner.below(n)
     }
 
     /// A generator for a sub-task (a client thread), independent of this one's later draws.

@@ -31,6 +31,18 @@ pub(crate) struct Operation {
 }
 
 impl Operation {
+    /// A call that returned `result` (event index 0): the unit tests' shorthand.
+    #[cfg(test)]
+    pub(crate) fn answered(op: Op, result: OkValue, invoked: u64, returned: u64) -> Operation {
+        Operation {
+            op,
+            result: Some(result),
+            invoked,
+            returned: Some(returned),
+            event: 0,
+        }
+    }
+
     /// The search's view of `history[index]`, or `None` if the event constrains nothing: a
     /// `Failed` call (it did not happen) or an indeterminate `Read` (it changes nothing and
     /// nobody saw its answer).

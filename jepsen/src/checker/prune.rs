@@ -104,13 +104,7 @@ mod tests {
     use super::*;
 
     fn ok(op: Op, result: OkValue, invoked: u64, returned: u64) -> Operation {
-        Operation {
-            op,
-            result: Some(result),
-            invoked,
-            returned: Some(returned),
-            event: 0,
-        }
+        Operation::answered(op, result, invoked, returned)
     }
 
     fn unknown(op: Op, invoked: u64) -> Operation {

@@ -271,13 +271,7 @@ mod tests {
     use std::time::Duration;
 
     fn ok(op: Op, result: OkValue, invoked: u64, returned: u64) -> Operation {
-        Operation {
-            op,
-            result: Some(result),
-            invoked,
-            returned: Some(returned),
-            event: 0,
-        }
+        Operation::answered(op, result, invoked, returned)
     }
 
     fn run(operations: &[Operation]) -> SearchResult {
