@@ -7,7 +7,7 @@ use keel_net::proto::etcdserverpb::{StatusRequest, StatusResponse};
 use keel_net::proto::Message;
 use std::fs::OpenOptions;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -205,11 +205,6 @@ impl Db {
             }
         }
         out
-    }
-
-    /// The data directory root.
-    pub fn dir(&self) -> &Path {
-        &self.config.dir
     }
 }
 

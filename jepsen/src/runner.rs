@@ -111,6 +111,8 @@ pub struct Report {
     pub watch_changes: usize,
     /// See `watch_changes`.
     pub watch_resumes: usize,
+    /// How many faults the nemesis injected.
+    pub faults: usize,
     /// What the nemesis did, with times from the start of the workload.
     pub nemesis: Vec<String>,
     /// Where the history, the nemesis log and the member logs are.
@@ -127,7 +129,7 @@ impl Report {
             self.ok,
             self.failed,
             self.indeterminate,
-            self.nemesis.iter().filter(|l| !l.contains("heal") && !l.contains("restart") && !l.contains("resume") && !l.contains("recover")).count(),
+            self.faults,
             self.verdict,
             self.watch_changes,
             self.watch_resumes,
@@ -161,8 +163,8 @@ pub fn run(cfg: &TestConfig) -> io::Result<Report> {
     let mut nemesis_log = Vec::new();
     let watch_stop = AtomicBool::new(false);
     let final_revision = AtomicI64::new(i64::MAX);
-    type Gathered = (Vec<(Vec<Event>, Vec<String>)>, Vec<WatchLog>);
-    let (results, watch_logs) = std::thread::scope(|s| -> io::Result<Gathered> {
+    type Gathered = (Vec<(Vec<Event>, Vec<String>)>, Vec<WatchLog>, usize);
+    let (results, watch_logs, faults) = std::thread::scope(|s| -> io::Result<Gathered> {
         let watchers: Vec<_> = (0..cfg.nodes)
             .map(|home| {
                 let (endpoints, watch_stop, final_revision) =
@@ -203,7 +205,7 @@ pub fn run(cfg: &TestConfig) -> io::Result<Report> {
             .into_iter()
             .map(|w| w.join().expect("a watcher thread panicked"))
             .collect();
-        outcome.map(|()| (results, logs))
+        outcome.map(|faults| (results, logs, faults))
     })?;
 
     let mut history = Vec::new();
@@ -246,6 +248,7 @@ pub fn run(cfg: &TestConfig) -> io::Result<Report> {
         watch_problems,
         watch_changes: watch_logs.iter().map(|l| l.changes.len()).sum(),
         watch_resumes: watch_logs.iter().map(|l| l.resumes).sum(),
+        faults,
         nemesis: nemesis_log,
         dir: cfg.dir.clone(),
     })
@@ -257,12 +260,14 @@ fn run_nemesis(
     rng: &mut Rng,
     start: Instant,
     log: &mut Vec<String>,
-) -> io::Result<()> {
+) -> io::Result<usize> {
     let stamp = |what: String| format!("{:>8.3}s {what}", start.elapsed().as_secs_f64());
     let faults_end = start + cfg.duration;
+    let mut faults = 0;
     while !cfg.faults.is_empty() && Instant::now() + 2 * cfg.fault_interval <= faults_end {
         std::thread::sleep(cfg.fault_interval);
         let (injected, what) = inject(db, &cfg.faults, rng)?;
+        faults += 1;
         log.push(stamp(what));
         std::thread::sleep(cfg.fault_interval);
         let what = undo(db, injected)?;
@@ -276,7 +281,7 @@ fn run_nemesis(
     db.wait_for_leader(Duration::from_secs(30))
         .map_err(|e| io::Error::other(format!("{e} after recovering\n{}", db.log_tails(30))))?;
     std::thread::sleep(cfg.quiet);
-    Ok(())
+    Ok(faults)
 }
 
 /// One client: random operations on the current registers until told to stop.
